@@ -1,0 +1,37 @@
+"""The exceptions brainstate raises.
+
+Every error derives from :class:`BrainStateError`, so ``except brainstate.BrainStateError`` catches
+all of them. Each message names the state (by its path in the module tree, or its name) or the
+argument at fault and says what to do instead.
+"""
+
+__all__ = [
+    'BrainStateError',
+    'StateValueError',
+    'TracerLeakError',
+    'StateArgumentError',
+    'BatchAxisError',
+]
+
+
+class BrainStateError(Exception):
+    """Base class of every error raised by brainstate."""
+
+
+class StateValueError(BrainStateError, ValueError):
+    """A state was given a value whose tree structure, shape or dtype it cannot hold."""
+
+
+class TracerLeakError(BrainStateError):
+    """A JAX tracer was about to be stored in a State outside any brainstate transform.
+
+    This is the common first mistake: stateful code run under raw ``jax.jit`` or ``jax.vmap``.
+    """
+
+
+class StateArgumentError(BrainStateError, TypeError):
+    """A State object was passed into, or returned from, a transformed function."""
+
+
+class BatchAxisError(BrainStateError, ValueError):
+    """A batched value was written into a state that ``vmap`` treats as shared."""

@@ -1,0 +1,20 @@
+"""The state IR: graphs of state reads, state writes and JAX primitives.
+
+Public face of the IR; the implementation lives in the private modules.
+"""
+
+from ._graph import Graph, Literal, NODE_KINDS, Node, Value
+from ._lower import LoweredGraph, REGION_LOWERING_RULES, lower_subgraph, lower_to_jaxpr
+from ._primitives import state_read_p, state_write_p
+from ._printer import format_graph, source_location
+from ._trace import TraceContext, trace, trace_flat
+from ._from_jaxpr import graph_from_jaxpr
+from ._verifier import IRVerificationError, verify
+
+__all__ = [
+    'Graph', 'Node', 'Value', 'Literal', 'NODE_KINDS',
+    'trace', 'trace_flat', 'TraceContext', 'graph_from_jaxpr',
+    'lower_to_jaxpr', 'lower_subgraph', 'LoweredGraph', 'REGION_LOWERING_RULES',
+    'verify', 'IRVerificationError', 'format_graph', 'source_location',
+    'state_read_p', 'state_write_p',
+]

@@ -1,0 +1,126 @@
+"""Building a Graph from a jaxpr recorded while tracing.
+
+``state_read`` / ``state_write`` equations become state nodes; calls whose body is a nested jaxpr
+(``jax.jit`` helpers, ``closed_call``) are inlined so the states they touch are seen at this level;
+every other primitive becomes a ``primitive`` node carrying its params. A primitive that carries
+a nested jaxpr we do not inline (raw ``lax.scan``, ``lax.cond``, ``custom_jvp``, ...) must not
+touch states: its body would run outside brainstate's control, so that is an error.
+"""
+
+from __future__ import annotations
+
+import jax.extend.core as jex_core
+
+from .._errors import BrainStateError
+from ._graph import Graph, Literal, Node
+from ._primitives import state_read_p, state_write_p
+
+__all__ = ['graph_from_jaxpr']
+
+# Calls that are just "run this jaxpr": inlining them loses nothing.
+_INLINED_CALLS = {'jit': 'jaxpr', 'pjit': 'jaxpr', 'closed_call': 'call_jaxpr',
+                  'core_call': 'call_jaxpr', 'call': 'call_jaxpr'}
+
+
+def _first_state_op(jaxpr, cache: dict):
+    """The first state equation anywhere inside ``jaxpr`` (nested jaxprs included), or None."""
+    key = id(jaxpr)
+    if key in cache:
+        return cache[key]
+    found = None
+    for eqn in jaxpr.eqns:
+        if eqn.primitive is state_read_p or eqn.primitive is state_write_p:
+            found = eqn
+            break
+        for sub in jex_core.jaxprs_in_params(eqn.params):
+            found = _first_state_op(sub, cache)
+            if found is not None:
+                break
+        if found is not None:
+            break
+    cache[key] = found
+    return found
+
+
+class _Converter:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.state_op_cache: dict = {}
+
+    def operand(self, env, atom):
+        if isinstance(atom, jex_core.Literal):
+            return Literal(atom.val, atom.aval)
+        return env[atom]
+
+    def bind_outputs(self, env, eqn, node):
+        for var, value in zip(eqn.outvars, node.outputs):
+            env[var] = value
+
+    def run(self, jaxpr, env):
+        graph = self.graph
+        for eqn in jaxpr.eqns:
+            prim = eqn.primitive
+            if prim is state_read_p:
+                node = Node('state_read', state=eqn.params['state'],
+                            output_avals=[v.aval for v in eqn.outvars],
+                            source_info=eqn.source_info)
+                graph.append(node)
+                self.bind_outputs(env, eqn, node)
+                continue
+            if prim is state_write_p:
+                node = Node('state_write', state=eqn.params['state'],
+                            inputs=[self.operand(env, a) for a in eqn.invars],
+                            source_info=eqn.source_info)
+                graph.append(node)
+                continue
+            inner_key = _INLINED_CALLS.get(prim.name)
+            if inner_key is not None and inner_key in eqn.params:
+                inner = eqn.params[inner_key]
+                closed = inner if isinstance(inner, jex_core.ClosedJaxpr) else None
+                inner_jaxpr = closed.jaxpr if closed is not None else inner
+                inner_env = {}
+                for var, const in zip(inner_jaxpr.constvars, closed.consts if closed else ()):
+                    inner_env[var] = self.constant(const, var.aval)
+                for var, atom in zip(inner_jaxpr.invars, eqn.invars):
+                    inner_env[var] = self.operand(env, atom)
+                self.run(inner_jaxpr, inner_env)
+                for var, atom in zip(eqn.outvars, inner_jaxpr.outvars):
+                    env[var] = self.operand(inner_env, atom)
+                continue
+            for sub in jex_core.jaxprs_in_params(eqn.params):
+                state_eqn = _first_state_op(sub, self.state_op_cache)
+                if state_eqn is not None:
+                    raise BrainStateError(
+                        f'State {state_eqn.params["state"].label()} is read or written inside '
+                        f'a raw `{prim.name}` (e.g. jax.lax.scan / cond / while_loop, or a '
+                        f'custom_jvp/custom_vjp function), whose body brainstate cannot thread '
+                        f'states through. Use the state-aware version from '
+                        f'brainstate.transform (for_loop, scan, while_loop, cond, ...), or pass '
+                        f'the state\'s value in as an argument.')
+            node = Node('primitive', op=prim, inputs=[self.operand(env, a) for a in eqn.invars],
+                        output_avals=[v.aval for v in eqn.outvars], params=eqn.params,
+                        source_info=eqn.source_info,
+                        extra={'effects': eqn.effects, 'ctx': eqn.ctx})
+            graph.append(node)
+            self.bind_outputs(env, eqn, node)
+
+    def constant(self, value, aval):
+        node = Node('constant', output_avals=[aval], params={'value': value})
+        self.graph.append(node)
+        return node.outputs[0]
+
+
+def graph_from_jaxpr(closed_jaxpr, name: str = 'graph', input_names=None) -> Graph:
+    """Convert a ClosedJaxpr (possibly holding state primitives) into a Graph."""
+    graph = Graph(name)
+    converter = _Converter(graph)
+    jaxpr = closed_jaxpr.jaxpr
+    env = {}
+    names = list(input_names) if input_names is not None else [None] * len(jaxpr.invars)
+    for var, label in zip(jaxpr.invars, names):
+        env[var] = graph.add_input(var.aval, label)
+    for var, const in zip(jaxpr.constvars, closed_jaxpr.consts):
+        env[var] = converter.constant(const, var.aval)
+    converter.run(jaxpr, env)
+    graph.set_outputs([converter.operand(env, atom) for atom in jaxpr.outvars])
+    return graph

@@ -1,0 +1,123 @@
+"""Lowering: a canonical Graph becomes a ClosedJaxpr.
+
+Inputs are ``(values of the states read, graph inputs)``; outputs are ``(graph outputs, values of
+the states written)``. Constants the function closed over become the jaxpr's consts (the jit
+passes them as arguments, since XLA compiles large constants slowly). Regions are lowered by the
+rule registered for their name in :data:`REGION_LOWERING_RULES`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.extend.core as jex_core
+
+from .._errors import BrainStateError
+from ._graph import Graph, Literal
+
+__all__ = ['lower_to_jaxpr', 'LoweredGraph', 'REGION_LOWERING_RULES']
+
+# region name -> rule(node, invars: list[Atom], outvars: list[Var], lower_graph) -> list[JaxprEqn]
+REGION_LOWERING_RULES: dict = {}
+
+
+class LoweredGraph(NamedTuple):
+    """The result of lowering: the jaxpr and how its inputs and outputs map onto states."""
+    closed_jaxpr: jex_core.ClosedJaxpr
+    read_states: list      # one per leading input group, in order
+    written_states: list   # one per trailing output group, in order
+    num_inputs: int        # number of graph inputs (after the state leaves)
+    num_outputs: int       # number of graph outputs (before the state leaves)
+
+
+def _lower_body(graph: Graph, env: dict, eqns: list, edge_state_ops: bool = False):
+    """Append the equations of ``graph``'s compute nodes to ``eqns``; ``env`` maps Values to
+    jaxpr atoms and must already hold the inputs, constants and entry reads (which, like the
+    exit writes, the caller handles when ``edge_state_ops``)."""
+    def atom(value):
+        if isinstance(value, Literal):
+            return jex_core.Literal(value.val, value.aval)
+        return env[value]
+
+    for node in graph.nodes:
+        kind = node.kind
+        if kind == 'primitive':
+            invars = [atom(v) for v in node.inputs]
+            outvars = [jex_core.Var(v.aval) for v in node.outputs]
+            eqns.append(jex_core.new_jaxpr_eqn(
+                invars, outvars, node.op, node.params, node.extra.get('effects', frozenset()),
+                node.source_info, node.extra.get('ctx')))
+            env.update(zip(node.outputs, outvars))
+        elif kind == 'region':
+            rule = REGION_LOWERING_RULES.get(node.op)
+            if rule is None:
+                raise BrainStateError(f'No lowering rule for region {node.op!r}.')
+            invars = [atom(v) for v in node.inputs]
+            outvars = [jex_core.Var(v.aval) for v in node.outputs]
+            eqns.extend(rule(node, invars, outvars))
+            env.update(zip(node.outputs, outvars))
+        elif kind in ('state_read', 'state_write') and not edge_state_ops:
+            raise BrainStateError(
+                f'Cannot lower {node!r}: state operations must stand at the graph\'s edges. '
+                f'Run the hoist-states pass first.')
+    return atom
+
+
+def lower_subgraph(graph: Graph) -> jex_core.ClosedJaxpr:
+    """Lower a pure region body: inputs are the body's inputs, outputs its outputs."""
+    env, eqns, consts, constvars = {}, [], [], []
+    invars = []
+    for node in graph.nodes:
+        if node.kind == 'input':
+            var = jex_core.Var(node.outputs[0].aval)
+            env[node.outputs[0]] = var
+            invars.append(var)
+        elif node.kind == 'constant':
+            var = jex_core.Var(node.outputs[0].aval)
+            env[node.outputs[0]] = var
+            constvars.append(var)
+            consts.append(node.params['value'])
+    atom = _lower_body(graph, env, eqns)
+    outvars = [atom(v) for v in graph.outputs]
+    return _close(constvars, invars, outvars, eqns, consts)
+
+
+def _close(constvars, invars, outvars, eqns, consts):
+    effects = frozenset().union(*(e.effects for e in eqns)) if eqns else frozenset()
+    jaxpr = jex_core.Jaxpr(constvars, invars, outvars, eqns, effects)
+    return jex_core.ClosedJaxpr(jaxpr, consts)
+
+
+def lower_to_jaxpr(graph: Graph) -> LoweredGraph:
+    """Lower a canonical graph (see the hoist-states pass) to a ClosedJaxpr."""
+    if not graph.meta.get('canonical'):
+        raise BrainStateError('lower_to_jaxpr needs a canonical graph: run hoist_states first.')
+    env: dict = {}
+    read_states, written_states = [], []
+    state_invars, arg_invars, constvars, consts = [], [], [], []
+    write_values = []
+    for node in graph.nodes:
+        if node.kind == 'input':
+            var = jex_core.Var(node.outputs[0].aval)
+            env[node.outputs[0]] = var
+            arg_invars.append(var)
+        elif node.kind == 'state_read':
+            read_states.append(node.state)
+            for value in node.outputs:
+                var = jex_core.Var(value.aval)
+                env[value] = var
+                state_invars.append(var)
+        elif node.kind == 'constant':
+            var = jex_core.Var(node.outputs[0].aval)
+            env[node.outputs[0]] = var
+            constvars.append(var)
+            consts.append(node.params['value'])
+        elif node.kind == 'state_write':
+            written_states.append(node.state)
+            write_values.extend(node.inputs)
+    eqns: list = []
+    atom = _lower_body(graph, env, eqns, edge_state_ops=True)
+    outputs = graph.outputs
+    outvars = [atom(v) for v in outputs] + [atom(v) for v in write_values]
+    closed = _close(constvars, state_invars + arg_invars, outvars, eqns, consts)
+    return LoweredGraph(closed, read_states, written_states, len(arg_invars), len(outputs))

@@ -1,0 +1,133 @@
+"""The text form of the state IR: one line per node, regions indented under their node.
+
+    graph step(%0:f32[3]) {
+      %1:f32[] = state_read @Net.count
+      %2:f32[] = add %1 1.0:f32[]
+      state_write @Net.count %2
+      ...
+      return %6
+    }
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.extend import source_info_util
+
+__all__ = ['format_graph', 'format_node', 'source_location']
+
+_MAX_PARAM_CHARS = 60
+
+
+def _typed(namer, value) -> str:
+    from ._graph import Literal
+    if isinstance(value, Literal):
+        return repr(value)
+    return f'{namer(value)}:{short_type(value.aval)}'
+
+
+def short_type(aval) -> str:
+    """``f32[3,2]``: the compact type notation of jaxprs."""
+    try:
+        return aval.str_short(short_dtypes=True)
+    except TypeError:
+        return aval.str_short()
+
+
+def _format_param(value) -> str:
+    if hasattr(value, 'eqns') or hasattr(value, 'jaxpr'):
+        return '{jaxpr}'
+    if isinstance(value, (np.ndarray, jax.Array)):
+        return f'array<{value.dtype}{list(value.shape)}>'
+    text = str(value)
+    if isinstance(value, tuple) and not value:
+        text = '()'
+    text = ' '.join(text.split())
+    if len(text) > _MAX_PARAM_CHARS:
+        text = text[:_MAX_PARAM_CHARS - 3] + '...'
+    return text
+
+
+def _state_label(state) -> str:
+    label = '@' + state.label()
+    treedef = state.treedef
+    if treedef.num_leaves != 1 or treedef.num_nodes != 1:
+        paths, _ = jax.tree_util.tree_flatten_with_path(treedef.unflatten(range(treedef.num_leaves)))
+        keys = ' '.join(jax.tree_util.keystr(p) for p, _ in paths)
+        label += f'{{{keys}}}'
+    return label
+
+
+def source_location(node) -> str | None:
+    """``file.py:12 (fn)`` for the user code that produced ``node``, when known."""
+    if node.source_info is None:
+        return None
+    try:
+        return source_info_util.summarize(node.source_info)
+    except Exception:  # source info of foreign or hand-built nodes
+        return None
+
+
+def format_node(node, namer, meta: bool = False, source: bool = False) -> str:
+    """One node as a line (a region's body is not included)."""
+    outs = ' '.join(_typed(namer, v) for v in node.outputs)
+    ins = ' '.join(namer(v) for v in node.inputs)
+    if node.kind == 'input':
+        return f'{outs} = input'
+    if node.kind == 'output':
+        text = f'return {ins}'
+    elif node.kind == 'constant':
+        text = f'{outs} = constant {_format_param(node.params["value"])}'
+    elif node.is_state_op:
+        text = f'{node.kind} {_state_label(node.state)}'
+        if ins:
+            text += f' {ins}'
+        if outs:
+            text = f'{outs} = {text}'
+    else:
+        params = {k: v for k, v in node.params.items() if not k.startswith('_') and v is not None}
+        param_text = ' '.join(f'{k}={_format_param(v)}' for k, v in sorted(params.items()))
+        text = node.name + (f'[{param_text}]' if param_text else '')
+        if ins:
+            text += f' {ins}'
+        if outs:
+            text = f'{outs} = {text}'
+    notes = []
+    if meta and node.meta:
+        notes.append(' '.join(f'{k}={_format_param(v)}' for k, v in node.meta.items()))
+    if source:
+        where = source_location(node)
+        if where:
+            notes.append(where)
+    if notes:
+        text += '    # ' + '; '.join(notes)
+    return text
+
+
+def _format_body(graph, namer, indent, lines, meta, source):
+    for node in graph.nodes:
+        if node.kind == 'input':
+            continue
+        line = format_node(node, namer, meta, source)
+        if node.subgraphs:
+            lines.append(f'{indent}{line} {{')
+            for i, sub in enumerate(node.subgraphs):
+                args = ' '.join(_typed(namer, v) for v in sub.inputs)
+                lines.append(f'{indent}  {sub.name}({args}) {{')
+                _format_body(sub, namer, indent + '    ', lines, meta, source)
+                lines.append(f'{indent}  }}')
+            lines.append(f'{indent}}}')
+        else:
+            lines.append(indent + line)
+
+
+def format_graph(graph, meta: bool = False, source: bool = False) -> str:
+    """The whole graph as text."""
+    from ._graph import _Namer
+    namer = _Namer()
+    args = ', '.join(_typed(namer, v) for v in graph.inputs)
+    lines = [f'graph {graph.name}({args}) {{']
+    _format_body(graph, namer, '  ', lines, meta, source)
+    lines.append('}')
+    return '\n'.join(lines)

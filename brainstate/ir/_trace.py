@@ -1,0 +1,143 @@
+"""Tracing a Python function into the state IR.
+
+While a :class:`TraceContext` is active, ``State.value`` reads and writes bind the
+``state_read`` / ``state_write`` primitives, so ``jax.make_jaxpr`` records them in program order
+between the ordinary primitives; the jaxpr is then converted into a :class:`Graph`.
+The States' stored values are never touched while tracing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import jax
+from jax.extend import source_info_util
+
+from .. import _state
+from .._errors import StateArgumentError
+from .._state import State
+from ._from_jaxpr import graph_from_jaxpr
+from ._primitives import state_read_p, state_write_p
+
+__all__ = ['TraceContext', 'trace', 'trace_flat']
+
+# Frames inside brainstate are not "user code": source locations skip them.
+source_info_util.register_exclusion(os.path.dirname(os.path.dirname(__file__)) + os.sep)
+
+
+class TraceContext:
+    """Records state operations while a brainstate transform traces a function.
+
+    States created during the trace belong to it: they behave as plain Python variables inside
+    it, and their final values are written at the end, so the transform can store real values
+    in them afterwards.
+    """
+
+    def __init__(self):
+        self.new_states: list[State] = []
+        self._new_ids: set[int] = set()
+
+    def register_new_state(self, state: State):
+        self.new_states.append(state)
+        self._new_ids.add(id(state))
+
+    def read(self, state: State):
+        if id(state) in self._new_ids:
+            return state._value
+        leaves = state_read_p.bind(state=state, avals=state._avals)
+        return state._treedef.unflatten(leaves)
+
+    def write(self, state: State, value):
+        leaves = state.check_compatible(value)
+        if id(state) in self._new_ids:
+            state._value = state._treedef.unflatten(leaves)
+            return
+        state_write_p.bind(*leaves, state=state)
+
+    def finish(self):
+        """Record the final values of states created during the trace as writes."""
+        for state in self.new_states:
+            leaves = jax.tree.leaves(state._value)
+            self._new_ids.discard(id(state))
+            state_write_p.bind(*leaves, state=state)
+
+    def scrub_new_states(self):
+        """Replace the tracers held by states created during the trace by shape placeholders;
+        the transform that traced stores the real values after running the compiled code."""
+        for state in self.new_states:
+            state._value = jax.tree.unflatten(
+                state._treedef, [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in state._avals])
+
+
+def _check_no_states(tree, what: str, name: str):
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if isinstance(leaf, State):
+            where = jax.tree_util.keystr(path) or '(the whole value)'
+            raise StateArgumentError(
+                f'{name} {what} State {leaf.label()} at {where}. States are not values: '
+                f'{"read the state inside the function instead of passing it in" if what == "received" else "return `state.value` instead"}'
+                f' (the transform threads states for you).')
+
+
+def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
+               input_names=None):
+    """Trace ``flat_fun(*leaves) -> list of leaves`` at ``in_avals`` into a Graph.
+
+    Returns ``(graph, context)``; the context lists the states created during the trace.
+    """
+    ctx = TraceContext()
+
+    def traced(*leaves):
+        _state.TRACE_STACK.append(ctx)
+        try:
+            outs = flat_fun(*leaves)
+            ctx.finish()
+        finally:
+            popped = _state.TRACE_STACK.pop()
+            assert popped is ctx, 'brainstate trace stack corrupted'
+        return outs
+
+    try:
+        closed = jax.make_jaxpr(traced)(*in_avals)
+    except BaseException:
+        ctx.scrub_new_states()
+        raise
+    ctx.scrub_new_states()
+    graph = graph_from_jaxpr(closed, name=name, input_names=input_names)
+    return graph, ctx
+
+
+def _aval_of(x):
+    if isinstance(x, jax.ShapeDtypeStruct):
+        return x
+    aval = jax.typeof(x)
+    return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type)
+
+
+def trace(fun: Callable, *args, **kwargs):
+    """Trace ``fun(*args, **kwargs)`` into a Graph of the state IR, as traced (no passes).
+
+    Arguments may be arrays or ``jax.ShapeDtypeStruct``; the graph's inputs are their leaves.
+
+    Example::
+
+        graph = brainstate.ir.trace(step, jnp.ones(3))
+        print(graph)
+    """
+    _check_no_states((args, kwargs), 'received', getattr(fun, '__name__', 'function'))
+    leaves, in_tree = jax.tree.flatten((args, kwargs))
+    out_tree_box = []
+
+    def flat_fun(*flat):
+        a, k = jax.tree.unflatten(in_tree, flat)
+        out = fun(*a, **k)
+        _check_no_states(out, 'returned', getattr(fun, '__name__', 'function'))
+        out_leaves, out_tree = jax.tree.flatten(out)
+        out_tree_box.append(out_tree)
+        return out_leaves
+
+    graph, _ = trace_flat(flat_fun, [_aval_of(x) for x in leaves],
+                          name=getattr(fun, '__name__', 'graph'))
+    graph.in_tree, graph.out_tree = in_tree, out_tree_box[-1]
+    return graph

@@ -1,0 +1,5 @@
+"""Neural-network building blocks."""
+
+from .._module import Module
+
+__all__ = ['Module']

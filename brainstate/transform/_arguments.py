@@ -1,0 +1,182 @@
+"""Splitting a call's arguments into static values and array leaves, and keying caches on them.
+
+Shared by every transform that traces a function per argument signature (jit, make_jaxpr, ...).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import numpy as np
+
+from .._errors import StateArgumentError, TracerLeakError
+from .._state import State
+
+__all__ = ['ArgumentSpec', 'CallSignature', 'normalize_argnums']
+
+_ArrayImpl = type(jax.numpy.zeros(()))
+_Tracer = jax.core.Tracer
+
+
+def normalize_argnums(argnums, name: str) -> tuple[int, ...]:
+    if argnums is None:
+        return ()
+    if isinstance(argnums, int):
+        argnums = (argnums,)
+    out = tuple(argnums)
+    for n in out:
+        if not isinstance(n, int):
+            raise TypeError(f'{name} must be int or a sequence of ints, got {argnums!r}.')
+    return out
+
+
+def _slow_leaf_signature(leaf, fun_name: str, where: Callable[[], str]):
+    if isinstance(leaf, _Tracer):
+        raise TracerLeakError(
+            f'{fun_name} (a brainstate transform) was called with a JAX tracer at '
+            f'{where()}: it is running inside a raw JAX transform such as `jax.jit`, '
+            f'`jax.vmap` or `jax.grad`, which would lose its state updates. Use the brainstate '
+            f'transform for the outer function too (brainstate.transform.jit, .vmap, .grad).')
+    if isinstance(leaf, State):
+        raise StateArgumentError(
+            f'{fun_name} received State {leaf.label()} as an argument at {where()}. States are '
+            f'not values: read the state inside the function (the transform threads it for '
+            f'you), or pass `state.value`.')
+    if isinstance(leaf, jax.Array):
+        return (leaf.shape, leaf.dtype, leaf.weak_type)
+    if isinstance(leaf, (bool, int, float, complex)):
+        return (type(leaf),)
+    if isinstance(leaf, (np.ndarray, np.generic)):
+        return (leaf.shape, leaf.dtype, False)
+    raise TypeError(
+        f'{fun_name} received a {type(leaf).__name__} at {where()}, which is not an array. '
+        f'Pass arrays (or pytrees of arrays), or mark the argument static with '
+        f'`static_argnums=` / `static_argnames=`.')
+
+
+def leaf_aval(leaf):
+    """The ShapeDtypeStruct a leaf is traced at (keeping JAX's weak types for Python numbers)."""
+    aval = jax.typeof(leaf)
+    return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type)
+
+
+class CallSignature(NamedTuple):
+    """What a cache is keyed on, and the pieces needed to trace or run a call."""
+    key: Any
+    leaves: list            # the array leaves of the non-static arguments
+    treedef: Any            # structure of (dynamic args, dynamic kwargs)
+    static_args: tuple      # ((position, value), ...)
+    static_kwargs: tuple    # ((name, value), ...)
+
+
+class ArgumentSpec:
+    """How a transform treats its function's arguments: which are static, which donated."""
+
+    def __init__(self, fun: Callable, static_argnums=(), static_argnames=(), donate_argnums=()):
+        self.fun = fun
+        self.fun_name = getattr(fun, '__name__', type(fun).__name__)
+        self.static_argnums = normalize_argnums(static_argnums, 'static_argnums')
+        if isinstance(static_argnames, str):
+            static_argnames = (static_argnames,)
+        self.static_argnames = tuple(static_argnames or ())
+        self.donate_argnums = normalize_argnums(donate_argnums, 'donate_argnums')
+        self.has_static = bool(self.static_argnums or self.static_argnames)
+        try:
+            self._parameters = list(inspect.signature(fun).parameters)
+        except (TypeError, ValueError):
+            self._parameters = []
+        # A static argument given by name, or by position, is the same argument.
+        for name in self.static_argnames:
+            if name in self._parameters:
+                index = self._parameters.index(name)
+                if index not in self.static_argnums:
+                    self.static_argnums += (index,)
+
+    def signature(self, args: tuple, kwargs: dict) -> CallSignature:
+        """Split the arguments and compute the cache key. Fast for the common case."""
+        if self.has_static:
+            return self._signature_with_static(args, kwargs)
+        leaves, treedef = jax.tree.flatten((args, kwargs))
+        return CallSignature((treedef, self._leaf_key(leaves, treedef)), leaves, treedef, (), ())
+
+    def _leaf_key(self, leaves, treedef) -> tuple:
+        sig = []
+        append = sig.append
+        for i, leaf in enumerate(leaves):
+            if type(leaf) is _ArrayImpl:
+                append((leaf.shape, leaf.dtype, leaf.weak_type))
+            else:
+                append(_slow_leaf_signature(leaf, self.fun_name,
+                                            lambda i=i: self._describe_leaf(treedef, i)))
+        return tuple(sig)
+
+    def _describe_leaf(self, treedef, index: int) -> str:
+        dummy = jax.tree.unflatten(treedef, list(range(treedef.num_leaves)))
+        for path, leaf in jax.tree_util.tree_flatten_with_path(dummy)[0]:
+            if leaf == index:
+                text = jax.tree_util.keystr(path)
+                # ((args), {kwargs}) -> 'argument 0' / 'keyword x'
+                if text.startswith('[0]'):
+                    rest = text[3:]
+                    head = rest.split(']')[0].lstrip('[')
+                    return f'positional argument {head}{rest[len(head) + 2:]}'
+                if text.startswith('[1]'):
+                    return f'keyword argument {text[3:]}'
+                return text
+        return f'leaf {index}'
+
+    def _signature_with_static(self, args, kwargs) -> CallSignature:
+        n = len(args)
+        static_positions = sorted({i + n if i < 0 else i for i in self.static_argnums})
+        static_args = []
+        for i in static_positions:
+            if 0 <= i < n:
+                static_args.append((i, args[i]))
+        static_set = {i for i, _ in static_args}
+        dyn_args = tuple(a for i, a in enumerate(args) if i not in static_set)
+        static_kwargs = tuple(sorted((k, v) for k, v in kwargs.items()
+                                     if k in self.static_argnames))
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        for label, value in [(f'argument {i}', v) for i, v in static_args] + \
+                            [(f'keyword argument {k!r}', v) for k, v in static_kwargs]:
+            try:
+                hash(value)
+            except TypeError:
+                raise TypeError(
+                    f'{self.fun_name}: static {label} has unhashable type '
+                    f'{type(value).__name__}; static arguments key the compilation cache and '
+                    f'must be hashable (use a tuple instead of a list).') from None
+        leaves, treedef = jax.tree.flatten((dyn_args, dyn_kwargs))
+        key = (treedef, self._leaf_key(leaves, treedef), tuple(static_args), static_kwargs)
+        return CallSignature(key, leaves, treedef, tuple(static_args), static_kwargs)
+
+    def rebuild(self, sig: CallSignature, leaves) -> tuple[tuple, dict]:
+        """The (args, kwargs) to call the function with, from traced leaves."""
+        dyn_args, dyn_kwargs = jax.tree.unflatten(sig.treedef, leaves)
+        if not sig.static_args and not sig.static_kwargs:
+            return dyn_args, dyn_kwargs
+        args = list(dyn_args)
+        for i, value in sig.static_args:
+            args.insert(i, value)
+        kwargs = dict(dyn_kwargs)
+        kwargs.update(sig.static_kwargs)
+        return tuple(args), kwargs
+
+    def donated_leaf_positions(self, sig: CallSignature, args: tuple) -> list[int]:
+        """Positions (among the dynamic leaves) of the leaves of donated positional args."""
+        if not self.donate_argnums:
+            return []
+        static_set = {i for i, _ in sig.static_args}
+        n = len(args)
+        donated = {i + n if i < 0 else i for i in self.donate_argnums}
+        positions, offset = [], 0
+        for i, arg in enumerate(args):
+            if i in static_set:
+                continue
+            count = len(jax.tree.leaves(arg))
+            if i in donated:
+                positions.extend(range(offset, offset + count))
+            offset += count
+        return positions
