@@ -79,12 +79,13 @@ def lower_subgraph(graph: Graph) -> jex_core.ClosedJaxpr:
             consts.append(node.params['value'])
     atom = _lower_body(graph, env, eqns)
     outvars = [atom(v) for v in graph.outputs]
-    return _close(constvars, invars, outvars, eqns, consts)
+    return _close(constvars, invars, outvars, eqns, consts, graph.name)
 
 
-def _close(constvars, invars, outvars, eqns, consts):
+def _close(constvars, invars, outvars, eqns, consts, name='graph'):
     effects = frozenset().union(*(e.effects for e in eqns)) if eqns else frozenset()
-    jaxpr = jex_core.Jaxpr(constvars, invars, outvars, eqns, effects)
+    debug = jex_core.DebugInfo('brainstate', name, None, None)
+    jaxpr = jex_core.Jaxpr(constvars, invars, outvars, eqns, effects, debug)
     return jex_core.ClosedJaxpr(jaxpr, consts)
 
 
@@ -119,5 +120,5 @@ def lower_to_jaxpr(graph: Graph) -> LoweredGraph:
     atom = _lower_body(graph, env, eqns, edge_state_ops=True)
     outputs = graph.outputs
     outvars = [atom(v) for v in outputs] + [atom(v) for v in write_values]
-    closed = _close(constvars, state_invars + arg_invars, outvars, eqns, consts)
+    closed = _close(constvars, state_invars + arg_invars, outvars, eqns, consts, graph.name)
     return LoweredGraph(closed, read_states, written_states, len(arg_invars), len(outputs))

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import jax
 
 from .. import _state
+from .._compat import outside_any_jax_trace
 from .._errors import TracerLeakError
 from .._state import State
 from ..ir import Graph, trace_flat
@@ -155,6 +156,8 @@ class JittedFunction:
         if _state.TRACE_STACK:
             # Inside another brainstate transform: become part of its trace.
             return self.fun(*args, **kwargs)
+        if not outside_any_jax_trace():
+            raise TracerLeakError(_foreign_trace_message(self.args.fun_name))
         sig = self.args.signature(args, kwargs)
         entries = self._cache.get(sig.key)
         if entries is not None:
