@@ -153,6 +153,9 @@ class State:
                 f'traced code wrote one with structure {treedef}. Write a value of the same '
                 f'structure (e.g. update each entry of the dict), or create a new State.')
         for i, (leaf, aval) in enumerate(zip(leaves, self._avals)):
+            if isinstance(leaf, _PY_SCALARS) and aval.shape == ():
+                # `state.value = 0` means "zero of the state's dtype", as in NumPy assignment.
+                leaves[i] = leaf = jax.numpy.asarray(leaf, dtype=aval.dtype)
             shape, dtype = np.shape(leaf), jax.numpy.result_type(leaf)
             if shape != aval.shape or dtype != aval.dtype:
                 where = '' if len(leaves) == 1 else f' (leaf {i} of {len(leaves)})'

@@ -70,11 +70,11 @@ ad.primitive_jvps[state_write_p] = _write_jvp
 
 
 def _read_batch(args, dims, *, state, avals):
-    return state_read_p.bind(state=state, avals=avals), [batching.not_mapped] * len(avals)
+    return state_read_p.bind(state=state, avals=avals), [None] * len(avals)
 
 
 def _write_batch(args, dims, *, state):
-    if any(d is not batching.not_mapped for d in dims):
+    if any(d is not None for d in dims):
         raise BatchAxisError(
             f'A batched value was written into State {state.label()} under raw `jax.vmap`. '
             f'Raw jax.vmap does not know about States; use `brainstate.transform.vmap` and '

@@ -206,10 +206,21 @@ class JittedFunction:
         self._cache.clear()
 
     def __get__(self, obj, objtype=None):
-        # Support decorating methods: bind `self` as a static-free positional argument.
+        # A jitted method: the instance is not an array argument; its states are read like any
+        # other. Each instance gets its own compiled function, kept on the instance.
         if obj is None:
             return self
-        return functools.partial(self, obj)
+        bound = obj.__dict__.setdefault('_bs_bound_jits', {})
+        jitted = bound.get(id(self))
+        if jitted is None:
+            method = functools.partial(self.fun, obj)
+            functools.update_wrapper(method, self.fun)
+            spec = self.args
+            jitted = bound[id(self)] = JittedFunction(
+                method, tuple(i - 1 for i in spec.static_argnums if i > 0),
+                spec.static_argnames, tuple(i - 1 for i in spec.donate_argnums if i > 0),
+                self.passes)
+        return jitted
 
     def __repr__(self):
         return f'<brainstate.transform.jit of {self.args.fun_name}>'
