@@ -254,9 +254,11 @@ def test_ir_lower_timings_and_clear_cache():
     assert 'stablehlo' in lowered.as_text() or 'func.func' in lowered.as_text()
     timings = step.timings(x)
     assert set(timings) >= {'trace', 'passes', 'lower', 'compile'}
+    assert all(t >= 0 for t in timings.values())
+    step(x)
     n = len(traces)
     step(x)
-    assert len(traces) == n  # ir() traced separately; the call used the cached program
+    assert len(traces) == n  # the call used the cached program
     step.clear_cache()
     step(x)
     assert len(traces) == n + 1

@@ -87,12 +87,26 @@ class ArgumentSpec:
             self._parameters = list(inspect.signature(fun).parameters)
         except (TypeError, ValueError):
             self._parameters = []
+        positional = [name for name, p in inspect.signature(fun).parameters.items()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)] \
+            if self._parameters else []
+        if any(i < 0 for i in self.static_argnums + self.donate_argnums):
+            if not positional:
+                raise ValueError(f'{self.fun_name}: negative static_argnums/donate_argnums need '
+                                 f'a function with an inspectable signature.')
+            n = len(positional)
+            self.static_argnums = tuple(i + n if i < 0 else i for i in self.static_argnums)
+            self.donate_argnums = tuple(i + n if i < 0 else i for i in self.donate_argnums)
         # A static argument given by name, or by position, is the same argument.
         for name in self.static_argnames:
-            if name in self._parameters:
-                index = self._parameters.index(name)
+            if name in positional:
+                index = positional.index(name)
                 if index not in self.static_argnums:
                     self.static_argnums += (index,)
+        for index in self.static_argnums:
+            if index < len(positional) and positional[index] not in self.static_argnames:
+                self.static_argnames += (positional[index],)
+        self.has_static = bool(self.static_argnums or self.static_argnames)
 
     def signature(self, args: tuple, kwargs: dict) -> CallSignature:
         """Split the arguments and compute the cache key. Fast for the common case."""
@@ -151,6 +165,21 @@ class ArgumentSpec:
         leaves, treedef = jax.tree.flatten((dyn_args, dyn_kwargs))
         key = (treedef, self._leaf_key(leaves, treedef), tuple(static_args), static_kwargs)
         return CallSignature(key, leaves, treedef, tuple(static_args), static_kwargs)
+
+    def trace_signature(self, args: tuple, kwargs: dict) -> CallSignature:
+        """Split arguments that may be tracers (no cache key): for use while JAX traces."""
+        if not self.has_static:
+            leaves, treedef = jax.tree.flatten((args, kwargs))
+            return CallSignature(None, leaves, treedef, (), ())
+        n = len(args)
+        static_args = tuple((i, args[i]) for i in sorted(set(self.static_argnums)) if i < n)
+        static_set = {i for i, _ in static_args}
+        dyn_args = tuple(a for i, a in enumerate(args) if i not in static_set)
+        static_kwargs = tuple(sorted((k, v) for k, v in kwargs.items()
+                                     if k in self.static_argnames))
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        leaves, treedef = jax.tree.flatten((dyn_args, dyn_kwargs))
+        return CallSignature(None, leaves, treedef, static_args, static_kwargs)
 
     def rebuild(self, sig: CallSignature, leaves) -> tuple[tuple, dict]:
         """The (args, kwargs) to call the function with, from traced leaves."""

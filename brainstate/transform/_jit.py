@@ -1,9 +1,15 @@
 """jit: compile a stateful function through the state IR, keeping every state update.
 
-A call looks up the compiled program for its argument signature; on a miss it traces the
-function into the state IR, runs the passes, lowers to a jaxpr and compiles it with XLA. A cached
-call then does O(1) Python per state: read the states it was traced with, call the executable
-positionally (donating the old buffers of states it overwrites), store the new values back.
+How a call runs. Each compiled entry is one ``jax.jit`` over a *pure* function of
+``(donated state leaves, other state leaves, *args, **kwargs)``, for a fixed list of states. So a
+cached call costs what a raw ``jax.jit`` call costs (JAX's C++ dispatch checks the argument and
+state shapes) plus O(1) Python per state: read the states' buffers into two lists, call, store
+the new buffers back. Written states' old buffers are donated, so updates happen in place.
+
+When JAX traces the pure function (first call, or new argument or state shapes), it runs our
+pipeline: trace the user function into the state IR, run the passes, lower to a jaxpr and
+evaluate that jaxpr on JAX's tracers. The very first trace is done once up front, to learn which
+states the function reads and writes; it is then reused, not repeated.
 """
 
 from __future__ import annotations
@@ -16,116 +22,153 @@ from typing import Any, Callable, Sequence
 import jax
 
 from .. import _state
-from .._compat import outside_any_jax_trace
 from .._errors import TracerLeakError
-from .._state import State
-from ..ir import Graph, trace_flat
-from ._arguments import ArgumentSpec, CallSignature, leaf_aval
-from ._pipeline import compile_graph, StatefulProgram
+from ..ir import Graph
+from ._arguments import ArgumentSpec, leaf_aval
+from ._pipeline import StatefulProgram, compile_graph
 
 __all__ = ['jit', 'JittedFunction']
 
 _ArrayImpl = type(jax.numpy.zeros(()))
+_KeyArray = type(jax.random.key(0))
 _Tracer = jax.core.Tracer
 _getrefcount = sys.getrefcount
-# References to a state's buffer while we check it: the State, our list, getrefcount's argument.
-_UNSHARED_REFCOUNT = 3
+# References to an unshared state buffer while we check it: the State, our list, the loop
+# variable and getrefcount's argument.
+_UNSHARED_REFCOUNT = 4
+# A typed PRNG key wraps one uint32 buffer; that one must be unshared too (the key, the
+# getattr result passed to getrefcount).
+_UNSHARED_KEY_DATA_REFCOUNT = 2
 
 
-class _CompiledCall:
-    """One compiled program for one argument signature and one set of state avals."""
+class _StateSetChanged(Exception):
+    """Raised while retracing when the function now touches other states than the entry was
+    built for (Python control flow on shapes chose other states): the call takes the slow path."""
 
-    def __init__(self, program: StatefulProgram, jitted_name: str, donated_args: list[int]):
+
+def _donatable(leaf) -> bool:
+    """Whether XLA may take this state buffer: nobody but the State holds it."""
+    kind = type(leaf)
+    if kind is _ArrayImpl:
+        return True
+    if kind is _KeyArray:
+        return _getrefcount(getattr(leaf, '_base_array', None)) <= _UNSHARED_KEY_DATA_REFCOUNT
+    return False
+
+
+class _Entry:
+    """One ``jax.jit`` over the pure form of the function, for a fixed list of states."""
+
+    def __init__(self, owner: 'JittedFunction', program: StatefulProgram):
         lowered = program.lowered
-        self.program = program
+        self.owner = owner
         self.read_states = tuple(lowered.read_states)
         self.written_states = tuple(lowered.written_states)
-        self.state_avals = tuple((s, s.treedef, s.avals) for s in program.states)
-        self.epoch = _state.STRUCTURE_EPOCH[0]
-        self.out_tree = program.out_tree
-        self.num_outputs = lowered.num_outputs
-        self.consts = list(lowered.closed_jaxpr.consts)
-        self.single_leaf_reads = all(s.treedef.num_nodes == 1 for s in self.read_states)
-        self.single_leaf_writes = all(s.treedef.num_nodes == 1 for s in self.written_states)
-        self.written_leaf_counts = [s.treedef.num_leaves for s in self.written_states]
-
-        # Donate the old buffer of every state that is both read and overwritten.
         written = set(self.written_states)
-        state_leaf_positions, offset = [], 0
-        for s in self.read_states:
-            count = s.treedef.num_leaves
-            if s in written:
-                state_leaf_positions.extend(range(offset, offset + count))
-            offset += count
-        self.donated_state_leaves = tuple(state_leaf_positions)
-        num_consts, num_state_leaves = len(self.consts), offset
-        self.num_state_leaves = num_state_leaves
-        self._donate_all = tuple(num_consts + i for i in state_leaf_positions) + tuple(
-            num_consts + num_state_leaves + i for i in donated_args)
-        self._donate_args_only = tuple(num_consts + num_state_leaves + i for i in donated_args)
+        # Read-and-written states are donated; read-only ones are passed as they are.
+        self.donated_states = tuple(s for s in self.read_states if s in written)
+        self.kept_states = tuple(s for s in self.read_states if s not in written)
+        self.pending: StatefulProgram | None = program
+        self.last_program = program
+        spec = owner.args
+        static = tuple(i + 2 for i in spec.static_argnums)
+        user_donated = tuple(i + 2 for i in spec.donate_argnums)
+        options = dict(static_argnums=static, static_argnames=spec.static_argnames)
+        def pure(donated, kept, *args, **kwargs):
+            return self._pure(donated, kept, *args, **kwargs)
 
-        jaxpr = lowered.closed_jaxpr.jaxpr
+        pure.__name__ = pure.__qualname__ = spec.fun_name
+        self._pure_fn = pure
+        self.jitted = jax.jit(pure, donate_argnums=(0,) + user_donated, **options)
+        self._jitted_keep_states = None
+        self._options = dict(options, donate_argnums=user_donated)
+        self.refresh_layout()
 
-        def run(*flat):
-            return jax.core.eval_jaxpr(jaxpr, flat[:num_consts], *flat[num_consts:])
+    # -- the per-call path ---------------------------------------------------------------------
 
-        run.__name__ = jitted_name
-        self._run = run
-        self._avals = ([leaf_aval(c) for c in self.consts] +
-                       [jax.ShapeDtypeStruct(a.shape, a.dtype) for s in self.read_states
-                        for a in s.avals] + list(program.arg_avals))
-        start = time.perf_counter()
-        self.lowered_jax = jax.jit(run, donate_argnums=self._donate_all).lower(*self._avals)
-        self.executable = self.lowered_jax.compile()
-        program.timings['compile'] = time.perf_counter() - start
-        self._executable_no_donation = None
-
-    def still_valid(self) -> bool:
-        """Whether every state still has the tree and avals it was traced with."""
-        for state, treedef, avals in self.state_avals:
-            if state._treedef != treedef or state._avals != avals:
-                return False
+    def refresh_layout(self):
+        """Recompute what depends on the states' tree structures (after one of them changed)."""
         self.epoch = _state.STRUCTURE_EPOCH[0]
-        return True
+        states = self.read_states + self.written_states
+        self.single_leaf = all(s._treedef.num_nodes == 1 and s._treedef.num_leaves == 1
+                               for s in states)
+        self.written_leaf_counts = [s._treedef.num_leaves for s in self.written_states]
 
-    def _no_donation(self):
-        if self._executable_no_donation is None:
-            self._executable_no_donation = jax.jit(
-                self._run, donate_argnums=self._donate_args_only).lower(*self._avals).compile()
-        return self._executable_no_donation
+    @property
+    def jitted_keep_states(self):
+        """The same function without state donation, for calls where a buffer is shared."""
+        if self._jitted_keep_states is None:
+            self._jitted_keep_states = jax.jit(self._pure_fn, **self._options)
+        return self._jitted_keep_states
 
-    def __call__(self, arg_leaves: list):
-        if self.single_leaf_reads:
-            state_leaves = [s._value for s in self.read_states]
+    def __call__(self, args: tuple, kwargs: dict):
+        if self.epoch != _state.STRUCTURE_EPOCH[0]:
+            self.refresh_layout()
+        if self.single_leaf:
+            donated = [s._value for s in self.donated_states]
+            kept = [s._value for s in self.kept_states]
         else:
-            state_leaves = []
-            for s in self.read_states:
-                state_leaves.extend(jax.tree.leaves(s._value))
-        executable = self.executable
-        for i in self.donated_state_leaves:
-            # A buffer someone else still holds (the user kept `old = state.value`, or two
-            # states share an array) must not be donated: XLA would delete it under them.
-            if _getrefcount(state_leaves[i]) > _UNSHARED_REFCOUNT or \
-                    type(state_leaves[i]) is not _ArrayImpl:
-                executable = self._no_donation()
+            donated = [leaf for s in self.donated_states for leaf in jax.tree.leaves(s._value)]
+            kept = [leaf for s in self.kept_states for leaf in jax.tree.leaves(s._value)]
+        jitted = self.jitted
+        for leaf in donated:
+            # A buffer someone else still holds (the user kept `old = state.value`, two states
+            # share an array, or it is also an argument) must not be donated: XLA would delete
+            # it under them.
+            if _getrefcount(leaf) > _UNSHARED_REFCOUNT or (
+                    type(leaf) is not _ArrayImpl and not _donatable(leaf)):
+                jitted = self.jitted_keep_states
                 break
-        if self.consts:
-            outs = executable(*self.consts, *state_leaves, *arg_leaves)
+        # (An empty **kwargs would cost JAX's dispatch ~2us: pass it only when there is one.)
+        if kwargs:
+            results, written = jitted(donated, kept, *args, **kwargs)
         else:
-            outs = executable(*state_leaves, *arg_leaves)
-        del state_leaves
-        n = self.num_outputs
-        if outs and type(outs[0]) is not _ArrayImpl and isinstance(outs[0], _Tracer):
-            raise TracerLeakError(_foreign_trace_message(self.program.name))
-        if self.single_leaf_writes:
-            for state, value in zip(self.written_states, outs[n:]):
+            results, written = jitted(donated, kept, *args)
+        if written and isinstance(written[0], _Tracer):
+            raise TracerLeakError(_foreign_trace_message(self.owner.args.fun_name))
+        if self.single_leaf:
+            for state, value in zip(self.written_states, written):
                 state._value = value
         else:
-            offset = n
+            offset = 0
             for state, count in zip(self.written_states, self.written_leaf_counts):
-                state._value = state._treedef.unflatten(outs[offset:offset + count])
+                state._value = state._treedef.unflatten(written[offset:offset + count])
                 offset += count
-        return self.out_tree.unflatten(outs[:n])
+        return results
+
+    # -- what JAX traces -----------------------------------------------------------------------
+
+    def _pure(self, donated, kept, *args, **kwargs):
+        """The function as a pure one; runs only while JAX traces it."""
+        owner = self.owner
+        program, self.pending = self.pending, None
+        if program is None:  # JAX retraces: new argument or state shapes
+            sig = owner.args.trace_signature(args, kwargs)
+            program = compile_graph(owner.fun, owner.args, sig, passes=owner.passes)
+            lowered = program.lowered
+            if (tuple(lowered.read_states) != self.read_states or
+                    tuple(lowered.written_states) != self.written_states):
+                raise _StateSetChanged()
+            self.last_program = program
+        lowered = program.lowered
+        by_state = {}
+        for states, leaves in ((self.donated_states, donated), (self.kept_states, kept)):
+            offset = 0
+            for state in states:
+                count = state._treedef.num_leaves
+                by_state[state] = leaves[offset:offset + count]
+                offset += count
+        state_leaves = [leaf for s in self.read_states for leaf in by_state[s]]
+        arg_leaves = owner.args.trace_signature(args, kwargs).leaves
+        closed = lowered.closed_jaxpr
+        outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *state_leaves, *arg_leaves)
+        n = lowered.num_outputs
+        return program.out_tree.unflatten(outs[:n]), list(outs[n:])
+
+    def state_avals(self):
+        def avals(states):
+            return [jax.ShapeDtypeStruct(a.shape, a.dtype) for s in states for a in s.avals]
+        return avals(self.donated_states), avals(self.kept_states)
 
 
 def _foreign_trace_message(name: str) -> str:
@@ -138,9 +181,11 @@ def _foreign_trace_message(name: str) -> str:
 class JittedFunction:
     """A function compiled by :func:`jit`. Call it like the original function.
 
-    Attributes and methods:
+    Methods:
       ir(*args, **kwargs): the state IR Graph of the call, as traced (before passes).
-      lower(*args, **kwargs): JAX's ``Lowered`` object of the compiled program.
+      optimized_ir(*args, **kwargs): the Graph after the passes, as lowered.
+      lower(*args, **kwargs): JAX's ``Lowered`` object (``.as_text()`` shows StableHLO).
+      timings(*args, **kwargs): seconds spent tracing, in passes, lowering and compiling.
       clear_cache(): drop every compiled program.
     """
 
@@ -149,61 +194,88 @@ class JittedFunction:
         self.fun = fun
         self.args = ArgumentSpec(fun, static_argnums, static_argnames, donate_argnums)
         self.passes = passes
-        self._cache: dict[Any, list[_CompiledCall]] = {}
+        self._entries: list[_Entry] = []
+        self._last: _Entry | None = None
         functools.update_wrapper(self, fun)
 
     def __call__(self, *args, **kwargs):
         if _state.TRACE_STACK:
             # Inside another brainstate transform: become part of its trace.
             return self.fun(*args, **kwargs)
-        if not outside_any_jax_trace():
-            raise TracerLeakError(_foreign_trace_message(self.args.fun_name))
-        sig = self.args.signature(args, kwargs)
-        entries = self._cache.get(sig.key)
-        if entries is not None:
-            entry = entries[-1]
-            if entry.epoch == _state.STRUCTURE_EPOCH[0] or entry.still_valid():
-                return entry(sig.leaves)
-            for entry in entries[:-1]:
-                if entry.still_valid():
-                    return entry(sig.leaves)
-        return self._build(sig, args)(sig.leaves)
+        entry = self._last
+        if entry is not None:
+            try:
+                return entry(args, kwargs)
+            except _StateSetChanged:
+                pass
+            except (TypeError, ValueError):
+                # JAX's message for a bad argument is generic; ours names it and says what to
+                # do. If the arguments are fine, the error was the user's: re-raise it.
+                self.args.signature(args, kwargs)
+                raise
+        return self._slow_call(args, kwargs)
 
-    def _build(self, sig: CallSignature, args: tuple) -> _CompiledCall:
+    def _entry_for(self, args, kwargs) -> _Entry:
+        """Trace the call once and find (or make) the entry for the states it touches."""
+        sig = self.args.signature(args, kwargs)
         program = compile_graph(self.fun, self.args, sig, passes=self.passes)
-        entry = _CompiledCall(program, self.args.fun_name,
-                              self.args.donated_leaf_positions(sig, args))
-        self._cache.setdefault(sig.key, []).append(entry)
+        lowered = program.lowered
+        for entry in self._entries:
+            if (entry.read_states == tuple(lowered.read_states) and
+                    entry.written_states == tuple(lowered.written_states)):
+                entry.pending = program
+                return entry
+        entry = _Entry(self, program)
+        self._entries.append(entry)
         return entry
 
-    def _entry(self, args, kwargs) -> _CompiledCall:
-        sig = self.args.signature(args, kwargs)
-        for entry in self._cache.get(sig.key, []):
-            if entry.still_valid():
-                return entry
-        return self._build(sig, args)
+    def _slow_call(self, args, kwargs):
+        entry = self._entry_for(args, kwargs)
+        self._last = entry
+        try:
+            return entry(args, kwargs)
+        finally:
+            entry.pending = None
 
     def ir(self, *args, **kwargs) -> Graph:
         """The state IR of ``fun(*args, **kwargs)`` as traced, before any pass."""
         sig = self.args.signature(args, kwargs)
-        program = compile_graph(self.fun, self.args, sig, passes=self.passes, lower=False)
-        return program.traced_graph
+        return compile_graph(self.fun, self.args, sig, passes=self.passes,
+                             lower=False).traced_graph
 
     def optimized_ir(self, *args, **kwargs) -> Graph:
         """The state IR after the passes, as it is lowered."""
-        return self._entry(args, kwargs).program.graph
+        sig = self.args.signature(args, kwargs)
+        return compile_graph(self.fun, self.args, sig, passes=self.passes).graph
 
     def lower(self, *args, **kwargs):
         """JAX's ``Lowered`` object for the compiled program (``.as_text()`` shows StableHLO)."""
-        return self._entry(args, kwargs).lowered_jax
+        entry = self._entry_for(args, kwargs)
+        try:
+            return entry.jitted.lower(*entry.state_avals(), *args, **kwargs)
+        finally:
+            entry.pending = None
 
     def timings(self, *args, **kwargs) -> dict:
-        """Seconds spent tracing, in passes, lowering and compiling this call's program."""
-        return dict(self._entry(args, kwargs).program.timings)
+        """Seconds spent tracing, in passes, lowering (to a jaxpr, then to StableHLO) and
+        compiling with XLA, measured afresh for this call signature."""
+        entry = self._entry_for(args, kwargs)
+        timings = dict(entry.pending.timings)
+        try:
+            start = time.perf_counter()
+            lowered = entry.jitted.lower(*entry.state_avals(), *args, **kwargs)
+            timings['lower_to_hlo'] = time.perf_counter() - start
+            start = time.perf_counter()
+            lowered.compile()
+            timings['compile'] = time.perf_counter() - start
+        finally:
+            entry.pending = None
+        return timings
 
     def clear_cache(self):
         """Forget every compiled program; the next call traces and compiles again."""
-        self._cache.clear()
+        self._entries.clear()
+        self._last = None
 
     def __get__(self, obj, objtype=None):
         # A jitted method: the instance is not an array argument; its states are read like any
@@ -252,7 +324,8 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
             return x @ net.w.value
 
     Under raw ``jax.jit`` the write to ``net.count`` would be lost (brainstate raises an error
-    explaining this instead); here it is kept.
+    explaining this instead); here it is kept. As with ``jax.jit``, Python side effects (such as
+    creating new States) happen only when the function is traced.
     """
     if fun is None:
         return functools.partial(jit, static_argnums=static_argnums,
