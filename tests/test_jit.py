@@ -288,3 +288,33 @@ def test_python_scalar_written_into_float_state_is_cast():
 
     reset()
     assert s.value.dtype == jnp.float32 and float(s.value) == 0.0
+
+
+def test_states_chosen_by_argument_shape_are_handled():
+    a = brainstate.State(jnp.zeros(()), name='a')
+    b = brainstate.State(jnp.zeros(()), name='b')
+
+    @brainstate.transform.jit
+    def step(x):
+        target = a if x.shape[0] == 2 else b
+        target.value = target.value + x.sum()
+
+    step(jnp.ones(2))
+    step(jnp.ones(3))
+    step(jnp.ones(2))
+    step(jnp.ones(3))
+    assert float(a.value) == 4.0 and float(b.value) == 6.0
+
+
+def test_state_tree_structure_change_between_calls():
+    s = brainstate.State({'a': jnp.zeros(2)}, name='tree')
+
+    @brainstate.transform.jit
+    def step():
+        s.value = jax.tree.map(lambda v: v + 1, s.value)
+
+    step()
+    s.value = {'a': jnp.zeros(2), 'b': jnp.full(3, 5.0)}
+    step()
+    np.testing.assert_allclose(s.value['a'], np.ones(2))
+    np.testing.assert_allclose(s.value['b'], np.full(3, 6.0))
