@@ -17,9 +17,10 @@ from . import ir
 from . import passes
 from . import transform
 from . import nn
+from . import random
 
 __all__ = [
     'State', 'ParamState', 'HiddenState', 'ShortTermState', 'LongTermState', 'BatchState',
     'Module', 'BrainStateError', 'StateValueError', 'TracerLeakError', 'StateArgumentError',
-    'BatchAxisError', 'graph', 'ir', 'passes', 'transform', 'nn', 'util',
+    'BatchAxisError', 'graph', 'ir', 'passes', 'transform', 'nn', 'util', 'random',
 ]
