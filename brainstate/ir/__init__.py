@@ -9,6 +9,8 @@ from ._primitives import state_read_p, state_write_p
 from ._printer import format_graph, source_location
 from ._trace import TraceContext, trace, trace_flat
 from ._from_jaxpr import graph_from_jaxpr
+from ._region import REGION_KINDS, bind_region, region_p, trace_body
+from . import _region_lowering  # registers the lowering rules of the built-in regions
 from ._verifier import IRVerificationError, verify
 
 __all__ = [
@@ -17,4 +19,5 @@ __all__ = [
     'lower_to_jaxpr', 'lower_subgraph', 'LoweredGraph', 'REGION_LOWERING_RULES',
     'verify', 'IRVerificationError', 'format_graph', 'source_location',
     'state_read_p', 'state_write_p',
+    'region_p', 'REGION_KINDS', 'trace_body', 'bind_region',
 ]

@@ -57,9 +57,13 @@ class _Converter:
             env[var] = value
 
     def run(self, jaxpr, env):
+        from ._region import region_p  # a late import: _region builds on this module
         graph = self.graph
         for eqn in jaxpr.eqns:
             prim = eqn.primitive
+            if prim is region_p:
+                self.region(env, eqn)
+                continue
             if prim is state_read_p:
                 node = Node('state_read', state=eqn.params['state'],
                             output_avals=[v.aval for v in eqn.outvars],
@@ -103,6 +107,20 @@ class _Converter:
                         extra={'effects': eqn.effects, 'ctx': eqn.ctx})
             graph.append(node)
             self.bind_outputs(env, eqn, node)
+
+    def region(self, env, eqn):
+        """A state-aware loop or branch: one ``region`` node holding (copies of) its bodies.
+
+        The bodies are copied because JAX may cache the jaxpr holding this equation (a raw
+        ``jax.jit`` helper traced twice), and passes edit bodies in place."""
+        params = dict(eqn.params)
+        name, bodies = params.pop('name'), params.pop('bodies')
+        params.pop('out_avals')
+        node = Node('region', op=name, inputs=[self.operand(env, a) for a in eqn.invars],
+                    output_avals=[v.aval for v in eqn.outvars], params=params,
+                    subgraphs=[body.copy() for body in bodies], source_info=eqn.source_info)
+        self.graph.append(node)
+        self.bind_outputs(env, eqn, node)
 
     def constant(self, value, aval):
         node = Node('constant', output_avals=[aval], params={'value': value})

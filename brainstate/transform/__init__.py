@@ -2,5 +2,12 @@
 
 from ._jit import JittedFunction, jit
 from ._make_jaxpr import make_jaxpr
+from ._progress_bar import ProgressBar
+from ._checkpoint import checkpoint, remat
+from ._conditions import cond, ifelse, switch
+from ._loops import (bounded_while_loop, checkpointed_for_loop, checkpointed_scan, for_loop,
+                     scan, while_loop)
 
-__all__ = ['jit', 'JittedFunction', 'make_jaxpr']
+__all__ = ['jit', 'JittedFunction', 'make_jaxpr',
+           'scan', 'for_loop', 'checkpointed_scan', 'checkpointed_for_loop', 'while_loop',
+           'bounded_while_loop', 'cond', 'switch', 'ifelse', 'checkpoint', 'remat', 'ProgressBar']
