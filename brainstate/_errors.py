@@ -11,6 +11,7 @@ __all__ = [
     'TracerLeakError',
     'StateArgumentError',
     'BatchAxisError',
+    'GradientError',
 ]
 
 
@@ -35,3 +36,8 @@ class StateArgumentError(BrainStateError, TypeError):
 
 class BatchAxisError(BrainStateError, ValueError):
     """A batched value was written into a state that ``vmap`` treats as shared."""
+
+
+class GradientError(BrainStateError, ValueError):
+    """A gradient transform was misused: a grad state the function never reads, a non-scalar
+    output to ``grad``, an integer-valued grad state, an ``argnums`` out of range."""

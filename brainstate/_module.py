@@ -22,6 +22,23 @@ class Module(Node):
         if name is not None:
             object.__setattr__(self, 'name', name)
 
+    def __call__(self, *args, **kwargs):
+        """Calling a module runs its ``update`` method (define ``update`` in subclasses)."""
+        update = getattr(self, 'update', None)
+        if update is None:
+            raise NotImplementedError(
+                f'{type(self).__name__} is called but defines no `update` method; define '
+                f'`update(self, ...)` (what a call computes) or `__call__`.')
+        return update(*args, **kwargs)
+
+    def init_state(self, *args, **kwargs):
+        """Create the states that depend on the run (e.g. a batch size). A no-op by default;
+        :func:`brainstate.nn.init_all_states` calls it over a whole module tree."""
+
+    def reset_state(self, *args, **kwargs):
+        """Put the run-dependent states back to their initial values. A no-op by default;
+        :func:`brainstate.nn.reset_all_states` calls it over a whole module tree."""
+
     def __repr__(self):
         children = [f'{k}={type(v).__name__}' for k, v in vars(self).items()
                     if not k.startswith('_')]

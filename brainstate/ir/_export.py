@@ -1,8 +1,16 @@
-"""Views of a Graph for other tools: networkx for analysis."""
+"""Views of a Graph: networkx for analysis, Graphviz DOT/SVG for pictures, a per-state table,
+and text diffs for before/after comparisons."""
 
 from __future__ import annotations
 
-__all__ = ['to_networkx']
+import difflib
+import html
+import shutil
+import subprocess
+
+from .._errors import BrainStateError
+
+__all__ = ['to_networkx', 'to_dot', 'to_svg', 'state_table', 'diff']
 
 
 def to_networkx(graph):
@@ -26,3 +34,126 @@ def to_networkx(graph):
                 g.add_edge(ids[value.producer], ids[node], value=value, slot=slot,
                            aval=value.aval.str_short())
     return g
+
+
+_STYLE = {
+    'input': 'shape=oval style=filled fillcolor="#eeeeee"',
+    'output': 'shape=oval style=filled fillcolor="#eeeeee"',
+    'constant': 'shape=note',
+    'state_read': 'shape=box style="filled,rounded" fillcolor="#cfe5ff" penwidth=1.5',
+    'state_write': 'shape=box style="filled,rounded" fillcolor="#ffd9cc" penwidth=1.5',
+    'primitive': 'shape=box',
+    'region': 'shape=box3d style=filled fillcolor="#f3f0d8"',
+}
+
+
+def _label(node) -> str:
+    from ._printer import short_type
+    if node.is_state_op:
+        text = f'{node.kind}\\n@{node.state.label()}'
+    elif node.kind in ('input', 'output', 'constant'):
+        text = node.kind
+    else:
+        text = node.name
+    if node.outputs:
+        text += '\\n' + ' '.join(short_type(v.aval) for v in node.outputs)
+    if node.meta:
+        text += '\\n' + ' '.join(f'{k}={v}' for k, v in node.meta.items())
+    return html.escape(text, quote=True).replace('&#x27;', "'")
+
+
+def _emit(graph, lines, ids, prefix, indent):
+    from ._graph import Value
+    reads, writes = [], []
+    for node in graph.nodes:
+        name = f'{prefix}n{len(ids)}'
+        ids[node] = name
+        lines.append(f'{indent}{name} [label="{_label(node)}" {_STYLE[node.kind]}];')
+        if node.kind == 'state_read':
+            reads.append(name)
+        elif node.kind == 'state_write':
+            writes.append(name)
+        for i, sub in enumerate(node.subgraphs):
+            cluster = f'{name}_body{i}'
+            lines.append(f'{indent}subgraph cluster_{cluster} {{')
+            lines.append(f'{indent}  label="{node.name}: {sub.name}"; style=dashed;')
+            first = len(lines)
+            _emit(sub, lines, ids, cluster + '_', indent + '  ')
+            lines.append(f'{indent}}}')
+            body_ids = [ids[n] for n in sub.nodes]
+            if body_ids:
+                lines.append(f'{indent}{name} -> {body_ids[0]} [style=dotted arrowhead=none '
+                             f'lhead=cluster_{cluster}];')
+            del first
+    for node in graph.nodes:
+        for value in node.inputs:
+            if isinstance(value, Value) and value.producer in ids:
+                from ._printer import short_type
+                lines.append(f'{indent}{ids[value.producer]} -> {ids[node]} '
+                             f'[label="{short_type(value.aval)}"];')
+    # State traffic apart from compute: reads on top, writes at the bottom.
+    if reads:
+        lines.append(f'{indent}{{rank=same; {"; ".join(reads)};}}')
+    if writes:
+        lines.append(f'{indent}{{rank=same; {"; ".join(writes)};}}')
+
+
+def to_dot(graph) -> str:
+    """Graphviz DOT text: state reads (blue) and writes (red) apart from compute, regions as
+    dashed clusters holding their bodies."""
+    lines = [f'digraph "{graph.name}" {{',
+             '  compound=true; rankdir=TB;',
+             '  node [fontname="monospace" fontsize=10]; edge [fontname="monospace" fontsize=8];']
+    _emit(graph, lines, {}, '', '  ')
+    lines.append('}')
+    return '\n'.join(lines)
+
+
+def to_svg(graph, path: str | None = None) -> str:
+    """Render the graph to SVG with Graphviz's ``dot`` program."""
+    dot = shutil.which('dot')
+    if dot is None:
+        raise BrainStateError(
+            "Drawing a graph needs Graphviz's `dot` program, which is not installed. Install "
+            "it (Debian/Ubuntu: `apt-get install graphviz`, macOS: `brew install graphviz`, "
+            "conda: `conda install graphviz`), or save `graph.to_dot()` to a .dot file and "
+            "render it elsewhere.")
+    result = subprocess.run([dot, '-Tsvg'], input=to_dot(graph), capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise BrainStateError(f'Graphviz failed to render the graph: {result.stderr.strip()}')
+    if path is not None:
+        with open(path, 'w') as f:
+            f.write(result.stdout)
+    return result.stdout
+
+
+def state_table(graph) -> str:
+    """One row per state: its class and type, how often and where it is read and written."""
+    from ._printer import short_type, source_location
+    rows = {}
+    for node in graph.walk():
+        if not node.is_state_op:
+            continue
+        row = rows.setdefault(node.state, {'read': [], 'write': []})
+        where = source_location(node) or '?'
+        row['read' if node.kind == 'state_read' else 'write'].append(where)
+    header = ('state', 'class', 'type', 'reads', 'writes', 'read at', 'written at')
+    table = [header]
+    for state, row in rows.items():
+        types = ' '.join(short_type(a) for a in state.avals)
+        table.append((state.label(), type(state).__name__, types, str(len(row['read'])),
+                      str(len(row['write'])), ', '.join(dict.fromkeys(row['read'])) or '-',
+                      ', '.join(dict.fromkeys(row['write'])) or '-'))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = ['  '.join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    return '\n'.join(lines)
+
+
+def diff(before, after, context: int = 3) -> str:
+    """A unified diff between two graphs' texts (empty when they print the same)."""
+    return '\n'.join(difflib.unified_diff(
+        before.format().splitlines(), after.format().splitlines(),
+        fromfile=f'{before.name} (before)', tofile=f'{after.name} (after)', lineterm='',
+        n=context))

@@ -389,9 +389,9 @@ class Graph:
 
     # -- views ---------------------------------------------------------------------------------
 
-    def format(self, meta: bool = False, source: bool = False) -> str:
-        """The readable text form; ``meta=True`` adds each node's analysis results,
-        ``source=True`` the user's file and line."""
+    def format(self, meta: bool = True, source: bool = False) -> str:
+        """The readable text form. Analysis results in ``node.meta`` are shown as comments
+        (``meta=False`` hides them); ``source=True`` adds the user's file and line."""
         from ._printer import format_graph
         return format_graph(self, meta=meta, source=source)
 
@@ -406,6 +406,29 @@ class Graph:
         from ._verifier import verify
         verify(self, canonical=canonical)
         return self
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz DOT: state reads and writes drawn apart from compute, regions
+        as clusters."""
+        from ._export import to_dot
+        return to_dot(self)
+
+    def to_svg(self, path: str | None = None) -> str:
+        """Render with Graphviz's ``dot`` program; returns the SVG text (and writes it to
+        ``path`` if given). Raises a clear error when Graphviz is not installed."""
+        from ._export import to_svg
+        return to_svg(self, path)
+
+    def state_table(self) -> str:
+        """A table with one row per state: where it is read and written (with the user's
+        source file and line), and whether it is read-only."""
+        from ._export import state_table
+        return state_table(self)
+
+    def diff(self, other: 'Graph', context: int = 3) -> str:
+        """A unified diff of this graph's text against ``other``'s (e.g. before/after a pass)."""
+        from ._export import diff
+        return diff(self, other, context)
 
     def to_networkx(self):
         """A ``networkx.MultiDiGraph`` of the nodes, edges carrying values (regions as nested

@@ -95,7 +95,11 @@ def format_node(node, namer, meta: bool = False, source: bool = False) -> str:
             text = f'{outs} = {text}'
     notes = []
     if meta and node.meta:
-        notes.append(' '.join(f'{k}={_format_param(v)}' for k, v in node.meta.items()))
+        # Flags read best bare: `# read_only donate`; false flags are left out.
+        shown = [k if v is True else f'{k}={_format_param(v)}'
+                 for k, v in node.meta.items() if v is not False]
+        if shown:
+            notes.append(' '.join(shown))
     if source:
         where = source_location(node)
         if where:
@@ -122,7 +126,7 @@ def _format_body(graph, namer, indent, lines, meta, source):
             lines.append(indent + line)
 
 
-def format_graph(graph, meta: bool = False, source: bool = False) -> str:
+def format_graph(graph, meta: bool = True, source: bool = False) -> str:
     """The whole graph as text."""
     from ._graph import _Namer
     namer = _Namer()

@@ -3,9 +3,33 @@
 from ._hoist_states import REGION_HOIST_RULES, hoist_states
 from . import _hoist_regions  # registers the rules of the built-in regions
 
-__all__ = ['hoist_states', 'REGION_HOIST_RULES', 'prepare_for_lowering']
+from ._pass import (FunctionPass, Pass, PassStatistics, get_pass, register,
+                    registered_passes)
+from ._manager import PassFailure, PassManager, PassRecord, parse_pipeline
+
+register('hoist-states', 'Forward reads from writes, read each state once at entry and write '
+         'it once at exit, and make regions pure.')(hoist_states)
+
+from ._dead_writes import eliminate_dead_writes
+from ._dce import dead_code_elimination
+from ._cse import common_subexpression_elimination
+from ._fold_constants import fold_constants
+from ._analyses import analyze_donation, analyze_read_only_states
+from ._default_pipeline import (DEFAULT_PIPELINE, default_pipeline, get_default_pipeline,
+                                optimize, set_default_pipeline, set_pass_options)
+
+__all__ = [
+    'Pass', 'FunctionPass', 'PassStatistics', 'register', 'get_pass', 'registered_passes',
+    'PassManager', 'PassFailure', 'PassRecord', 'parse_pipeline',
+    'hoist_states', 'REGION_HOIST_RULES', 'eliminate_dead_writes', 'dead_code_elimination',
+    'common_subexpression_elimination', 'fold_constants', 'analyze_read_only_states',
+    'analyze_donation', 'DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
+    'default_pipeline', 'set_pass_options', 'optimize', 'prepare_for_lowering',
+]
 
 
-def prepare_for_lowering(graph):
-    """Run what lowering needs to be legal (hoist-states) and return the graph."""
-    return hoist_states(graph)
+def prepare_for_lowering(graph, passes=None):
+    """Run the pipeline (default: the global setting) and whatever lowering needs; return the
+    graph."""
+    optimize(graph, passes)
+    return graph

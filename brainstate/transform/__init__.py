@@ -7,7 +7,12 @@ from ._checkpoint import checkpoint, remat
 from ._conditions import cond, ifelse, switch
 from ._loops import (bounded_while_loop, checkpointed_for_loop, checkpointed_scan, for_loop,
                      scan, while_loop)
+from ._autograd import (GradientTransform, fwd_grad, grad, hessian, jacfwd, jacobian, jacrev,
+                        value_and_grad, vector_grad, vjp, jvp)
+from ._eval_shape import eval_shape
 
 __all__ = ['jit', 'JittedFunction', 'make_jaxpr',
+           'grad', 'value_and_grad', 'vector_grad', 'fwd_grad', 'jacrev', 'jacobian', 'jacfwd',
+           'hessian', 'vjp', 'jvp', 'GradientTransform', 'eval_shape',
            'scan', 'for_loop', 'checkpointed_scan', 'checkpointed_for_loop', 'while_loop',
            'bounded_while_loop', 'cond', 'switch', 'ifelse', 'checkpoint', 'remat', 'ProgressBar']

@@ -108,9 +108,17 @@ class _Entry:
             donated = [s._value for s in self.donated_states]
             kept = [s._value for s in self.kept_states]
         else:
-            donated = [leaf for s in self.donated_states for leaf in jax.tree.leaves(s._value)]
+            donated, shared_container, value = [], False, None
+            for s in self.donated_states:
+                value = s._value
+                # A container the user kept (`old = state.value`, a dict) holds the leaves
+                # too: the State's attribute, `value` and getrefcount's argument are ours.
+                shared_container |= _getrefcount(value) > 3
+                donated.extend(jax.tree.leaves(value))
+            del value
             kept = [leaf for s in self.kept_states for leaf in jax.tree.leaves(s._value)]
-        jitted = self.jitted
+        jitted = self.jitted_keep_states if not self.single_leaf and shared_container \
+            else self.jitted
         for leaf in donated:
             # A buffer someone else still holds (the user kept `old = state.value`, two states
             # share an array, or it is also an argument) must not be donated: XLA would delete

@@ -85,10 +85,12 @@ def compile_graph(fun: Callable, spec: ArgumentSpec, sig: CallSignature, passes=
         return StatefulProgram(spec.fun_name, graph, None, arg_avals, graph.out_tree,
                                ctx.new_states, timings)
     start = time.perf_counter()
-    passes_lib.prepare_for_lowering(graph)
+    program_passes = passes_lib.optimize(graph, passes)
     timings['passes'] = time.perf_counter() - start
     start = time.perf_counter()
     lowered = lower_to_jaxpr(graph)
     timings['lower'] = time.perf_counter() - start
-    return StatefulProgram(spec.fun_name, graph, lowered, arg_avals, graph.out_tree,
-                           ctx.new_states, timings)
+    program = StatefulProgram(spec.fun_name, graph, lowered, arg_avals, graph.out_tree,
+                              ctx.new_states, timings)
+    program.pass_manager = program_passes
+    return program

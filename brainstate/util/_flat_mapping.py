@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+
 from . import filter as filters
 
 
@@ -55,3 +57,21 @@ class FlatMapping(dict):
             return 'FlatMapping({})'
         lines = ',\n'.join(f'  {path!r}: {obj!r}' for path, obj in self.items())
         return 'FlatMapping({\n' + lines + '\n})'
+
+
+# A pytree, so gradients keyed like `model.states(ParamState)` (a FlatMapping of arrays) pass
+# through jit, jax.tree.map and optimizers; entries keep their insertion order.
+def _flatten_with_keys(mapping):
+    return [(jax.tree_util.DictKey(k), v) for k, v in mapping.items()], tuple(mapping.keys())
+
+
+def _unflatten(keys, values):
+    out = FlatMapping()
+    for key, value in zip(keys, values):
+        dict.__setitem__(out, key, value)
+    return out
+
+
+jax.tree_util.register_pytree_with_keys(
+    FlatMapping, _flatten_with_keys, _unflatten,
+    flatten_func=lambda mapping: (list(mapping.values()), tuple(mapping.keys())))

@@ -1,0 +1,34 @@
+"""Analyses: facts about states recorded in ``node.meta`` (and so in ``graph.format()``).
+
+* ``read-only-states``: every ``state_read`` of a state the graph never writes gets
+  ``meta['read_only'] = True`` (its value is passed in and never written back).
+* ``donation``: in a canonical graph, the entry read of every state written at exit gets
+  ``meta['donate'] = True``: its old buffer can be handed to XLA for the new value.
+"""
+
+from __future__ import annotations
+
+from ._pass import register
+
+__all__ = ['analyze_read_only_states', 'analyze_donation']
+
+
+@register('read-only-states')
+def analyze_read_only_states(graph, stats):
+    """Mark the reads of states that the graph never writes (meta read_only)."""
+    written = {n.state for n in graph.walk() if n.kind == 'state_write'}
+    for node in graph.walk():
+        if node.kind == 'state_read':
+            node.meta['read_only'] = node.state not in written
+            stats['read-only states'] += node.meta['read_only']
+
+
+@register('donation')
+def analyze_donation(graph, stats):
+    """Mark entry reads whose buffer can be donated: the state is overwritten at exit."""
+    if not graph.meta.get('canonical'):
+        return
+    written = {n.state for n in graph.find_nodes('state_write', recursive=False)}
+    for node in graph.find_nodes('state_read', recursive=False):
+        node.meta['donate'] = node.state in written
+        stats['donatable states'] += node.meta['donate']

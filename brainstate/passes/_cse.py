@@ -1,0 +1,57 @@
+"""cse: common subexpression elimination.
+
+Two pure primitive nodes with the same operation, parameters and operands compute the same
+values: the later one is replaced by the earlier one. Constants holding the same array object
+merge too. Recurses into region bodies (each body on its own: regions are closed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Literal
+from ._pass import register
+
+__all__ = ['common_subexpression_elimination']
+
+
+def _operand_key(value):
+    if isinstance(value, Literal):
+        try:
+            return ('literal', str(value.aval), np.asarray(value.val).item())
+        except (TypeError, ValueError):
+            return ('literal-object', id(value.val))
+    return ('value', value.uid)
+
+
+def _node_key(node):
+    if node.kind == 'constant':
+        return ('constant', id(node.params['value']))
+    if node.kind != 'primitive' or node.has_effect:
+        return None
+    try:
+        params = tuple(sorted(node.params.items()))
+        hash(params)
+    except TypeError:  # an unhashable parameter (e.g. an array): leave the node alone
+        return None
+    return (node.op, params, tuple(_operand_key(v) for v in node.inputs))
+
+
+@register('cse')
+def common_subexpression_elimination(graph, stats):
+    """Merge pure operations that compute the same values from the same operands."""
+    seen = {}
+    for node in graph.nodes:
+        for sub in node.subgraphs:
+            common_subexpression_elimination(sub, stats)
+        key = _node_key(node)
+        if key is None:
+            continue
+        earlier = seen.get(key)
+        if earlier is None:
+            seen[key] = node
+            continue
+        for mine, theirs in zip(node.outputs, earlier.outputs):
+            mine.replace_all_uses_with(theirs)
+        graph.erase_node(node)
+        stats['nodes merged'] += 1

@@ -1,0 +1,33 @@
+"""dce: remove computations whose results nobody uses.
+
+Only pure nodes go: primitives without JAX effects, constants, state reads, and regions whose
+bodies have no effect. A state write is an effect, so DCE never removes one (torch.fx users were
+hurt by a DCE that deleted in-place mutations). Recurses into region bodies, whose outputs are
+all kept.
+"""
+
+from __future__ import annotations
+
+from ._pass import register
+
+__all__ = ['dead_code_elimination']
+
+_REMOVABLE = ('primitive', 'constant', 'state_read', 'region')
+
+
+@register('dce')
+def dead_code_elimination(graph, stats):
+    """Remove pure nodes (never state writes) whose results are unused."""
+    nodes = graph.nodes
+    for node in nodes:
+        for sub in node.subgraphs:
+            dead_code_elimination(sub, stats)
+    # Backwards, so a chain of dead nodes goes in one sweep.
+    for node in reversed(nodes):
+        if node.kind in _REMOVABLE and not node.has_effect and \
+                not any(value.users for value in node.outputs):
+            graph.erase_node(node)
+            stats['nodes removed'] += 1
+    if graph.meta.get('read_states') is not None:
+        still_read = {n.state for n in graph.find_nodes('state_read', recursive=False)}
+        graph.meta['read_states'] = [s for s in graph.meta['read_states'] if s in still_read]

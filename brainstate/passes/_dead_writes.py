@@ -1,0 +1,58 @@
+"""dead-writes: remove state writes no one can observe.
+
+* a write overwritten before any read of the state (the later write wins);
+* a write of the value the state already holds (just read from it, or just written to it).
+
+The last write of each state in a graph is always kept: code after the graph (the caller, the
+next loop iteration) may read it. A region that touches a state counts as reading it.
+Recurses into region bodies.
+"""
+
+from __future__ import annotations
+
+from ._pass import register
+
+__all__ = ['eliminate_dead_writes']
+
+
+def _touched_states(node) -> set:
+    return {inner.state for sub in node.subgraphs for inner in sub.walk() if inner.is_state_op}
+
+
+def _same_values(a, b) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+@register('dead-writes')
+def eliminate_dead_writes(graph, stats):
+    """Remove state writes that are overwritten before any read, or that write the value the
+    state already holds."""
+    for node in graph.nodes:
+        for sub in node.subgraphs:
+            eliminate_dead_writes(sub, stats)
+    pending = {}   # state -> its last write, not yet observed
+    current = {}   # state -> the Values it is known to hold now
+    for node in graph.nodes:
+        if node.kind == 'state_read':
+            pending.pop(node.state, None)
+            current.setdefault(node.state, list(node.outputs))
+        elif node.kind == 'state_write':
+            state = node.state
+            if state in current and _same_values(node.inputs, current[state]):
+                graph.erase_node(node)
+                stats['writes removed'] += 1
+                continue
+            overwritten = pending.pop(state, None)
+            if overwritten is not None:
+                graph.erase_node(overwritten)
+                stats['writes removed'] += 1
+            pending[state] = node
+            current[state] = list(node.inputs)
+        elif node.subgraphs:
+            for state in _touched_states(node):
+                pending.pop(state, None)
+                current.pop(state, None)
+    if graph.meta.get('written_states') is not None:
+        still_written = {n.state for n in graph.find_nodes('state_write', recursive=False)}
+        graph.meta['written_states'] = [s for s in graph.meta['written_states']
+                                        if s in still_written]

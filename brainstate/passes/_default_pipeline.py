@@ -1,0 +1,72 @@
+"""The pipeline the transforms run, and the global setting that chooses it.
+
+Whatever lowering needs to be legal (hoist-states) runs regardless of the pipeline chosen, so
+``jit(f, passes=[])`` computes the same results as the default, only unoptimized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from ._hoist_states import hoist_states
+from ._manager import PassManager
+
+__all__ = ['DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
+           'default_pipeline', 'set_pass_options', 'optimize']
+
+DEFAULT_PIPELINE = 'hoist-states,dead-writes,fold-constants,cse,dce,read-only-states,donation'
+
+_settings = {'pipeline': DEFAULT_PIPELINE, 'verify': False, 'print_ir': None, 'stream': None}
+
+
+def set_default_pipeline(pipeline) -> None:
+    """Choose the pipeline every transform uses when not given ``passes=``: a string, a list
+    of names / passes, or ``[]`` for only what lowering needs."""
+    PassManager(pipeline)  # fail now on an unknown name
+    _settings['pipeline'] = pipeline
+
+
+def get_default_pipeline():
+    """The pipeline transforms use when not given ``passes=``."""
+    return _settings['pipeline']
+
+
+@contextlib.contextmanager
+def default_pipeline(pipeline):
+    """Use ``pipeline`` as the default inside a ``with`` block."""
+    previous = _settings['pipeline']
+    set_default_pipeline(pipeline)
+    try:
+        yield
+    finally:
+        _settings['pipeline'] = previous
+
+
+def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unchanged',
+                     stream=None) -> None:
+    """Instrument the transforms' pipelines: verify the IR after each pass, print it
+    (``print_ir='after'``, ``'changed'``, ...). Verification is off by default for speed."""
+    if verify is not None:
+        _settings['verify'] = verify
+    if print_ir != 'unchanged':
+        _settings['print_ir'] = print_ir
+    if stream is not None:
+        _settings['stream'] = stream
+
+
+def optimize(graph, passes=None):
+    """Run ``passes`` (None: the default pipeline) on ``graph``, then whatever lowering needs.
+
+    Returns the PassManager that ran, so its records can be inspected.
+    """
+    if passes is None:
+        passes = _settings['pipeline']
+    if isinstance(passes, PassManager):
+        manager = passes
+    else:
+        manager = PassManager(passes, verify=_settings['verify'], print_ir=_settings['print_ir'],
+                              stream=_settings['stream'])
+    manager.run(graph)
+    if not graph.meta.get('canonical'):
+        hoist_states(graph)
+    return manager

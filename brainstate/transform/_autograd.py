@@ -1,0 +1,879 @@
+"""Automatic differentiation with respect to States: grad, value_and_grad, jacobians, vjp, jvp.
+
+Every transform here works the same way (see DESIGN.md, "transforms compose"):
+
+1. trace the function for the call signature through the pipeline (trace -> hoist-states ->
+   lower), giving a pure ClosedJaxpr with inputs ``(leaves of the states read, argument
+   leaves)`` and outputs ``(result leaves, leaves of the states written)``;
+2. wrap it into a pure Python function of ``(values of the grad states, differentiated
+   arguments)`` that returns the differentiated output, with the full result and the written
+   state values as auxiliary data, and apply the JAX transform (``jax.grad``, ``jax.vjp``...);
+3. read the states' current values with ``state.value`` and write the written states back with
+   ``state.value = ...``, once, in whatever context encloses the call: eagerly this reads and
+   stores concrete arrays (and the pure function runs compiled); inside ``jit`` or another
+   brainstate transform it records a read at entry and a write at exit of that trace.
+
+States the function writes (running statistics, counters, random keys) are thus written back
+once and never differentiated. Nothing is stored until the whole computation succeeded.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Mapping
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _state
+from .. import passes as passes_lib
+from .._errors import GradientError, StateArgumentError, TracerLeakError
+from .._state import LongTermState, State
+from ._arguments import ArgumentSpec, CallSignature
+from ..ir import lower_to_jaxpr
+from ._pipeline import StatefulProgram, compile_graph
+
+__all__ = [
+    'grad', 'value_and_grad', 'vector_grad', 'fwd_grad', 'jacrev', 'jacobian', 'jacfwd',
+    'hessian', 'vjp', 'jvp', 'GradientTransform',
+]
+
+_Tracer = jax.core.Tracer
+
+
+# -- grad_states: what to differentiate, and the structure the gradients come back in ----------
+
+class _GradStates:
+    """The States of ``grad_states`` in order, and how to rebuild its structure around values."""
+
+    def __init__(self, grad_states, transform_name: str):
+        self.given = grad_states is not None
+        self.obj = grad_states
+        self.states: list[State] = []
+        self._build = self._flatten(grad_states, 'grad_states', transform_name) \
+            if self.given else None
+        seen: dict[int, str] = {}
+        for state in self.states:
+            if id(state) in seen:
+                raise GradientError(
+                    f'{transform_name}: State {state.label()} appears twice in grad_states. '
+                    f'List each state once (its gradient would otherwise be split between the '
+                    f'two entries).')
+            seen[id(state)] = state.label()
+
+    def _flatten(self, obj, where: str, name: str) -> Callable:
+        """Collect the States of ``obj`` and return ``build(iterator_of_values) -> structure``."""
+        if isinstance(obj, State):
+            self.states.append(obj)
+            return lambda values: next(values)
+        if isinstance(obj, Mapping):
+            keys = list(obj.keys())
+            builders = [self._flatten(obj[k], f'{where}[{k!r}]', name) for k in keys]
+            mapping_type = type(obj) if isinstance(obj, dict) else dict
+
+            def build_mapping(values):
+                out = mapping_type()
+                for key, build in zip(keys, builders):
+                    dict.__setitem__(out, key, build(values))
+                return out
+            return build_mapping
+        if isinstance(obj, (list, tuple)):
+            builders = [self._flatten(item, f'{where}[{i}]', name) for i, item in enumerate(obj)]
+            if isinstance(obj, tuple) and hasattr(obj, '_fields'):  # a namedtuple
+                return lambda values: type(obj)(*[build(values) for build in builders])
+            return lambda values: type(obj)([build(values) for build in builders])
+        raise TypeError(
+            f'{name}: grad_states must be a State, a list/tuple of States or a mapping of States '
+            f'(such as `model.states(brainstate.ParamState)`), but {where} is a '
+            f'{type(obj).__name__}.')
+
+    def build(self, values):
+        """``grad_states``'s structure with each State replaced by the matching value."""
+        return self._build(iter(values))
+
+    def split(self, values) -> list:
+        """The inverse of :meth:`build`: one value per state, in the order of ``states``."""
+        out: list = []
+        if self.given:
+            _split(self.obj, values, out)
+        return out
+
+
+def _split(obj, values, out: list):
+    if isinstance(obj, State):
+        out.append(values)
+    elif isinstance(obj, Mapping):
+        for key in obj:
+            _split(obj[key], values[key], out)
+    else:
+        for item, value in zip(obj, values):
+            _split(item, value, out)
+
+
+def _normalize_argnums(argnums, name: str):
+    """``(argnums as given to JAX, tuple of positions)``; rejects negative positions."""
+    if argnums is None:
+        return None, ()
+    positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in positions:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+            raise TypeError(f'{name}: argnums must be an int or a sequence of ints, got '
+                            f'{argnums!r}.')
+        if n < 0:
+            raise GradientError(
+                f'{name}: argnums={argnums!r} has a negative position; give positions counted '
+                f'from 0 (the first positional argument).')
+    if not positions:
+        raise GradientError(f'{name}: argnums is empty; pass None to differentiate only with '
+                            f'respect to grad_states.')
+    if len(set(positions)) != len(positions):
+        raise GradientError(f'{name}: argnums={argnums!r} repeats a position.')
+    return (int(argnums) if isinstance(argnums, (int, np.integer)) else
+            tuple(int(n) for n in positions)), tuple(int(n) for n in positions)
+
+
+def _call_signature(args: tuple, kwargs: dict, name: str) -> CallSignature:
+    """The cache key of a call. Unlike jit's, it accepts JAX tracers (a transform may run inside
+    a brainstate or raw JAX trace) and keys them on their avals."""
+    leaves, treedef = jax.tree.flatten((args, kwargs))
+    key = []
+    for i, leaf in enumerate(leaves):
+        if isinstance(leaf, State):
+            raise StateArgumentError(
+                f'{name} received State {leaf.label()} as an argument. States are not values: '
+                f'read the state inside the function (list it in grad_states to differentiate '
+                f'with respect to it), or pass `state.value`.')
+        try:
+            aval = jax.typeof(leaf)
+        except TypeError:
+            raise TypeError(
+                f'{name} received a {type(leaf).__name__} among its arguments, which is not an '
+                f'array. Pass arrays (or pytrees of arrays); close over other Python values '
+                f'instead of passing them.') from None
+        key.append((aval.shape, aval.dtype, getattr(aval, 'weak_type', False)))
+    return CallSignature((treedef, tuple(key)), leaves, treedef, (), ())
+
+
+# -- one traced program per call signature ------------------------------------------------------
+
+class _Program:
+    """The pure function of one call signature, and where its inputs come from."""
+
+    def __init__(self, program: StatefulProgram, grad_states: list, name: str,
+                 traced_reads: set):
+        lowered = program.lowered
+        read = list(lowered.read_states)
+        slot = {state: i for i, state in enumerate(read)}
+        for state in grad_states:
+            # A state read while tracing but whose value no result uses was removed by the
+            # passes: its gradient is zero. One never read at all is a mistake.
+            if state not in slot and state not in traced_reads:
+                written = state in set(lowered.written_states)
+                raise GradientError(
+                    f'{name}: grad state {state.label()} is never read by '
+                    f'{program.name}{" (it only writes it)" if written else ""}, so its '
+                    f'gradient is undefined. Remove it from grad_states, or check that the '
+                    f'function uses `{state.label()}.value`.')
+            for aval in state.avals:
+                if not jnp.issubdtype(aval.dtype, jnp.inexact):
+                    raise GradientError(
+                        f'{name}: grad state {state.label()} holds {aval.str_short()}, an '
+                        f'integer or boolean value, which has no gradient. Keep counters and '
+                        f'masks out of grad_states (e.g. select `brainstate.ParamState` only), '
+                        f'or store the value as a float.')
+        grad_set = set(grad_states)
+        self.program = program
+        self.other_states = [state for state in read if state not in grad_set]
+        other_slot = {state: i for i, state in enumerate(self.other_states)}
+        grad_slot = {state: i for i, state in enumerate(grad_states)}
+        # For each read state in order: (is a grad state, index in its group).
+        self.read_plan = [(True, grad_slot[s]) if s in grad_set else (False, other_slot[s])
+                          for s in read]
+        self.read_treedefs = [s.treedef for s in read]
+        self.written_states = list(lowered.written_states)
+        self.written_treedefs = [s.treedef for s in self.written_states]
+        self.jaxpr = lowered.closed_jaxpr.jaxpr
+        self.consts = list(lowered.closed_jaxpr.consts)
+        self.num_outputs = lowered.num_outputs
+        self.out_tree = program.out_tree
+        self.state_avals = tuple((s, s.treedef, s.avals) for s in program.states)
+        self.epoch = _state.STRUCTURE_EPOCH[0]
+        # A program that closed over tracers of an enclosing trace is only valid inside it.
+        self.cacheable = not any(isinstance(c, _Tracer) for c in self.consts)
+        self.compiled: Callable | None = None
+
+    def still_valid(self) -> bool:
+        for state, treedef, avals in self.state_avals:
+            if state._treedef != treedef or state._avals != avals:
+                return False
+        self.epoch = _state.STRUCTURE_EPOCH[0]
+        return True
+
+    def run(self, consts, grad_leaves: list, other_values: list, arg_leaves: list):
+        """Evaluate the pure function: returns ``(result, written state leaves)``."""
+        state_leaves = []
+        for (is_grad, index), treedef in zip(self.read_plan, self.read_treedefs):
+            value = grad_leaves[index] if is_grad else other_values[index]
+            state_leaves.extend(treedef.flatten_up_to(value))
+        outs = jax.core.eval_jaxpr(self.jaxpr, consts, *state_leaves, *arg_leaves)
+        n = self.num_outputs
+        return self.out_tree.unflatten(outs[:n]), list(outs[n:])
+
+
+def _states_read(graph, out: set) -> set:
+    """Every state a graph (and the regions in it) reads."""
+    for node in graph.nodes:
+        if node.kind == 'state_read':
+            out.add(node.state)
+        for sub in node.subgraphs:
+            _states_read(sub, out)
+    return out
+
+
+def _compile(fun: Callable, spec: ArgumentSpec, sig: CallSignature):
+    """The pipeline of :func:`compile_graph`, noting which states the trace read before the
+    passes remove reads whose value is unused. Returns ``(program, states read)``."""
+    program = compile_graph(fun, spec, sig, lower=False)
+    graph = program.graph
+    traced_reads = _states_read(graph, set())
+    start = time.perf_counter()
+    passes_lib.prepare_for_lowering(graph)
+    program.timings['passes'] = time.perf_counter() - start
+    start = time.perf_counter()
+    lowered = lower_to_jaxpr(graph)
+    program.timings['lower'] = time.perf_counter() - start
+    program = StatefulProgram(program.name, graph, lowered, program.arg_avals,
+                              program.out_tree, program.new_states, program.timings)
+    return program, traced_reads
+
+
+class _StatefulTransform:
+    """The machinery shared by the transforms: argument handling, caching, reading and writing
+    states. Subclasses say what to do with the pure function (``_apply``)."""
+
+    kind = 'transform'
+
+    def __init__(self, fun: Callable, grad_states=None, argnums=None, has_aux: bool = False,
+                 return_value: bool = False):
+        if not callable(fun):
+            raise TypeError(f'{self.kind}: expected a function, got {type(fun).__name__}.')
+        self.fun = fun
+        self.fun_name = getattr(fun, '__name__', type(fun).__name__)
+        self.grad = _GradStates(grad_states, self.kind)
+        if argnums is None and not self.grad.given:
+            argnums = 0  # like jax.grad: the first argument
+        self.argnums, self.arg_positions = _normalize_argnums(argnums, self.kind)
+        self.has_aux = bool(has_aux)
+        self.return_value = bool(return_value)
+        self._spec = ArgumentSpec(fun)
+        self._cache: dict[Any, list[_Program]] = {}
+        functools.update_wrapper(self, fun, updated=())
+
+    # -- programs -------------------------------------------------------------------------
+
+    def _program(self, sig: CallSignature) -> _Program:
+        entries = self._cache.get(sig.key)
+        if entries:
+            entry = entries[-1]
+            if entry.epoch == _state.STRUCTURE_EPOCH[0] or entry.still_valid():
+                return entry
+            for entry in entries[:-1]:
+                if entry.still_valid():
+                    return entry
+        program, traced_reads = _compile(self.fun, self._spec, sig)
+        entry = _Program(program, self.grad.states, self.kind, traced_reads)
+        if entry.cacheable:
+            self._cache.setdefault(sig.key, []).append(entry)
+        return entry
+
+    def _check_args(self, args: tuple):
+        for n in self.arg_positions:
+            if n >= len(args):
+                raise GradientError(
+                    f'{self.kind} of {self.fun_name}: argnums={self.argnums!r} asks for '
+                    f'positional argument {n}, but the call has {len(args)} positional '
+                    f'argument(s). Differentiated arguments must be passed by position.')
+
+    def clear_cache(self):
+        """Forget every traced program."""
+        self._cache.clear()
+
+    # -- the pure function, as the JAX transforms see it -----------------------------------
+
+    def _pure(self, program: _Program, consts, other_values, args, kwargs):
+        """``f(grad_values, diff_args) -> (output, (full result, written leaves))``."""
+        positions = self.arg_positions
+        single = isinstance(self.argnums, int)
+
+        def f(grad_values, diff_args):
+            call_args = list(args)
+            for i, n in enumerate(positions):
+                call_args[n] = diff_args if single else diff_args[i]
+            arg_leaves = jax.tree.leaves((tuple(call_args), kwargs))
+            grad_leaves = self.grad.split(grad_values)
+            result, written = program.run(consts, grad_leaves, other_values, arg_leaves)
+            if self.has_aux:
+                if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                    raise GradientError(
+                        f'{self.kind} of {self.fun_name} with has_aux=True: the function must '
+                        f'return a pair (output, aux), but it returned '
+                        f'{type(result).__name__}.')
+                out = result[0]
+            else:
+                out = result
+            return out, (result, written)
+        return f
+
+    def _wrt(self):
+        """JAX argnums of ``f(grad_values, diff_args)`` to differentiate."""
+        if self.grad.given and self.arg_positions:
+            return (0, 1)
+        return 0 if self.grad.given else 1
+
+    def _apply(self, f, grad_values, diff_args, extra):
+        """Differentiate ``f``; return ``(derivatives, output, (result, written), extra_out)``."""
+        raise NotImplementedError
+
+    def _compute(self, consts, grad_values, diff_args, other_values, args, kwargs, extra,
+                 program: _Program):
+        f = self._pure(program, consts, other_values, args, kwargs)
+        derivs, out, (result, written), extra_out = self._apply(f, grad_values, diff_args, extra)
+        return derivs, out, result, written, extra_out
+
+    # -- a call ---------------------------------------------------------------------------
+
+    def _extra_states(self) -> list[State]:
+        """States the transform itself reads and writes (e.g. fwd_grad's random key)."""
+        return []
+
+    def _prepare(self, args: tuple, kwargs: dict):
+        """Trace (or find) the program and read the states: the inputs of the pure function."""
+        self._check_args(args)
+        sig = _call_signature(args, kwargs, f'{self.kind} of {self.fun_name}')
+        program = self._program(sig)
+        # Read every state the function reads in the enclosing context: a traced read inside
+        # jit or another transform, the stored value eagerly.
+        grad_values = self.grad.build([s.value for s in self.grad.states]) \
+            if self.grad.given else ()
+        other_values = [s.value for s in program.other_states]
+        if self.arg_positions:
+            diff_args = args[self.argnums] if isinstance(self.argnums, int) else \
+                tuple(args[n] for n in self.arg_positions)
+        else:
+            diff_args = ()
+        return program, grad_values, diff_args, other_values
+
+    def _call(self, args: tuple, kwargs: dict, call_extra=None):
+        program, grad_values, diff_args, other_values = self._prepare(args, kwargs)
+        extra_states = self._extra_states()
+        extra = ([s.value for s in extra_states], call_extra)
+        if _state.TRACE_STACK:
+            derivs, out, result, written, extra_out = self._compute(
+                program.consts, grad_values, diff_args, other_values, args, kwargs, extra,
+                program)
+        else:
+            # Eagerly, run the whole differentiated function as one compiled program.
+            if program.compiled is None:
+                program.compiled = jax.jit(functools.partial(self._compute, program=program))
+            derivs, out, result, written, extra_out = program.compiled(
+                program.consts, grad_values, diff_args, other_values, args, kwargs, extra)
+        extra_leaves = [leaf for value in extra_out for leaf in jax.tree.leaves(value)]
+        _write_back(program.written_states + extra_states,
+                    program.written_treedefs + [s.treedef for s in extra_states],
+                    list(written) + extra_leaves, self.kind, self.fun_name)
+        return derivs, out, result
+
+    def __call__(self, *args, **kwargs):
+        return self._format(*self._call(args, kwargs))
+
+    def _select(self, state_derivs, arg_derivs):
+        """The derivatives in the documented form: ``(state part, argument part)`` when both
+        were asked for, else the one asked for."""
+        if self.grad.given and self.arg_positions:
+            return state_derivs, arg_derivs
+        return state_derivs if self.grad.given else arg_derivs
+
+    def _format(self, derivs, out, result):
+        aux = result[1] if self.has_aux else None
+        if self.return_value:
+            return (derivs, out, aux) if self.has_aux else (derivs, out)
+        return (derivs, aux) if self.has_aux else derivs
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def __repr__(self):
+        return f'<brainstate.transform.{self.kind} of {self.fun_name}>'
+
+
+def _write_back(states: list, treedefs: list, leaves: list, kind: str, fun_name: str):
+    """Store the written values, once, after everything succeeded."""
+    if not states:
+        return
+    if not _state.TRACE_STACK:
+        for leaf in leaves:
+            if isinstance(leaf, _Tracer):
+                raise TracerLeakError(
+                    f'{kind} of {fun_name} writes State {states[0].label()} but runs inside a '
+                    f'raw JAX transform (jax.jit, jax.vmap, ...): the update would be lost and the '
+                    f'state would hold a tracer. Use brainstate.transform.jit (or another '
+                    f'brainstate transform) for the outer function too.')
+    offset = 0
+    for state, treedef in zip(states, treedefs):
+        count = treedef.num_leaves
+        state.value = treedef.unflatten(leaves[offset:offset + count])
+        offset += count
+
+
+def _check_scalar(out, kind: str, fun_name: str, has_aux: bool):
+    if isinstance(out, (tuple, list, dict)) and not has_aux:
+        raise GradientError(
+            f'{kind} of {fun_name}: the function returned a {type(out).__name__}, but {kind} '
+            f'differentiates a scalar. If it returns (loss, aux), pass has_aux=True; for '
+            f'several outputs use vector_grad or jacrev.')
+    shape = jnp.shape(out)
+    if shape != ():
+        raise GradientError(
+            f'{kind} of {fun_name}: the differentiated output has shape {shape}, but {kind} '
+            f'needs a scalar (e.g. a mean loss). Reduce it (`.sum()`, `.mean()`), or use '
+            f'vector_grad (vector-Jacobian product with ones) or jacrev for the full Jacobian.')
+    if not jnp.issubdtype(jnp.result_type(out), jnp.inexact):
+        raise GradientError(
+            f'{kind} of {fun_name}: the differentiated output has dtype '
+            f'{jnp.result_type(out)}; it must be a float (integer outputs have no gradient).')
+
+
+class GradientTransform(_StatefulTransform):
+    """The function :func:`grad` returns. Call it like the original function."""
+
+    kind = 'grad'
+
+    def __init__(self, fun, grad_states=None, argnums=None, has_aux=False, return_value=False,
+                 holomorphic=False, allow_int=False):
+        super().__init__(fun, grad_states, argnums, has_aux, return_value)
+        self.holomorphic = holomorphic
+        self.allow_int = allow_int
+
+    def _apply(self, f, grad_values, diff_args, extra):
+        def scalar_f(gv, da):
+            out, aux = f(gv, da)
+            if not self.holomorphic:
+                _check_scalar(out, self.kind, self.fun_name, self.has_aux)
+            return out, (out, aux)
+
+        derivs, (out, aux) = jax.grad(scalar_f, argnums=self._wrt(), has_aux=True,
+                                      holomorphic=self.holomorphic,
+                                      allow_int=self.allow_int)(grad_values, diff_args)
+        return derivs, out, aux, extra[0]
+
+
+class _ValueAndGrad(GradientTransform):
+    kind = 'value_and_grad'
+
+    def _format(self, derivs, out, result):
+        if self.has_aux:
+            return (out, result[1]), derivs
+        return out, derivs
+
+
+class _VectorGrad(_StatefulTransform):
+    kind = 'vector_grad'
+
+    def _apply(self, f, grad_values, diff_args, extra):
+        out, pullback, aux = jax.vjp(f, grad_values, diff_args, has_aux=True)
+        state_ct, arg_ct = pullback(jax.tree.map(jnp.ones_like, out))
+        return self._select(state_ct, arg_ct), out, aux, extra[0]
+
+
+class _Jacobian(_StatefulTransform):
+    kind = 'jacrev'
+
+    def __init__(self, fun, grad_states=None, argnums=None, has_aux=False, return_value=False,
+                 holomorphic=False, allow_int=False, mode='rev'):
+        super().__init__(fun, grad_states, argnums, has_aux, return_value)
+        self.kind = {'rev': 'jacrev', 'fwd': 'jacfwd', 'hessian': 'hessian'}[mode]
+        self.options = dict(holomorphic=holomorphic)
+        if mode == 'rev':
+            self.options['allow_int'] = allow_int
+        self.jax_transform = {'rev': jax.jacrev, 'fwd': jax.jacfwd, 'hessian': jax.hessian}[mode]
+
+    def _apply(self, f, grad_values, diff_args, extra):
+        def with_value(gv, da):
+            out, aux = f(gv, da)
+            return out, (out, aux)
+
+        derivs, (out, aux) = self.jax_transform(with_value, argnums=self._wrt(), has_aux=True,
+                                                **self.options)(grad_values, diff_args)
+        return derivs, out, aux, extra[0]
+
+
+class _ForwardGrad(_StatefulTransform):
+    kind = 'fwd_grad'
+
+    def __init__(self, fun, grad_states=None, argnums=None, has_aux=False, return_value=False,
+                 num_samples=1, key=None):
+        super().__init__(fun, grad_states, argnums, has_aux, return_value)
+        if int(num_samples) < 1:
+            raise ValueError(f'fwd_grad: num_samples must be at least 1, got {num_samples}.')
+        self.num_samples = int(num_samples)
+        if key is None:
+            self._key_state = None  # brainstate.random.DEFAULT, looked up at call time
+        else:
+            if isinstance(key, (int, np.integer)):
+                key = jax.random.key(int(key))
+            elif not jnp.issubdtype(jnp.result_type(key), jax.dtypes.prng_key):
+                key = jax.random.wrap_key_data(key)
+            self._key_state = LongTermState(key, name=f'fwd_grad({self.fun_name}).key')
+
+    def _extra_states(self):
+        if self._key_state is not None:
+            return [self._key_state]
+        try:
+            from ..random import DEFAULT
+        except ImportError:  # pragma: no cover - brainstate.random not available
+            self._key_state = LongTermState(jax.random.key(0),
+                                            name=f'fwd_grad({self.fun_name}).key')
+            return [self._key_state]
+        return [DEFAULT]
+
+    def _apply(self, f, grad_values, diff_args, extra):
+        (key,), _ = extra
+        new_key, sample_key = jax.random.split(key)
+        wrt = self._wrt()
+        primal = (grad_values, diff_args) if wrt == (0, 1) else \
+            (grad_values if wrt == 0 else diff_args)
+
+        def g(p):
+            gv, da = p if wrt == (0, 1) else ((p, diff_args) if wrt == 0 else (grad_values, p))
+            out, aux = f(gv, da)
+            _check_scalar(out, self.kind, self.fun_name, self.has_aux)
+            return out, aux
+
+        leaves, treedef = jax.tree.flatten(primal)
+
+        def tangent(k):
+            keys = jax.random.split(k, max(len(leaves), 1))
+            return treedef.unflatten([jax.random.normal(kk, jnp.shape(x), jnp.result_type(x))
+                                      for kk, x in zip(keys, leaves)])
+
+        def estimate(k):
+            v = tangent(k)
+            out, dout, aux = jax.jvp(g, (primal,), (v,), has_aux=True)
+            return jax.tree.map(lambda t: dout * t, v), out, aux
+
+        if self.num_samples == 1:
+            derivs, out, aux = estimate(sample_key)
+        else:
+            keys = jax.random.split(sample_key, self.num_samples)
+            derivs = jax.tree.map(lambda d: d.mean(0),
+                                  jax.vmap(lambda k: estimate(k)[0])(keys))
+            out, aux = g(primal)
+        return derivs, out, aux, [new_key]
+
+
+# -- vjp and jvp: call-style, like jax.vjp / jax.jvp ------------------------------------------
+
+class _Linearize(_StatefulTransform):
+    """Shared by vjp and jvp: differentiate with respect to every primal and the grad states."""
+
+    def _format(self, derivs, out, result):
+        raise AssertionError('unused')
+
+
+class _VJP(_Linearize):
+    kind = 'vjp'
+
+    def _compute_pure(self, consts, grad_values, diff_args, other_values, args, kwargs,
+                      program: _Program):
+        out, (result, written) = self._pure(program, consts, other_values, args, kwargs)(
+            grad_values, diff_args)
+        return out, (result, written)
+
+    def run(self, primals):
+        args = tuple(primals)
+        program, grad_values, diff_args, other_values = self._prepare(args, {})
+        if _state.TRACE_STACK:
+            pure = self._pure(program, program.consts, other_values, args, {})
+        else:
+            if program.compiled is None:
+                program.compiled = jax.jit(functools.partial(self._compute_pure,
+                                                             program=program))
+            compiled, consts = program.compiled, program.consts
+
+            def pure(gv, da):
+                return compiled(consts, gv, da, other_values, args, {})
+        out, pullback, (result, written) = jax.vjp(pure, grad_values, diff_args, has_aux=True)
+        _write_back(program.written_states, program.written_treedefs, list(written),
+                    self.kind, self.fun_name)
+        given = self.grad.given
+
+        def vjp_fn(cotangent):
+            state_ct, arg_ct = pullback(cotangent)
+            return (state_ct, arg_ct) if given else arg_ct
+
+        if self.has_aux:
+            return out, vjp_fn, result[1]
+        return out, vjp_fn
+
+
+class _JVP(_Linearize):
+    kind = 'jvp'
+
+    def _apply(self, f, grad_values, diff_args, extra):
+        _, (state_tangents, arg_tangents) = extra
+        out, dout, aux = jax.jvp(f, (grad_values, diff_args), (state_tangents, arg_tangents),
+                                 has_aux=True)
+        return dout, out, aux, extra[0]
+
+
+def _cached_linearizer(cls, fun, grad_states, num_primals: int, has_aux: bool):
+    """vjp/jvp take the function on every call: keep one transform per function, grad states
+    and arity (a small LRU), so repeated calls reuse the traced and compiled program."""
+    states_key = None if grad_states is None else tuple(
+        id(s) for s in _GradStates(grad_states, cls.kind).states)
+    key = (cls, fun, states_key, _structure_key(grad_states), num_primals, has_aux)
+    try:
+        transform = _LINEARIZERS.pop(key, None)
+    except TypeError:  # an unhashable callable: no caching
+        key, transform = None, None
+    if transform is None:
+        transform = cls(fun, grad_states, tuple(range(num_primals)) if num_primals else None,
+                        has_aux)
+        if grad_states is None and not num_primals:
+            transform.argnums, transform.arg_positions = None, ()
+    if key is not None:
+        _LINEARIZERS[key] = transform
+        while len(_LINEARIZERS) > _LINEARIZER_CACHE_SIZE:
+            _LINEARIZERS.pop(next(iter(_LINEARIZERS)))
+    return transform
+
+
+def _structure_key(grad_states):
+    if grad_states is None or isinstance(grad_states, State):
+        return type(grad_states)
+    if isinstance(grad_states, Mapping):
+        return (type(grad_states), tuple((k, _structure_key(v)) for k, v in grad_states.items()))
+    if isinstance(grad_states, (list, tuple)):
+        return (type(grad_states), tuple(_structure_key(v) for v in grad_states))
+    return type(grad_states)
+
+
+_LINEARIZERS: dict = {}
+_LINEARIZER_CACHE_SIZE = 64
+
+
+# -- the public functions -------------------------------------------------------------------
+
+_RETURN_FORMS = """
+    What a call returns:
+
+    * gradients: with ``grad_states`` only, the gradients in ``grad_states``'s structure (a
+      single State gives its value's pytree; a list/tuple a list/tuple; a mapping such as
+      ``model.states(brainstate.ParamState)`` a mapping with the same keys). With ``argnums``
+      only (or no ``grad_states``: ``argnums`` defaults to 0), the gradients of the arguments as
+      ``jax.grad`` gives them. With both, ``(state_grads, arg_grads)``.
+    * ``has_aux=True``: ``(grads, aux)``; ``return_value=True``: ``(grads, value)``; both:
+      ``(grads, value, aux)``.
+"""
+
+
+def _decorator_or_transform(cls, fun, **options):
+    if fun is None:
+        return lambda f: cls(f, **options)
+    return cls(fun, **options)
+
+
+def grad(fun: Callable | None = None, grad_states=None, argnums: int | Sequence[int] | None = None,
+         has_aux: bool = False, return_value: bool = False, holomorphic: bool = False,
+         allow_int: bool = False) -> GradientTransform:
+    """Gradient of a scalar function with respect to States (and/or its arguments).
+
+    Args:
+      fun: the function; it may read and write States. It must return a scalar (or, with
+        ``has_aux``, a pair ``(scalar, aux)``).
+      grad_states: the States to differentiate with respect to: a State, a list/tuple of States,
+        or a mapping such as ``model.states(brainstate.ParamState)``. Each must be read by
+        ``fun`` and hold floats.
+      argnums: positional arguments to differentiate with respect to (int or tuple of ints).
+      has_aux: ``fun`` returns ``(output, aux)``; only ``output`` is differentiated.
+      return_value: also return the output.
+      holomorphic, allow_int: as for ``jax.grad``.
+    %s
+    States that ``fun`` writes (running statistics, counters, random keys) are written back
+    once, in the enclosing context, and are not differentiated. ``grad`` works eagerly (the
+    differentiated function runs compiled), inside ``jit``, around ``jit`` functions and nested.
+
+    Example::
+
+        params = model.states(brainstate.ParamState)
+
+        @brainstate.transform.jit
+        def train_step(x, y):
+            grads = brainstate.transform.grad(loss_fn, params)(x, y)
+            for key in params:
+                params[key].value = jax.tree.map(lambda p, g: p - 0.1 * g,
+                                                 params[key].value, grads[key])
+            return loss_fn(x, y)
+
+    Errors (:class:`brainstate.GradientError`) name the state at fault: a grad state the
+    function never reads, an integer-valued grad state; also a non-scalar output (use
+    :func:`vector_grad` or :func:`jacrev`) and a negative or out-of-range ``argnums``.
+    """
+    return _decorator_or_transform(GradientTransform, fun, grad_states=grad_states,
+                                   argnums=argnums, has_aux=has_aux, return_value=return_value,
+                                   holomorphic=holomorphic, allow_int=allow_int)
+
+
+grad.__doc__ = grad.__doc__ % _RETURN_FORMS
+
+
+def value_and_grad(fun: Callable | None = None, grad_states=None,
+                   argnums: int | Sequence[int] | None = None, has_aux: bool = False,
+                   holomorphic: bool = False, allow_int: bool = False):
+    """Like :func:`grad`, returning the value too, in ``jax.value_and_grad``'s form.
+
+    A call returns ``(value, grads)``, or ``((value, aux), grads)`` with ``has_aux=True``;
+    ``grads`` has the structure described in :func:`grad`.
+
+    Example::
+
+        loss, grads = brainstate.transform.value_and_grad(loss_fn, params)(x, y)
+    """
+    return _decorator_or_transform(_ValueAndGrad, fun, grad_states=grad_states,
+                                   argnums=argnums, has_aux=has_aux, return_value=False,
+                                   holomorphic=holomorphic, allow_int=allow_int)
+
+
+def vector_grad(fun: Callable | None = None, grad_states=None,
+                argnums: int | Sequence[int] | None = None, has_aux: bool = False,
+                return_value: bool = False):
+    """Gradient of a function with a non-scalar output: the vector-Jacobian product with ones
+    (the gradient of the sum of the outputs, computed without summing).
+    %s
+    Example::
+
+        dv = brainstate.transform.vector_grad(lambda: neuron.v.value ** 2, neuron.v)()
+    """
+    return _decorator_or_transform(_VectorGrad, fun, grad_states=grad_states, argnums=argnums,
+                                   has_aux=has_aux, return_value=return_value)
+
+
+vector_grad.__doc__ = vector_grad.__doc__ % _RETURN_FORMS
+
+
+def fwd_grad(fun: Callable | None = None, grad_states=None,
+             argnums: int | Sequence[int] | None = None, has_aux: bool = False,
+             return_value: bool = False, num_samples: int = 1, key=None):
+    """Forward-mode gradient estimate (the "forward gradient"): for a random direction
+    ``v ~ N(0, I)`` over every differentiated leaf, ``(grad . v) v``, computed with one JVP and
+    no backward pass. It is an unbiased estimate of the gradient; ``num_samples`` directions
+    are averaged.
+
+    Args:
+      fun, grad_states, argnums, has_aux, return_value: as for :func:`grad`.
+      num_samples: number of random directions averaged.
+      key: an int seed or a JAX PRNG key for the directions; the transform then keeps its own
+        key State. By default the directions come from ``brainstate.random.DEFAULT``, whose
+        key is advanced (written back) on every call, like any random draw.
+    %s
+    """
+    return _decorator_or_transform(_ForwardGrad, fun, grad_states=grad_states, argnums=argnums,
+                                   has_aux=has_aux, return_value=return_value,
+                                   num_samples=num_samples, key=key)
+
+
+fwd_grad.__doc__ = fwd_grad.__doc__ % _RETURN_FORMS
+
+
+def jacrev(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None = None,
+           has_aux: bool = False, return_value: bool = False, holomorphic: bool = False,
+           allow_int: bool = False):
+    """Jacobian by reverse mode (as ``jax.jacrev``) with respect to States and/or arguments.
+    %s
+    The Jacobian of an output leaf of shape ``S`` with respect to an input leaf of shape ``T``
+    has shape ``S + T``; with both states and arguments, the ``(state part, argument part)``
+    pair sits at each output leaf, as with ``jax.jacrev(..., argnums=(0, 1))``.
+    """
+    return _Jacobian(fun, grad_states, argnums, has_aux, return_value, holomorphic, allow_int,
+                     mode='rev')
+
+
+jacrev.__doc__ = jacrev.__doc__ % _RETURN_FORMS
+jacobian = jacrev
+
+
+def jacfwd(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None = None,
+           has_aux: bool = False, return_value: bool = False, holomorphic: bool = False):
+    """Jacobian by forward mode (as ``jax.jacfwd``); same forms as :func:`jacrev`.
+    %s
+    """
+    return _Jacobian(fun, grad_states, argnums, has_aux, return_value, holomorphic,
+                     mode='fwd')
+
+
+jacfwd.__doc__ = jacfwd.__doc__ % _RETURN_FORMS
+
+
+def hessian(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None = None,
+            has_aux: bool = False, return_value: bool = False, holomorphic: bool = False):
+    """Hessian of a scalar function (as ``jax.hessian``: ``jacfwd`` of ``jacrev``).
+    %s
+    With both states and arguments the result is ``((H_ss, H_sa), (H_as, H_aa))``, the nesting
+    ``jax.hessian(..., argnums=(0, 1))`` gives.
+    """
+    return _Jacobian(fun, grad_states, argnums, has_aux, return_value, holomorphic,
+                     mode='hessian')
+
+
+hessian.__doc__ = hessian.__doc__ % _RETURN_FORMS
+
+
+def vjp(fun: Callable, *primals, grad_states=None, has_aux: bool = False):
+    """Vector-Jacobian product of a stateful function, like ``jax.vjp``.
+
+    Returns ``(out, vjp_fn)`` (``(out, vjp_fn, aux)`` with ``has_aux``). ``vjp_fn(cotangent)``
+    returns the cotangents of the primals as a tuple, like ``jax.vjp``; with ``grad_states`` it
+    returns ``(state_cotangents, primal_cotangents)``, the first in ``grad_states``'s structure.
+    States ``fun`` writes are written back when ``vjp`` is called.
+
+    Example::
+
+        y, pullback = brainstate.transform.vjp(f, x, grad_states=net.w)
+        dw, (dx,) = pullback(jnp.ones_like(y))
+    """
+    transform = _cached_linearizer(_VJP, fun, grad_states, len(primals), has_aux)
+    return transform.run(primals)
+
+
+def jvp(fun: Callable, primals: Sequence, tangents: Sequence, grad_states=None,
+        state_tangents=None, has_aux: bool = False):
+    """Jacobian-vector product of a stateful function, like ``jax.jvp``.
+
+    Args:
+      fun: the function.
+      primals, tangents: tuples of the arguments and of their tangents.
+      grad_states: States whose values also get tangents.
+      state_tangents: the tangents of ``grad_states``, in its structure (required with it).
+      has_aux: ``fun`` returns ``(output, aux)``.
+
+    Returns ``(out, out_tangent)``, or ``(out, out_tangent, aux)``. States ``fun`` writes are
+    written back.
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f'jvp: got {len(primals)} primals but {len(tangents)} tangents.')
+    if grad_states is not None and state_tangents is None:
+        raise ValueError('jvp: grad_states was given without state_tangents; pass the tangent '
+                         'of each grad state (in the structure of grad_states).')
+    transform = _cached_linearizer(_JVP, fun, grad_states, len(primals), has_aux)
+    state_t = state_tangents if grad_states is not None else ()
+    arg_t = tangents
+    derivs, out, result = transform._call(primals, {}, (state_t, arg_t))
+    if has_aux:
+        return out, derivs, result[1]
+    return out, derivs

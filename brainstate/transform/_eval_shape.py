@@ -1,0 +1,44 @@
+"""eval_shape: the shapes of a stateful function's outputs and of the states it writes."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+
+from ._arguments import ArgumentSpec
+from ._autograd import _call_signature
+from ._pipeline import compile_graph
+
+__all__ = ['eval_shape']
+
+
+def eval_shape(fun: Callable, *args, **kwargs):
+    """Trace ``fun(*args, **kwargs)`` without running it.
+
+    Arguments may be arrays or ``jax.ShapeDtypeStruct``. No computation runs and no State
+    changes.
+
+    Returns:
+      ``(out_shapes, state_shapes)``: the result as a pytree of ``jax.ShapeDtypeStruct``, and a
+      dict from each State the function writes to the shapes of the value it would write.
+
+    Example::
+
+        out, written = brainstate.transform.eval_shape(step, jax.ShapeDtypeStruct((8, 3), 'f4'))
+        written[net.count]     # ShapeDtypeStruct(shape=(), dtype=int32)
+    """
+    spec = ArgumentSpec(fun)
+    sig = _call_signature(args, kwargs, f'eval_shape of {spec.fun_name}')
+    program = compile_graph(fun, spec, sig)
+    lowered = program.lowered
+    out_avals = lowered.closed_jaxpr.out_avals
+    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in out_avals]
+    n = lowered.num_outputs
+    out = program.out_tree.unflatten(shapes[:n])
+    written, offset = {}, n
+    for state in lowered.written_states:
+        count = state.treedef.num_leaves
+        written[state] = state.treedef.unflatten(shapes[offset:offset + count])
+        offset += count
+    return out, written
