@@ -8,27 +8,32 @@
 
 from __future__ import annotations
 
-from ._pass import register
+from ._pass import PassStatistics, register
 
 __all__ = ['analyze_read_only_states', 'analyze_donation']
 
 
 @register('read-only-states')
-def analyze_read_only_states(graph, stats):
+def analyze_read_only_states(graph, stats=None):
     """Mark the reads of states that the graph never writes (meta read_only)."""
+    stats = PassStatistics() if stats is None else stats
     written = {n.state for n in graph.walk() if n.kind == 'state_write'}
     for node in graph.walk():
         if node.kind == 'state_read':
             node.meta['read_only'] = node.state not in written
             stats['read-only states'] += node.meta['read_only']
+    return graph
+
 
 
 @register('donation')
-def analyze_donation(graph, stats):
+def analyze_donation(graph, stats=None):
     """Mark entry reads whose buffer can be donated: the state is overwritten at exit."""
+    stats = PassStatistics() if stats is None else stats
     if not graph.meta.get('canonical'):
-        return
+        return graph
     written = {n.state for n in graph.find_nodes('state_write', recursive=False)}
     for node in graph.find_nodes('state_read', recursive=False):
         node.meta['donate'] = node.state in written
         stats['donatable states'] += node.meta['donate']
+    return graph

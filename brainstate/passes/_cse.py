@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Literal
-from ._pass import register
+from ._pass import PassStatistics, register
 
 __all__ = ['common_subexpression_elimination']
 
@@ -38,8 +38,9 @@ def _node_key(node):
 
 
 @register('cse')
-def common_subexpression_elimination(graph, stats):
+def common_subexpression_elimination(graph, stats=None):
     """Merge pure operations that compute the same values from the same operands."""
+    stats = PassStatistics() if stats is None else stats
     seen = {}
     for node in graph.nodes:
         for sub in node.subgraphs:
@@ -55,3 +56,4 @@ def common_subexpression_elimination(graph, stats):
             mine.replace_all_uses_with(theirs)
         graph.erase_node(node)
         stats['nodes merged'] += 1
+    return graph

@@ -8,7 +8,7 @@ all kept.
 
 from __future__ import annotations
 
-from ._pass import register
+from ._pass import PassStatistics, register
 
 __all__ = ['dead_code_elimination']
 
@@ -16,8 +16,9 @@ _REMOVABLE = ('primitive', 'constant', 'state_read', 'region')
 
 
 @register('dce')
-def dead_code_elimination(graph, stats):
+def dead_code_elimination(graph, stats=None):
     """Remove pure nodes (never state writes) whose results are unused."""
+    stats = PassStatistics() if stats is None else stats
     nodes = graph.nodes
     for node in nodes:
         for sub in node.subgraphs:
@@ -31,3 +32,4 @@ def dead_code_elimination(graph, stats):
     if graph.meta.get('read_states') is not None:
         still_read = {n.state for n in graph.find_nodes('state_read', recursive=False)}
         graph.meta['read_states'] = [s for s in graph.meta['read_states'] if s in still_read]
+    return graph

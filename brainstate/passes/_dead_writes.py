@@ -10,7 +10,7 @@ Recurses into region bodies.
 
 from __future__ import annotations
 
-from ._pass import register
+from ._pass import PassStatistics, register
 
 __all__ = ['eliminate_dead_writes']
 
@@ -24,9 +24,10 @@ def _same_values(a, b) -> bool:
 
 
 @register('dead-writes')
-def eliminate_dead_writes(graph, stats):
+def eliminate_dead_writes(graph, stats=None):
     """Remove state writes that are overwritten before any read, or that write the value the
     state already holds."""
+    stats = PassStatistics() if stats is None else stats
     for node in graph.nodes:
         for sub in node.subgraphs:
             eliminate_dead_writes(sub, stats)
@@ -56,3 +57,4 @@ def eliminate_dead_writes(graph, stats):
         still_written = {n.state for n in graph.find_nodes('state_write', recursive=False)}
         graph.meta['written_states'] = [s for s in graph.meta['written_states']
                                         if s in still_written]
+    return graph

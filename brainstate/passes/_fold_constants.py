@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from ..ir import Literal
-from ._pass import register
+from ._pass import PassStatistics, register
 
 __all__ = ['fold_constants']
 
@@ -25,8 +25,9 @@ def _foldable(node) -> bool:
 
 
 @register('fold-constants')
-def fold_constants(graph, stats):
+def fold_constants(graph, stats=None):
     """Compute scalar operations on literal operands at compile time."""
+    stats = PassStatistics() if stats is None else stats
     for node in graph.nodes:
         for sub in node.subgraphs:
             fold_constants(sub, stats)
@@ -45,3 +46,4 @@ def fold_constants(graph, stats):
             value.replace_all_uses_with(literal)
         graph.erase_node(node)
         stats['operations folded'] += 1
+    return graph
