@@ -1,0 +1,128 @@
+"""brainstate.nn: layers, activations, initializers, dropout and the state hooks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainstate
+from brainstate import nn
+
+
+def test_linear_computes_x_w_plus_b():
+    brainstate.random.seed(0)
+    layer = nn.Linear(3, 2)
+    params = layer.weight.value
+    assert params['weight'].shape == (3, 2) and params['bias'].shape == (2,)
+    np.testing.assert_array_equal(params['bias'], 0)
+    x = jnp.arange(12.0).reshape(4, 3)
+    np.testing.assert_allclose(layer(x), x @ params['weight'] + params['bias'], rtol=1e-6)
+    assert list(layer.states(brainstate.ParamState)) == [('weight',)]
+
+
+def test_linear_options():
+    w = jnp.arange(6.0).reshape(3, 2)
+    layer = nn.Linear(3, 2, w_init=w, b_init=None, w_mask=jnp.array([[1, 0]] * 3))
+    assert 'bias' not in layer.weight.value
+    x = jnp.ones((1, 3))
+    np.testing.assert_allclose(layer(x), x @ (w * jnp.array([[1, 0]] * 3)))
+    layer = nn.Linear((5, 3), (7, 4), b_init=nn.Constant(0.5))
+    assert layer.weight.value['weight'].shape == (3, 4)
+    np.testing.assert_array_equal(layer.weight.value['bias'], 0.5)
+    with pytest.raises(ValueError, match='shape'):
+        nn.Linear(3, 2, w_init=jnp.ones((2, 2)))
+    with pytest.raises(ValueError, match='in_size'):
+        nn.Linear(0, 2)
+
+
+def test_initializers_are_reproducible_and_scaled():
+    brainstate.random.seed(1)
+    a = nn.KaimingNormal()((256, 128))
+    brainstate.random.seed(1)
+    b = nn.KaimingNormal()((256, 128))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(np.std(a), np.sqrt(2 / 256), rtol=0.05)
+    u = nn.XavierUniform()((100, 300))
+    assert np.abs(u).max() <= np.sqrt(6 / 400) + 1e-6
+    np.testing.assert_array_equal(nn.ZeroInit()((2,)), 0)
+    k = jax.random.key(0)
+    np.testing.assert_array_equal(nn.Normal()((3,), key=k), nn.Normal()((3,), key=k))
+
+
+def test_sequential_and_activations():
+    brainstate.random.seed(0)
+    seq = nn.Sequential(nn.Linear(4, 8), nn.relu, nn.Linear(8, 3), nn.Softmax())
+    x = jnp.ones((2, 4))
+    out = seq(x)
+    assert out.shape == (2, 3)
+    np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-6)
+    l0, l2 = seq[0], seq[2]
+    expected = jax.nn.softmax(jax.nn.relu(x @ l0.weight.value['weight']) @
+                              l2.weight.value['weight'])
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    assert len(seq) == 4 and isinstance(seq[1:], nn.Sequential)
+    assert list(seq.states(brainstate.ParamState)) == [('layers', 0, 'weight'),
+                                                       ('layers', 2, 'weight')]
+    assert seq[0].weight.label() == 'Sequential.layers.0.weight'
+    seq.append(nn.Linear(3, 1))
+    assert ('layers', 4, 'weight') in seq.states()
+    for fn, ref in [(nn.gelu, jax.nn.gelu), (nn.sigmoid, jax.nn.sigmoid), (nn.tanh, jnp.tanh),
+                    (nn.silu, jax.nn.silu), (nn.elu, jax.nn.elu)]:
+        np.testing.assert_allclose(fn(x - 0.5), ref(x - 0.5))
+    np.testing.assert_allclose(nn.LeakyReLU(negative_slope=0.2)(-x), -0.2 * x)
+
+
+def test_dropout():
+    brainstate.random.seed(0)
+    drop = nn.Dropout(0.8)
+    x = jnp.ones((200, 50))
+    y = drop(x)
+    kept = np.asarray(y != 0)
+    assert 0.75 < kept.mean() < 0.85
+    np.testing.assert_allclose(np.asarray(y)[kept], 1 / 0.8, rtol=1e-6)
+    np.testing.assert_array_equal(drop(x, training=False), x)
+    drop.training = False
+    np.testing.assert_array_equal(drop(x), x)
+    # Inside jit each call draws a new mask (the random key is a state).
+    step = brainstate.transform.jit(lambda x: nn.Dropout(0.5)(x))
+    assert not np.array_equal(step(x), step(x))
+    shared = nn.Dropout(0.5, broadcast_dims=(0,))(x)
+    assert np.all(np.asarray(shared) == np.asarray(shared)[:1])
+    with pytest.raises(ValueError, match='keep'):
+        nn.Dropout(0.0)
+
+
+def test_init_and_reset_all_states_children_first():
+    calls = []
+
+    class Neuron(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.n = n
+
+        def init_state(self, batch_size=1):
+            calls.append(('neuron', self.n))
+            self.v = brainstate.HiddenState(jnp.zeros((batch_size, self.n)))
+
+        def reset_state(self, batch_size=1):
+            self.v.value = jnp.zeros((batch_size, self.n))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = Neuron(3)
+            self.b = [Neuron(2)]
+
+        def init_state(self, batch_size=1):
+            calls.append(('net', self.a.v.value.shape))   # children are ready
+
+    net = nn.init_all_states(Net(), batch_size=4)
+    assert calls == [('neuron', 3), ('neuron', 2), ('net', (4, 3))]
+    assert net.b[0].v.value.shape == (4, 2)
+    assert ('a', 'v') in net.states(brainstate.HiddenState)
+    net.a.v.value = jnp.ones((4, 3))
+    nn.reset_all_states(net, batch_size=4)
+    np.testing.assert_array_equal(net.a.v.value, 0)
+    calls.clear()
+    nn.init_all_states(net, exclude=Neuron)
+    assert calls == [('net', (4, 3))]
