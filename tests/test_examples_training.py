@@ -1,0 +1,19 @@
+"""The training examples learn (skipped without scikit-learn, the examples' extra)."""
+
+import os
+import sys
+
+import pytest
+
+pytest.importorskip('sklearn')
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'examples'))
+
+
+def test_five_line_program_learns_digits():
+    import train_mlp_digits
+    assert train_mlp_digits.main(epochs=4) > 0.9
+
+
+def test_optax_optimizer_learns_digits():
+    import train_mlp_digits_optax
+    assert train_mlp_digits_optax.main(epochs=3) > 0.9
