@@ -18,6 +18,7 @@ Passes edit graphs through the methods here: ``Graph.create_node``, ``insert_bef
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import Any, Iterable, Iterator
 
@@ -231,6 +232,7 @@ class Graph:
         self.in_tree = None
         self.out_tree = None
         self.parent: Node | None = None  # the region node owning this graph, if any
+        self._insert_anchor = None
 
     # -- iteration ---------------------------------------------------------------------------
 
@@ -315,9 +317,27 @@ class Graph:
         return node
 
     def append(self, node: Node) -> Node:
-        """Add ``node`` at the end (before the output node if there is one)."""
-        anchor = self.output_node or self._root
+        """Add ``node`` at the insertion point: the end (before the output node if there is
+        one), or where an ``inserting_before`` / ``inserting_after`` block says."""
+        anchor = self._insert_anchor
+        if anchor is None:
+            anchor = self.output_node or self._root
         return self._link_before(node, anchor)
+
+    @contextlib.contextmanager
+    def inserting_before(self, node: Node):
+        """Within the block, ``create_node`` / ``append`` insert just before ``node``."""
+        previous, self._insert_anchor = self._insert_anchor, node
+        try:
+            yield
+        finally:
+            self._insert_anchor = previous
+
+    @contextlib.contextmanager
+    def inserting_after(self, node: Node):
+        """Within the block, created nodes follow ``node`` (in creation order)."""
+        with self.inserting_before(node._next):
+            yield
 
     def insert_before(self, anchor: Node, node: Node) -> Node:
         """Add ``node`` just before ``anchor``."""
