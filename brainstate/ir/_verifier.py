@@ -19,13 +19,24 @@ def _same_type(a, b) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype
 
 
+class _Location:
+    """'graph, node 3 (<Node ...>)', formatted only when an error message needs it."""
+
+    def __init__(self, where, position, node):
+        self.where, self.position, self.node = where, position, node
+
+    def __format__(self, spec):
+        return f'{self.where}, node {self.position} ({self.node!r})'
+
+
 def _check_graph(graph, where: str):
     from ._graph import Literal, Value
     defined: set[int] = set()
     nodes = graph.nodes
     seen_non_input = False
     for position, node in enumerate(nodes):
-        at = f'{where}, node {position} ({node!r})'
+        # Formatting a node is costly: build the message only when there is an error.
+        at = _Location(where, position, node)
         if node.graph is not graph:
             raise IRVerificationError(f'{at}: the node does not point back to its graph.')
         if node.kind == 'input':

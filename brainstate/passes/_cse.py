@@ -18,7 +18,7 @@ __all__ = ['common_subexpression_elimination']
 def _operand_key(value):
     if isinstance(value, Literal):
         try:
-            return ('literal', str(value.aval), np.asarray(value.val).item())
+            return ('literal', value.aval.shape, value.aval.dtype, np.asarray(value.val).item())
         except (TypeError, ValueError):
             return ('literal-object', id(value.val))
     return ('value', value.uid)
@@ -30,7 +30,8 @@ def _node_key(node):
     if node.kind != 'primitive' or node.has_effect:
         return None
     try:
-        params = tuple(sorted(node.params.items()))
+        # JAX builds a primitive's params in a fixed order: no need to sort them.
+        params = tuple(node.params.items())
         hash(params)
     except TypeError:  # an unhashable parameter (e.g. an array): leave the node alone
         return None

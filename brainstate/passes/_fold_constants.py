@@ -17,30 +17,53 @@ __all__ = ['fold_constants']
 
 
 def _foldable(node) -> bool:
-    return (node.kind == 'primitive' and not node.has_effect and node.inputs and
-            all(isinstance(v, Literal) and v.aval.shape == () for v in node.inputs) and
+    if node.kind != 'primitive' or not node.inputs:
+        return False
+    for value in node.inputs:  # cheapest test first: most nodes have a non-literal operand
+        if type(value) is not Literal or value.aval.shape != ():
+            return False
+    return (not node.has_effect and
             all(v.aval.shape == () for v in node.outputs) and
             all(np.issubdtype(v.aval.dtype, np.number) or v.aval.dtype == np.bool_
                 for v in node.outputs))
 
 
+def _evaluate(node, cache: dict):
+    """The node's results on its literal operands, computed once per distinct operation."""
+    try:
+        key = (node.op, tuple(node.params.items()),
+               tuple((v.aval.dtype, np.asarray(v.val).item()) for v in node.inputs))
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in cache:
+        return cache[key]
+    try:
+        # Passes can run while JAX traces (a jit retracing): force eager evaluation.
+        with jax.ensure_compile_time_eval():
+            results = node.op.bind(*[v.val for v in node.inputs], **node.params)
+    except Exception:  # leave anything JAX cannot evaluate eagerly to XLA
+        results = None
+    if results is not None and not node.op.multiple_results:
+        results = [results]
+    if key is not None:
+        cache[key] = results
+    return results
+
+
 @register('fold-constants')
-def fold_constants(graph, stats=None):
+def fold_constants(graph, stats=None, _cache=None):
     """Compute scalar operations on literal operands at compile time."""
     stats = PassStatistics() if stats is None else stats
+    cache = _cache if _cache is not None else {}
     for node in graph.nodes:
         for sub in node.subgraphs:
-            fold_constants(sub, stats)
+            fold_constants(sub, stats, _cache=cache)
         if not _foldable(node):
             continue
-        try:
-            # Passes can run while JAX traces (a jit retracing): force eager evaluation.
-            with jax.ensure_compile_time_eval():
-                results = node.op.bind(*[v.val for v in node.inputs], **node.params)
-        except Exception:  # leave anything JAX cannot evaluate eagerly to XLA
+        results = _evaluate(node, cache)
+        if results is None:
             continue
-        if not node.op.multiple_results:
-            results = [results]
         for value, result in zip(node.outputs, results):
             literal = Literal(np.asarray(result, dtype=value.aval.dtype)[()], value.aval)
             value.replace_all_uses_with(literal)

@@ -1,0 +1,137 @@
+"""Time of the pass pipeline: on a traced 100-layer MLP train step, and on generated graphs of
+growing size (to show the growth is linear; goal: under 1 s for 100,000 nodes).
+
+    python tools/bench_passes.py [--sizes 10000 30000 100000] [--repeats 3]
+
+The pipeline is brainstate's default (plus verification, reported apart). Each measurement runs
+on a fresh copy of the graph; the median of the repeats is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import brainstate
+from brainstate import ir, passes
+
+
+def mlp_train_step_graph(depth=100, width=64, batch=32):
+    class MLP(brainstate.Module):
+        def __init__(self):
+            super().__init__()
+            keys = jax.random.split(jax.random.key(0), depth)
+            self.layers = [brainstate.ParamState({
+                'w': jax.random.normal(k, (width, width)) / width ** 0.5,
+                'b': jnp.zeros(width)}) for k in keys]
+
+        def __call__(self, x):
+            for layer in self.layers:
+                x = jnp.tanh(x @ layer.value['w'] + layer.value['b'])
+            return x
+
+    model = MLP()
+    params = model.states(brainstate.ParamState)
+
+    def loss_fn(x, y):
+        return jnp.mean((model(x) - y) ** 2)
+
+    def train_step(x, y):
+        grads = brainstate.transform.grad(loss_fn, params)(x, y)
+        for key in params:
+            params[key].value = jax.tree.map(lambda p, g: p - 0.01 * g, params[key].value,
+                                             grads[key])
+        return loss_fn(x, y)
+
+    x = jnp.ones((batch, width))
+    return ir.trace(train_step, x, x)
+
+
+def generated_graph(n_nodes: int, n_states: int = 100):
+    """A straight-line graph of about ``n_nodes`` nodes: chains of elementwise math reading and
+    writing states, with duplicated expressions (for cse), unused ones (for dce), overwritten
+    writes (for dead-writes) and literal arithmetic (for fold-constants)."""
+    aval = jax.core.ShapedArray((16,), jnp.float32)
+    scalar = jax.core.ShapedArray((), jnp.float32)
+    states = [brainstate.State(jnp.zeros(16), name=f's{i}') for i in range(n_states)]
+    g = ir.Graph('generated')
+    x = g.add_input(aval)
+    ops = [jax.lax.sin_p, jax.lax.cos_p, jax.lax.exp_p, jax.lax.tanh_p]
+    last = x
+    count = 0
+    i = 0
+    while count < n_nodes:
+        state = states[i % n_states]
+        read = g.create_node('state_read', state=state, output_avals=[aval])
+        one = ir.Literal(np.float32(1.0), scalar)
+        folded = g.create_node('primitive', op=jax.lax.add_p, inputs=[one, one],
+                               output_avals=[scalar])
+        a = g.create_node('primitive', op=ops[i % 4], inputs=[read.outputs[0]],
+                          output_avals=[aval])
+        b = g.create_node('primitive', op=ops[i % 4], inputs=[read.outputs[0]],
+                          output_avals=[aval])   # the same as `a`
+        c = g.create_node('primitive', op=jax.lax.add_p, inputs=[a.outputs[0], b.outputs[0]],
+                          output_avals=[aval])
+        d = g.create_node('primitive', op=jax.lax.mul_p, inputs=[c.outputs[0], last],
+                          output_avals=[aval])
+        e = g.create_node('primitive', op=jax.lax.mul_p,
+                          inputs=[d.outputs[0], folded.outputs[0]], output_avals=[aval])
+        g.create_node('primitive', op=jax.lax.neg_p, inputs=[e.outputs[0]],
+                      output_avals=[aval])       # unused
+        g.create_node('state_write', state=state, inputs=[a.outputs[0]])  # overwritten next
+        g.create_node('state_write', state=state, inputs=[e.outputs[0]])
+        last = e.outputs[0]
+        count += 10
+        i += 1
+    g.set_outputs([last])
+    return g
+
+
+def time_pipeline(graph, pipeline, repeats, verify=False):
+    times, sizes = [], None
+    for _ in range(repeats):
+        fresh = graph.copy()
+        before = len(list(fresh.walk()))
+        manager = passes.PassManager(pipeline, verify=verify)
+        start = time.perf_counter()
+        manager.run(fresh)
+        times.append(time.perf_counter() - start)
+        sizes = (before, len(list(fresh.walk())))
+    return statistics.median(times), sizes, manager
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', type=int, nargs='+', default=[10_000, 30_000, 100_000])
+    parser.add_argument('--repeats', type=int, default=3)
+    args = parser.parse_args()
+    pipeline = passes.DEFAULT_PIPELINE
+    print(f'pipeline: {pipeline}')
+
+    start = time.perf_counter()
+    mlp = mlp_train_step_graph()
+    trace_seconds = time.perf_counter() - start
+    seconds, (before, after), manager = time_pipeline(mlp, pipeline, args.repeats)
+    print(f'\n100-layer MLP train step: traced in {trace_seconds:.2f} s; {before} -> {after} '
+          f'nodes; pipeline {seconds * 1e3:.1f} ms '
+          f'({seconds / before * 1e6:.2f} us/node)')
+    print(manager.report())
+
+    print(f'\n{"nodes":>8} {"after":>8} {"pipeline s":>11} {"us/node":>8} {"+verify s":>10}')
+    for n in args.sizes:
+        graph = generated_graph(n)
+        seconds, (before, after), manager = time_pipeline(graph, pipeline, args.repeats)
+        verified, _, _ = time_pipeline(graph, pipeline, 1, verify=True)
+        print(f'{before:>8} {after:>8} {seconds:>11.3f} {seconds / before * 1e6:>8.2f} '
+              f'{verified:>10.3f}')
+    print('\nper pass, largest graph:')
+    print(manager.report())
+
+
+if __name__ == '__main__':
+    main()
