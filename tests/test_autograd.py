@@ -455,3 +455,42 @@ def test_state_argument_is_an_error(setup):
     model, loss, x, scale = setup
     with pytest.raises(brainstate.StateArgumentError, match='Model.w'):
         grad(lambda w: jnp.sum(w), argnums=0)(model.w)
+
+
+@pytest.mark.skipif(not hasattr(brainstate.transform, 'for_loop'), reason='needs for_loop')
+def test_grad_through_a_state_aware_loop_and_inside_one():
+    w = ParamState(jnp.array([0.5, -0.3]))
+    h = brainstate.HiddenState(jnp.zeros(2))
+    xs = jnp.ones((5, 2)) * 0.3
+
+    def loss(xs):
+        def body(x):
+            h.value = jnp.tanh(h.value * w.value + x)
+            return h.value
+        return jnp.sum(brainstate.transform.for_loop(body, xs) ** 2)
+
+    def pure(w, xs):
+        def body(h, x):
+            h = jnp.tanh(h * w + x)
+            return h, h
+        return jnp.sum(jax.lax.scan(body, jnp.zeros(2), xs)[1] ** 2)
+
+    expected = jax.grad(pure)(w.value, xs)
+    assert_tree_close(grad(loss, w)(xs), expected)
+    assert float(jnp.abs(h.value).sum()) > 0       # the hidden state was written back
+    h.value = jnp.zeros(2)
+    assert_tree_close(jit(lambda xs: grad(loss, w)(xs))(xs), expected)
+
+    # grad inside a loop body, updating the parameter at every step
+    w0 = w.value
+
+    def step(x):
+        g = grad(lambda: jnp.sum((w.value * x) ** 2), w)()
+        w.value = w.value - 0.1 * g
+        return g
+
+    jit(lambda xs: brainstate.transform.for_loop(step, xs))(xs)
+    expected_w = w0
+    for x in xs:
+        expected_w = expected_w - 0.1 * jax.grad(lambda w: jnp.sum((w * x) ** 2))(expected_w)
+    assert_tree_close(w.value, expected_w)
