@@ -2,9 +2,11 @@
 
 ``state_read`` / ``state_write`` equations become state nodes; calls whose body is a nested jaxpr
 (``jax.jit`` helpers, ``closed_call``) are inlined so the states they touch are seen at this level;
-every other primitive becomes a ``primitive`` node carrying its params. A primitive that carries
-a nested jaxpr we do not inline (raw ``lax.scan``, ``lax.cond``, ``custom_jvp``, ...) must not
-touch states: its body would run outside brainstate's control, so that is an error.
+every other primitive becomes a ``primitive`` node carrying its params. A ``region`` equation (a
+state-aware loop or branch, see ``_region.py``) becomes one ``region`` node holding its bodies.
+A primitive that carries a nested jaxpr we do not inline (raw ``lax.scan``, ``lax.cond``,
+``custom_jvp``, ...) must not touch states: its body would run outside brainstate's control, so
+that is an error.
 """
 
 from __future__ import annotations

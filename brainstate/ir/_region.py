@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import jax
 import jax.extend.core as jex_core
-from jax.interpreters import mlir
+from jax.interpreters import ad, batching, mlir
 
 from .. import _state
 from .._errors import BrainStateError
@@ -45,6 +45,9 @@ REGION_KINDS = {
                   '(results*); params prevent_cse, policy',
 }
 
+_FRIENDLY_NAMES = {'scan': 'loop', 'while': 'while_loop', 'cond': 'branch',
+                   'checkpoint': 'checkpoint'}
+
 region_p = jex_core.Primitive('region')
 region_p.multiple_results = True
 
@@ -61,9 +64,21 @@ def _region_outside_trace(*args, name, **params):
         f'transforms (brainstate.transform.jit, ...) for the enclosing function too.')
 
 
+def _region_under_raw_transform(transform):
+    def rule(*args, name, **params):
+        raise BrainStateError(
+            f'A brainstate `{name}` region (a state-aware loop or branch) was traced under raw '
+            f'`{transform}` inside a brainstate transform. Raw JAX transforms cannot see the '
+            f'states a region threads; use the brainstate version (brainstate.transform.grad, '
+            f'.vmap, ...) around the loop instead.')
+    return rule
+
+
 region_p.def_abstract_eval(_region_abstract_eval)
 region_p.def_impl(_region_outside_trace)
 mlir.register_lowering(region_p, _region_outside_trace)
+ad.primitive_jvps[region_p] = _region_under_raw_transform('jax.grad / jax.jvp')
+batching.primitive_batchers[region_p] = _region_under_raw_transform('jax.vmap')
 
 
 class BodyTraceContext(TraceContext):
@@ -98,7 +113,7 @@ class BodyTraceContext(TraceContext):
         if id(state) not in self._new_ids and self._created_outside(state):
             raise BrainStateError(
                 f'State {state.label()} was created inside the traced function and is written '
-                f'inside a `{self.region}` body. Create the state (or its Module) before calling '
+                f'inside a {_FRIENDLY_NAMES.get(self.region, self.region)} body. Create the state (or its Module) before calling '
                 f'the transform, or carry the value through the loop instead of a State.')
         super().write(state, value)
 
