@@ -15,6 +15,8 @@ from ._dce import dead_code_elimination
 from ._cse import common_subexpression_elimination
 from ._fold_constants import fold_constants
 from ._analyses import analyze_donation, analyze_read_only_states
+from ._batching import (BatchingResult, BatchingSpec, PRIMITIVE_BATCHING_RULES,
+                        REGION_BATCHING_RULES, analyze_batching)
 from ._default_pipeline import (DEFAULT_PIPELINE, default_pipeline, get_default_pipeline,
                                 optimize, set_default_pipeline, set_pass_options)
 
@@ -23,7 +25,9 @@ __all__ = [
     'PassManager', 'PassFailure', 'PassRecord', 'parse_pipeline',
     'hoist_states', 'REGION_HOIST_RULES', 'eliminate_dead_writes', 'dead_code_elimination',
     'common_subexpression_elimination', 'fold_constants', 'analyze_read_only_states',
-    'analyze_donation', 'DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
+    'analyze_donation', 'analyze_batching', 'BatchingSpec', 'BatchingResult',
+    'REGION_BATCHING_RULES', 'PRIMITIVE_BATCHING_RULES',
+    'DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
     'default_pipeline', 'set_pass_options', 'optimize', 'prepare_for_lowering',
 ]
 

@@ -16,3 +16,7 @@ __all__ = ['jit', 'JittedFunction', 'make_jaxpr',
            'hessian', 'vjp', 'jvp', 'GradientTransform', 'eval_shape',
            'scan', 'for_loop', 'checkpointed_scan', 'checkpointed_for_loop', 'while_loop',
            'bounded_while_loop', 'cond', 'switch', 'ifelse', 'checkpoint', 'remat', 'ProgressBar']
+from ._vmap import VmappedFunction, vmap, vmap_new_states
+from ._map import map
+
+__all__ += ['vmap', 'vmap_new_states', 'VmappedFunction', 'map']

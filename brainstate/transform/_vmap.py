@@ -1,0 +1,722 @@
+"""vmap and vmap_new_states: map a stateful function over a batch axis.
+
+States are **shared** by all lanes unless declared batched:
+
+* ``in_states``: the state's stored value already carries the batch axis; each lane reads and
+  writes its own slice (e.g. the membrane potentials of 64 simulated trials);
+* ``out_states``: the state is read shared and its written value comes out with the batch axis
+  (its stored shape gains the axis).
+
+How a call runs (see DESIGN.md, "transforms compose"):
+
+1. trace the function on *per-lane* values: each argument without its ``in_axes`` dimension,
+   each ``in_states`` state without its batch axis (the state's avals are swapped for the per-lane
+   ones while tracing, and restored after);
+2. run the pass pipeline, then the ``batching-analysis`` pass, which decides which read states
+   are mapped, which written values differ per lane, and raises
+   :class:`~brainstate.BatchAxisError` for a per-lane value written into a shared state;
+3. lower to a pure jaxpr and apply ``jax.vmap`` to it with ``in_axes`` / ``out_axes`` derived from
+   the analysis; read the states with ``state.value`` in the enclosing context (eagerly, inside
+   ``jit``, a loop or ``grad``), and write the results back once, after success.
+
+Random numbers: a :class:`~brainstate.random.RandomState` the function draws from (and that is
+not declared batched) is split into one key per lane, so lanes draw different numbers, and the
+state's key advances once per call, exactly as ``split_key(axis_size)`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Mapping
+from typing import Any, Callable, Hashable, Sequence
+
+import jax
+import numpy as np
+from jax.api_util import flatten_axes
+
+from .. import _state
+from .. import passes as passes_lib
+from .._errors import BatchAxisError, StateArgumentError, TracerLeakError
+from .._state import State
+from ..ir import lower_to_jaxpr, trace_flat
+from ..ir._trace import STATE_ACCESS_HOOKS
+from ..passes import BatchingSpec, analyze_batching
+from ..util.filter import to_predicate
+
+try:  # binds the axis name while tracing, so collectives (psum, axis_index) can be traced
+    from jax._src.core import extend_axis_env_nd as _extend_axis_env
+except ImportError:  # pragma: no cover - a JAX without it: collectives need axis_name unset
+    _extend_axis_env = None
+
+__all__ = ['vmap', 'vmap_new_states', 'VmappedFunction']
+
+_Tracer = jax.core.Tracer
+
+
+def _random_state_class():
+    from ..random import RandomState
+    return RandomState
+
+
+# -- in_states / out_states ----------------------------------------------------------------------
+
+def _is_axis_mapping(obj) -> bool:
+    return (isinstance(obj, Mapping) and len(obj) > 0 and
+            all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in obj))
+
+
+class _Declaration:
+    """``in_states`` or ``out_states`` resolved: explicit States with their axes, and filters
+    (resolved against each state the function touches)."""
+
+    def __init__(self, obj, what: str, where: str):
+        self.what, self.where = what, where
+        self.states: dict[State, int] = {}
+        self.filters: list[tuple[Callable, int]] = []
+        if obj is None:
+            return
+        if _is_axis_mapping(obj):
+            for axis, item in obj.items():
+                self._add(item, int(axis))
+        else:
+            self._add(obj, 0)
+
+    def _add(self, obj, axis: int):
+        if isinstance(obj, State):
+            previous = self.states.get(obj)
+            if previous is not None and previous != axis:
+                raise BatchAxisError(
+                    f'{self.where}: State {obj.label()} is declared in {self.what} on axis '
+                    f'{previous} and on axis {axis}; a state has one batch axis.')
+            self.states[obj] = axis
+        elif isinstance(obj, Mapping):  # e.g. model.states(...): a mapping of States
+            for item in obj.values():
+                self._add(item, axis)
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            for item in obj:
+                self._add(item, axis)
+        else:
+            try:
+                predicate = to_predicate(obj)
+            except TypeError:
+                raise TypeError(
+                    f'{self.where}: {self.what} must be a State, an iterable or mapping of States '
+                    f'(e.g. `net.states(brainstate.HiddenState)`), a filter (a State class, a tag '
+                    f'string, a predicate `f(path, state)`), or `{{axis: states}}`; got '
+                    f'{type(obj).__name__} {obj!r}.') from None
+            self.filters.append((predicate, axis))
+
+    def axis_of(self, state: State) -> int | None:
+        """The declared axis of ``state``, or None. Filters never select random states (their
+        key is split per lane instead); declare one explicitly to store a key per lane."""
+        axis = self.states.get(state)
+        if axis is not None or not self.filters:
+            return axis
+        if isinstance(state, _random_state_class()):
+            return None
+        path = state.path() or ()
+        for predicate, axis in self.filters:
+            if predicate(path, state):
+                return axis
+        return None
+
+
+class _LaneAvals:
+    """While ``vmap`` traces, gives each ``in_states`` state the avals of one lane (its stored
+    avals without the batch axis), and restores them afterwards.
+
+    Explicitly declared states are swapped up front; states selected by a filter when a trace
+    first touches them (through :data:`brainstate.ir._trace.STATE_ACCESS_HOOKS`), so the filter
+    also applies inside loop bodies and nested transforms. Swaps bump the structure epoch, so
+    programs cached by other transforms notice the different avals.
+    """
+
+    def __init__(self, declared: _Declaration, where: str):
+        self.declared = declared
+        self.where = where
+        self.axes: dict[State, int] = {}
+        self.sizes: dict[State, int] = {}
+        self._saved: list = []
+
+    def _swap(self, state: State, axis: int):
+        if state in self.axes:
+            return
+        lane_avals, sizes = [], set()
+        for aval in state._avals:
+            ndim = len(aval.shape)
+            if not -ndim <= axis < ndim:
+                raise BatchAxisError(
+                    f'{self.where}: State {state.label()} is declared batched on axis {axis} '
+                    f'(in_states), but it holds {aval.str_short()}, which has no axis {axis}. '
+                    f'Store one value per lane along that axis first (e.g. `state.value = '
+                    f'jnp.zeros((batch,) + shape)`, or create the state with vmap_new_states), '
+                    f'or declare it with out_states if it should gain the batch axis.')
+            a = axis % ndim
+            sizes.add(aval.shape[a])
+            lane_avals.append(jax.core.ShapedArray(aval.shape[:a] + aval.shape[a + 1:],
+                                                   aval.dtype, weak_type=aval.weak_type))
+        if len(sizes) > 1:
+            raise BatchAxisError(
+                f'{self.where}: the leaves of State {state.label()} have different sizes '
+                f'{sorted(sizes)} along its batch axis {axis}; every leaf needs the batch size.')
+        self._saved.append((state, state._avals))
+        self.axes[state] = axis
+        if sizes:
+            self.sizes[state] = sizes.pop()
+        state._avals = tuple(lane_avals)
+        _state.STRUCTURE_EPOCH[0] += 1
+
+    def _hook(self, state: State):
+        if state not in self.axes:
+            axis = self.declared.axis_of(state)
+            if axis is not None:
+                self._swap(state, axis)
+
+    def __enter__(self):
+        try:
+            for state, axis in self.declared.states.items():
+                for hook in list(STATE_ACCESS_HOOKS):  # an enclosing vmap's filters first
+                    hook(state)
+                self._swap(state, axis)
+        except BaseException:
+            self._restore()
+            raise
+        if self.declared.filters:
+            STATE_ACCESS_HOOKS.append(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        if self._hook in STATE_ACCESS_HOOKS:
+            STATE_ACCESS_HOOKS.remove(self._hook)
+        self._restore()
+
+    def _restore(self):
+        for state, avals in reversed(self._saved):
+            state._avals = avals
+        self._saved.clear()
+        _state.STRUCTURE_EPOCH[0] += 1
+
+
+# -- arguments -----------------------------------------------------------------------------------
+
+def _describe(path) -> str:
+    text = jax.tree_util.keystr(path)
+    if text.startswith('[0]'):
+        rest = text[3:]
+        head = rest.split(']')[0].lstrip('[')
+        return f'positional argument {head}{rest[len(head) + 2:]}'
+    if text.startswith('[1]'):
+        return f'keyword argument {text[3:]}'
+    return text or 'the argument'
+
+
+def _check_axis(axis, what: str):
+    if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))):
+        raise TypeError(f'{what} entries must be an int or None, got {axis!r}.')
+
+
+def _flatten_arguments(args: tuple, kwargs: dict, in_axes, where: str):
+    """``(leaves, treedef, leaf axes, per-lane avals, leaf paths, cache key)`` of one call."""
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)
+    if isinstance(in_axes, tuple):
+        if len(in_axes) != len(args):
+            raise ValueError(
+                f'{where}: in_axes={in_axes!r} has {len(in_axes)} entries but the call passes '
+                f'{len(args)} positional argument(s). Give one entry per positional argument '
+                f'(None for an argument shared by all lanes), or one int/None for all of them.')
+        arg_axes = in_axes
+    else:
+        arg_axes = (in_axes,) * len(args)
+    with_path, treedef = jax.tree_util.tree_flatten_with_path(
+        (tuple(args), kwargs), is_leaf=lambda x: isinstance(x, State))
+    try:
+        leaf_axes = flatten_axes('vmap in_axes', treedef, (tuple(arg_axes), 0))
+    except ValueError as error:
+        raise ValueError(f'{where}: in_axes={in_axes!r} does not match the structure of the '
+                         f'arguments. {error}') from None
+    leaves, axes, lane_avals, key = [], [], [], []
+    for (path, leaf), axis in zip(with_path, leaf_axes):
+        _check_axis(axis, f'{where}: in_axes')
+        if isinstance(leaf, State):
+            raise StateArgumentError(
+                f'{where} received State {leaf.label()} as {_describe(path)}. States are not '
+                f'values: read the state inside the function (declare it with in_states= if '
+                f'it holds one value per lane), or pass `state.value`.')
+        try:
+            aval = jax.typeof(leaf)
+        except TypeError:
+            raise TypeError(
+                f'{where} received a {type(leaf).__name__} as {_describe(path)}, which is not '
+                f'an array. Pass arrays (or pytrees of arrays); close over other Python values '
+                f'instead of passing them.') from None
+        shape = tuple(aval.shape)
+        if axis is not None:
+            if not -len(shape) <= axis < len(shape):
+                raise ValueError(
+                    f'{where}: in_axes maps {_describe(path)} along axis {axis}, but it has shape '
+                    f'{shape}, which has no axis {axis}. Use None for an argument shared by all '
+                    f'lanes, or an axis it has.')
+            axis = int(axis) % len(shape)
+            lane_shape = shape[:axis] + shape[axis + 1:]
+        else:
+            lane_shape = shape
+        weak = getattr(aval, 'weak_type', False)
+        leaves.append(leaf)
+        axes.append(axis)
+        lane_avals.append(jax.ShapeDtypeStruct(lane_shape, aval.dtype, weak_type=weak))
+        key.append((shape, aval.dtype, weak, axis))
+    paths = [p for p, _ in with_path]
+    return leaves, treedef, axes, lane_avals, paths, (treedef, tuple(key))
+
+
+# -- one traced program per call signature --------------------------------------------------------
+
+class _Program:
+    """The pure, batched form of one call signature, and how states flow in and out of it."""
+
+    def __init__(self, owner: 'VmappedFunction', lowered, out_tree, new_states, spec,
+                 result, size: int, out_leaf_axes):
+        self.jaxpr = lowered.closed_jaxpr.jaxpr
+        self.consts = list(lowered.closed_jaxpr.consts)
+        self.num_outputs = lowered.num_outputs
+        self.out_tree = out_tree
+        self.size = size
+        self.axis_name = owner.axis_name
+        self.read_states = list(lowered.read_states)
+        self.written_states = list(lowered.written_states)
+        self.split_keys = [s for s in self.read_states if s in spec.split_keys]
+        split = set(self.split_keys)
+        self.read_is_key = [s in split for s in self.read_states]
+        self.read_treedefs = [s.treedef for s in self.read_states]
+        self.read_leaf_axes = [0 if s in split else result.read_axes.get(s)
+                               for s in self.read_states for _ in range(s.treedef.num_leaves)]
+        self.write_leaf_axes = [0 if s in split else result.write_axes.get(s)
+                                for s in self.written_states for _ in range(s.treedef.num_leaves)]
+        self.out_leaf_axes = out_leaf_axes
+        self.new_states = set(new_states)
+        self.state_avals = tuple((s, s.treedef, s.avals) for s in
+                                 dict.fromkeys(self.read_states + self.written_states)
+                                 if s not in self.new_states)
+        self.epoch = _state.STRUCTURE_EPOCH[0]
+        # A program that closed over tracers of an enclosing trace is only valid inside it.
+        self.cacheable = not any(isinstance(c, _Tracer) for c in self.consts)
+        self.compiled = None
+
+    def still_valid(self) -> bool:
+        for state, treedef, avals in self.state_avals:
+            if state._treedef != treedef or state._avals != avals:
+                return False
+        self.epoch = _state.STRUCTURE_EPOCH[0]
+        return True
+
+    def compute(self, consts, read_values: list, arg_leaves: list):
+        """Split the random keys, run the program under ``jax.vmap``; returns
+        ``(output leaves, written state leaves, new keys of the split random states)``."""
+        state_leaves, new_keys = [], []
+        for value, is_key, treedef in zip(read_values, self.read_is_key, self.read_treedefs):
+            if is_key:
+                keys = jax.random.split(value, self.size + 1)
+                new_keys.append(keys[0])
+                state_leaves.append(keys[1:])
+            else:
+                state_leaves.extend(treedef.flatten_up_to(value))
+        jaxpr, n = self.jaxpr, self.num_outputs
+
+        def lane(consts, state_leaves, arg_leaves):
+            outs = jax.core.eval_jaxpr(jaxpr, consts, *state_leaves, *arg_leaves)
+            return list(outs[:n]), list(outs[n:])
+
+        outs, written = jax.vmap(
+            lane, in_axes=(None, list(self.read_leaf_axes), list(self.arg_leaf_axes)),
+            out_axes=(list(self.out_leaf_axes), list(self.write_leaf_axes)),
+            axis_size=self.size, axis_name=self.axis_name)(consts, state_leaves, arg_leaves)
+        return outs, written, new_keys
+
+
+# -- the transform --------------------------------------------------------------------------------
+
+class VmappedFunction:
+    """The function :func:`vmap` returns. Call it like the original function.
+
+    Methods:
+      ir(*args, **kwargs): the state IR of one lane after the passes and the batching analysis
+        (``print(f.ir(x))`` shows which values and states are batched).
+      clear_cache(): forget every traced program.
+    """
+
+    kind = 'vmap'
+
+    def __init__(self, fun: Callable, in_axes=0, out_axes=0, in_states=None, out_states=None,
+                 axis_size: int | None = None, axis_name: Hashable | None = None,
+                 passes=None, new_states_batched: bool = False, state_tag: str | None = None,
+                 state_to_exclude=None):
+        if not callable(fun):
+            raise TypeError(f'{self.kind}: expected a function, got {type(fun).__name__}.')
+        self.fun = fun
+        self.fun_name = getattr(fun, '__name__', type(fun).__name__)
+        self.where = f'{self.kind} of {self.fun_name}'
+        if not isinstance(in_axes, (tuple, list)):
+            _check_axis(in_axes, f'{self.where}: in_axes')
+        self.in_axes = in_axes
+        self.out_axes = out_axes
+        if axis_size is not None and (isinstance(axis_size, bool) or
+                                      not isinstance(axis_size, (int, np.integer)) or
+                                      axis_size < 1):
+            raise ValueError(f'{self.where}: axis_size must be a positive int, got '
+                             f'{axis_size!r}.')
+        self.axis_size = None if axis_size is None else int(axis_size)
+        self.axis_name = axis_name
+        self.passes = passes
+        self.in_states = _Declaration(in_states, 'in_states', self.where)
+        self.out_states = _Declaration(out_states, 'out_states', self.where)
+        for state, axis in self.in_states.states.items():
+            out_axis = self.out_states.states.get(state)
+            if out_axis is not None and out_axis != axis:
+                raise BatchAxisError(
+                    f'{self.where}: State {state.label()} is declared on axis {axis} in '
+                    f'in_states but on axis {out_axis} in out_states. A state read per lane is '
+                    f'written back on the same axis: declare it once, in in_states.')
+        self.new_states_batched = new_states_batched
+        self.state_tag = state_tag
+        self.state_to_exclude = None if state_to_exclude is None else \
+            to_predicate(state_to_exclude)
+        self._cache: dict[Any, list[_Program]] = {}
+        functools.update_wrapper(self, fun, updated=())
+
+    # -- tracing ----------------------------------------------------------------------------------
+
+    def _axis_sizes(self, leaves, axes, paths, lanes: _LaneAvals) -> dict[str, int]:
+        sizes = {}
+        for leaf, axis, path in zip(leaves, axes, paths):
+            if axis is not None:
+                sizes[_describe(path)] = jax.typeof(leaf).shape[axis]
+        for state, size in lanes.sizes.items():
+            sizes[f'State {state.label()} (in_states, axis {lanes.axes[state]})'] = size
+        return sizes
+
+    def _axis_size(self, sizes: dict[str, int], required: bool) -> int | None:
+        distinct = set(sizes.values())
+        if self.axis_size is not None:
+            distinct.add(self.axis_size)
+        if len(distinct) > 1:
+            listed = '; '.join(f'{what}: {size}' for what, size in sizes.items())
+            given = f'; axis_size={self.axis_size}' if self.axis_size is not None else ''
+            raise ValueError(
+                f'{self.where}: the mapped arguments and batched states disagree on the batch '
+                f'size ({listed}{given}). Every mapped axis must have the same size.')
+        if distinct:
+            return distinct.pop()
+        if required:
+            raise ValueError(
+                f'{self.where}: cannot tell the batch size: no argument is mapped (in_axes) and '
+                f'no state is declared batched (in_states). Pass axis_size=.')
+        return None
+
+    def _split_new_states(self, new_states) -> tuple[dict, set]:
+        """``({new state: axis}, set of new states)`` for the batching spec."""
+        batched = {}
+        if self.new_states_batched:
+            for state in new_states:
+                if self.state_to_exclude is not None and \
+                        self.state_to_exclude(state.path() or (), state):
+                    continue
+                batched[state] = 0
+        return batched, set(new_states)
+
+    def _trace(self, args_info) -> tuple:
+        leaves, treedef, axes, lane_avals, paths, _ = args_info
+        out_tree_box = []
+        fun = self.fun
+
+        def flat_fun(*flat):
+            a, k = jax.tree.unflatten(treedef, flat)
+            out = fun(*a, **k)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(
+                    out, is_leaf=lambda x: isinstance(x, State))[0]:
+                if isinstance(leaf, State):
+                    raise StateArgumentError(
+                        f'{self.fun_name} returned State {leaf.label()} at '
+                        f'{jax.tree_util.keystr(path) or "(the whole result)"}. States are not '
+                        f'values: return `state.value` instead.')
+            out_leaves, out_tree = jax.tree.flatten(out)
+            out_tree_box.append(out_tree)
+            return out_leaves
+
+        with _LaneAvals(self.in_states, self.where) as lanes:
+            known = self._axis_sizes(leaves, axes, paths, lanes)
+            axis_env = contextlib.nullcontext()
+            if self.axis_name is not None:
+                size = self._axis_size(known, required=False)
+                if size is None:
+                    raise ValueError(
+                        f'{self.where}: with axis_name={self.axis_name!r}, the batch size must '
+                        f'be known before tracing: map an argument, declare a state explicitly '
+                        f'in in_states, or pass axis_size=.')
+                if _extend_axis_env is not None:
+                    axis_env = _extend_axis_env([(self.axis_name, size)])
+            with axis_env:
+                graph, ctx = trace_flat(flat_fun, lane_avals, name=self.fun_name)
+                graph.in_tree, graph.out_tree = treedef, out_tree_box[-1]
+                passes_lib.optimize(graph, self.passes)
+            new_states = list(ctx.new_states)
+            if self.new_states_batched and self.state_tag is not None:
+                for state in new_states:
+                    state.tag = self.state_tag
+                    state._metadata['tag'] = self.state_tag
+            size = self._axis_size(self._axis_sizes(leaves, axes, paths, lanes),
+                                   required=True)
+            spec = self._batching_spec(graph, axes, lanes, new_states)
+            analyze_batching(graph)
+            result = graph.meta['batching']
+            lowered = lower_to_jaxpr(graph)
+        return graph, lowered, new_states, spec, result, size
+
+    def _batching_spec(self, graph, axes, lanes: _LaneAvals, new_states) -> BatchingSpec:
+        RandomState = _random_state_class()
+        new_batched, new_set = self._split_new_states(new_states)
+        written = [n.state for n in graph.find_nodes('state_write', recursive=False)]
+        write_axes = {}
+        for state in written:
+            axis = self.out_states.axis_of(state)
+            if axis is None:
+                axis = lanes.axes.get(state)
+            if axis is None:
+                axis = new_batched.get(state)
+            if axis is not None:
+                write_axes[state] = axis
+        split = set()
+        for node in graph.find_nodes('state_read', recursive=False):
+            state = node.state
+            if (isinstance(state, RandomState) and state not in lanes.axes and
+                    state not in write_axes):
+                split.add(state)
+        spec = BatchingSpec(input_batched=[a is not None for a in axes],
+                            read_axes=dict(lanes.axes), write_axes=write_axes,
+                            split_keys=split, new_states=new_set, axis_name=self.axis_name,
+                            where=self.where)
+        graph.meta['batching_spec'] = spec
+        return spec
+
+    def _out_leaf_axes(self, out_tree, result) -> list:
+        try:
+            axes = flatten_axes('vmap out_axes', out_tree, self.out_axes)
+        except ValueError as error:
+            raise ValueError(f'{self.where}: out_axes={self.out_axes!r} does not match the '
+                             f'structure of what {self.fun_name} returns. {error}') from None
+        dummy = out_tree.unflatten(list(range(out_tree.num_leaves)))
+        paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(dummy)[0]]
+        for axis, batched, path in zip(axes, result.output_batched, paths):
+            _check_axis(axis, f'{self.where}: out_axes')
+            if axis is None and batched:
+                at = jax.tree_util.keystr(path) or '(the whole result)'
+                raise ValueError(
+                    f'{self.where}: the result at {at} differs per lane, but out_axes gives None (one value for all '
+                    f'lanes) for it. Give it an axis, or return a value that is the same for '
+                    f'every lane.')
+        return list(axes)
+
+    def _program(self, args_info) -> _Program:
+        key = args_info[-1]
+        entries = self._cache.get(key)
+        if entries:
+            for entry in reversed(entries):
+                if entry.epoch == _state.STRUCTURE_EPOCH[0] or entry.still_valid():
+                    return entry
+        graph, lowered, new_states, spec, result, size = self._trace(args_info)
+        out_leaf_axes = self._out_leaf_axes(graph.out_tree, result)
+        program = _Program(self, lowered, graph.out_tree, new_states, spec, result, size,
+                           out_leaf_axes)
+        program.arg_leaf_axes = list(args_info[2])
+        program.graph = graph
+        if program.cacheable and not new_states:
+            self._cache.setdefault(key, []).append(program)
+        return program
+
+    # -- a call ------------------------------------------------------------------------------------
+
+    def __call__(self, *args, **kwargs):
+        args_info = _flatten_arguments(args, kwargs, self.in_axes, self.where)
+        program = self._program(args_info)
+        leaves = args_info[0]
+        # Read the states in the enclosing context: a traced read inside jit or another
+        # transform, the stored value eagerly.
+        read_values = [s.value for s in program.read_states]
+        if _state.TRACE_STACK:
+            outs, written, new_keys = program.compute(program.consts, read_values, leaves)
+        else:
+            if program.compiled is None:
+                program.compiled = jax.jit(program.compute)
+            outs, written, new_keys = program.compiled(program.consts, read_values, leaves)
+        self._write_back(program, list(written), list(new_keys))
+        return program.out_tree.unflatten(outs)
+
+    def _write_back(self, program: _Program, written: list, new_keys: list):
+        if not _state.TRACE_STACK:
+            for leaf in written + new_keys:
+                if isinstance(leaf, _Tracer):
+                    raise TracerLeakError(
+                        f'{self.where} writes states but runs inside a raw JAX transform '
+                        f'(jax.jit, jax.vmap, ...): the update would be lost and the state would '
+                        f'hold a tracer. Use brainstate.transform.jit (or another brainstate '
+                        f'transform) for the outer function too.')
+        split = set(program.split_keys)
+        offset = 0
+        for state in program.written_states:
+            count = state.treedef.num_leaves
+            leaves = written[offset:offset + count]
+            offset += count
+            if state in split:
+                continue
+            if state in program.new_states:
+                _store_new_state(state, leaves)
+            else:
+                state.value = state.treedef.unflatten(leaves)
+        for state, key in zip(program.split_keys, new_keys):
+            state.value = key
+
+    def ir(self, *args, **kwargs):
+        """The state IR of one lane, after the passes and the batching analysis: each node's
+        comment says whether its values are batched, each state operation whether the state is
+        mapped (``batched axis=0``), shared, or a per-lane random key."""
+        args_info = _flatten_arguments(args, kwargs, self.in_axes, self.where)
+        return self._trace(args_info)[0]
+
+    def clear_cache(self):
+        """Forget every traced program."""
+        self._cache.clear()
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def __repr__(self):
+        return f'<brainstate.transform.{self.kind} of {self.fun_name}>'
+
+
+def _store_new_state(state: State, leaves: list):
+    """Give a state created inside the mapped function its (possibly batched) value. Inside an
+    enclosing trace the state is new to that trace too: it becomes one of its new states."""
+    value = state.treedef.unflatten(leaves)
+    if not _state.TRACE_STACK:
+        state.restore_value(value)
+        return
+    ctx = _state.TRACE_STACK[-1]
+    if id(state) not in ctx._new_ids:
+        ctx.register_new_state(state)
+    state._value = value
+    state._avals = tuple(jax.core.ShapedArray(np.shape(leaf), jax.numpy.result_type(leaf))
+                         for leaf in leaves)
+
+
+# -- the public functions -----------------------------------------------------------------------
+
+def vmap(fn: Callable | None = None, in_axes: int | None | Sequence = 0, out_axes: Any = 0,
+         in_states=None, out_states=None, axis_size: int | None = None,
+         axis_name: Hashable | None = None, *, passes=None):
+    """Vectorize a function that reads and writes States over a batch axis.
+
+    Like ``jax.vmap``, the function is written for one example (one *lane*) and runs for a batch
+    of them at once. States are **shared** by all lanes unless declared batched.
+
+    Args:
+      fn: the function. ``vmap`` also works as a decorator, bare or with keyword arguments
+        (``@vmap(in_states=net.states(brainstate.HiddenState))``).
+      in_axes: as for ``jax.vmap``: an int or None for every positional argument, or one entry
+        per positional argument (a pytree prefix of it). None: shared by all lanes. Keyword
+        arguments are mapped over axis 0.
+      out_axes: where the batch axis goes in the result (a pytree prefix of it); None for a
+        result that is the same for every lane.
+      in_states: states whose stored value has the batch axis: each lane reads and writes its
+        own slice, and the written values are stored with the axis. A State; an iterable or
+        mapping of States (``net.states(brainstate.HiddenState)``); a filter (a State class,
+        a tag string, a predicate ``f(path, state)``) selecting among the states the function
+        touches; or ``{axis: states}`` for an axis other than 0.
+      out_states: states read shared whose written value comes out with the batch axis (their
+        stored shape gains it); same forms. Every ``in_states`` state is also written back
+        on its axis.
+      axis_size: the batch size, needed when nothing is mapped (e.g. only random draws differ
+        per lane); otherwise checked against the mapped sizes.
+      axis_name: a name for the batch axis, for collectives (``jax.lax.psum(x, name)``).
+      passes: the optimization pipeline (``None``: the default); ``batching-analysis`` runs
+        after it.
+
+    Returns:
+      A :class:`VmappedFunction`.
+
+    Example: 64 trials of a network simulation, each with its own membrane potentials and its
+    own input noise, sharing the weights::
+
+        net.V.value = jnp.zeros((64, n))                   # one row per trial
+        @brainstate.transform.jit
+        def simulate(currents):
+            def trial():
+                def step(i):
+                    noise = brainstate.random.normal(size=n)     # different in each trial
+                    return net.update(currents[i] + noise)
+                return brainstate.transform.for_loop(step, jnp.arange(len(currents)))
+            return brainstate.transform.vmap(trial, in_states=net.V, axis_size=64)()
+
+    Random numbers: a ``brainstate.random.RandomState`` the function draws from (such as the
+    global ``brainstate.random.DEFAULT``) gives each lane its own key, split from the state's
+    key, which advances once per call; ``brainstate.random.seed(n)`` reproduces the run.
+
+    Errors: a per-lane value written into a shared state raises
+    :class:`~brainstate.BatchAxisError` naming the state (declare it in ``in_states`` or
+    ``out_states``); so does an ``in_states`` state without the batch axis. Batch sizes that
+    disagree, ``in_axes`` that do not fit the arguments, and a batched result with
+    ``out_axes=None`` raise ``ValueError``. A failed call changes no state.
+    """
+    options = dict(in_axes=in_axes, out_axes=out_axes, in_states=in_states,
+                   out_states=out_states, axis_size=axis_size, axis_name=axis_name,
+                   passes=passes)
+    if fn is None:
+        return lambda f: VmappedFunction(f, **options)
+    return VmappedFunction(fn, **options)
+
+
+def vmap_new_states(fn: Callable | None = None, in_axes: int | None | Sequence = 0,
+                    out_axes: Any = 0, state_tag: str | None = None, *,
+                    axis_size: int | None = None, axis_name: Hashable | None = None,
+                    state_to_exclude=None, in_states=None, out_states=None, passes=None):
+    """Like :func:`vmap`, and every State *created* inside ``fn`` gets the batch axis.
+
+    Use it to create per-lane states: the hidden states of a network for each of 64 trials,
+    or an ensemble of independently initialized parameters. Each new state's value comes out
+    with the batch axis first (``(axis_size,) + per-lane shape``), random initializations
+    differ per lane, and the states can then be declared ``in_states`` of a :func:`vmap`.
+
+    Args:
+      fn, in_axes, out_axes, axis_size, axis_name, in_states, out_states, passes: as for
+        :func:`vmap`.
+      state_tag: a tag given to every new state (``state.tag``), so a tag filter selects them
+        later: ``vmap(step, in_states='trial')``.
+      state_to_exclude: a filter of new states to keep unbatched (their value must then be the
+        same in every lane).
+
+    Example::
+
+        class Net(brainstate.Module):
+            def init_state(self):
+                self.V = brainstate.HiddenState(brainstate.random.uniform(size=n))
+
+        brainstate.transform.vmap_new_states(net.init_state, state_tag='trial',
+                                             axis_size=64)()
+        net.V.value.shape                                     # (64, n), random per trial
+        brainstate.transform.vmap(net.update, in_states='trial')(inputs)
+    """
+    options = dict(in_axes=in_axes, out_axes=out_axes, in_states=in_states,
+                   out_states=out_states, axis_size=axis_size, axis_name=axis_name,
+                   passes=passes, new_states_batched=True, state_tag=state_tag,
+                   state_to_exclude=state_to_exclude)
+
+    def make(f):
+        transform = VmappedFunction(f, **options)
+        transform.kind = 'vmap_new_states'
+        transform.where = f'vmap_new_states of {transform.fun_name}'
+        transform.in_states.where = transform.out_states.where = transform.where
+        return transform
+
+    return make if fn is None else make(fn)
