@@ -1,4 +1,4 @@
-"""The training examples learn (skipped without scikit-learn, the examples' extra)."""
+"""The training examples learn (scikit-learn, for the bundled digits, is in the test extra)."""
 
 import os
 import sys
