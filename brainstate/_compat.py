@@ -5,9 +5,11 @@ Pinned JAX range: see pyproject.toml. When JAX moves one of these, only this fil
 
 from __future__ import annotations
 
+import contextlib
+
 import jax.extend.core as jex_core
 
-__all__ = ['outside_any_jax_trace']
+__all__ = ['outside_any_jax_trace', 'inside_brainstate_trace']
 
 try:  # 0.4us: is the current JAX trace the eager one?
     from jax._src.core import trace_ctx as _trace_ctx
@@ -21,3 +23,24 @@ except Exception:  # pragma: no cover - older/newer JAX without trace_ctx
     def outside_any_jax_trace() -> bool:
         """True when no JAX jit is tracing right now (public, slower, jit-only check)."""
         return not jex_core.unsafe_am_i_under_a_jit_DO_NOT_USE()
+
+
+# JAX caches the trace of a raw `jax.jit` helper by its arguments. A helper that reads a State,
+# traced once outside brainstate (the state's value baked in as a constant), would be reused
+# inside a brainstate trace, where its reads must be recorded: a silently stale value. A flag in
+# JAX's trace context makes the two situations separate cache entries.
+try:
+    from jax._src import config as _config
+
+    _tracing_flag = _config.bool_state(
+        'brainstate_tracing', False,
+        'Set while brainstate traces a function into its state IR (part of the trace context, '
+        'so raw jax.jit helpers are traced afresh inside brainstate).',
+        include_in_trace_context=True)
+
+    def inside_brainstate_trace():
+        """A context manager marking JAX traces made while brainstate traces."""
+        return _tracing_flag(True)
+except Exception:  # pragma: no cover - a JAX without config states: helpers may be stale
+    def inside_brainstate_trace():
+        return contextlib.nullcontext()

@@ -318,3 +318,16 @@ def test_state_tree_structure_change_between_calls():
     step()
     np.testing.assert_allclose(s.value['a'], np.ones(2))
     np.testing.assert_allclose(s.value['b'], np.full(3, 6.0))
+
+
+def test_raw_jitted_helper_traced_outside_first_is_not_stale_inside():
+    s = brainstate.State(jnp.ones(3), name='scale')
+
+    @jax.jit
+    def helper(x):
+        return x * s.value
+
+    helper(jnp.ones(3))  # traced outside brainstate: JAX bakes the value in as a constant
+    s.value = jnp.full(3, 5.0)
+    out = brainstate.transform.jit(lambda x: helper(x))(jnp.ones(3))
+    np.testing.assert_allclose(out, np.full(3, 5.0))

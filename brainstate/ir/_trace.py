@@ -15,6 +15,7 @@ import jax
 from jax.extend import source_info_util
 
 from .. import _state
+from .._compat import inside_brainstate_trace
 from .._errors import StateArgumentError
 from .._state import State
 from ._from_jaxpr import graph_from_jaxpr
@@ -110,7 +111,8 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
         return outs
 
     try:
-        closed = jax.make_jaxpr(traced)(*in_avals)
+        with inside_brainstate_trace():
+            closed = jax.make_jaxpr(traced)(*in_avals)
     except BaseException:
         ctx.scrub_new_states()
         raise
