@@ -113,8 +113,9 @@ class BodyTraceContext(TraceContext):
         if id(state) not in self._new_ids and self._created_outside(state):
             raise BrainStateError(
                 f'State {state.label()} was created inside the traced function and is written '
-                f'inside a {_FRIENDLY_NAMES.get(self.region, self.region)} body. Create the state (or its Module) before calling '
-                f'the transform, or carry the value through the loop instead of a State.')
+                f'inside a {_FRIENDLY_NAMES.get(self.region, self.region)} body. Create the state '
+                f'(or its Module) before calling the transform, or carry the value through the '
+                f'loop instead of a State.')
         super().write(state, value)
 
     def finish(self):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 
 import jax
-import jax.numpy as jnp
 from jax import lax
 
 __all__ = ['ProgressBar']
