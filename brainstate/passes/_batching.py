@@ -56,6 +56,7 @@ class BatchingSpec:
       new_states: states created by the traced function (for the error message).
       axis_name: the ``axis_name`` of this vmap (for collectives).
       where: a description of the call for messages, e.g. ``'vmap of step'``.
+      fun_name: the mapped function's name (for messages).
     """
     input_batched: list = field(default_factory=list)
     read_axes: dict = field(default_factory=dict)
@@ -64,6 +65,7 @@ class BatchingSpec:
     new_states: set = field(default_factory=set)
     axis_name: object = None
     where: str = 'vmap'
+    fun_name: str = 'f'
 
 
 @dataclass
@@ -257,8 +259,16 @@ def _clear(node):
 def _shared_write_message(node, spec: BatchingSpec) -> str:
     state = node.state
     label = state.label()
+    f = spec.fun_name
     where = source_location(node)
     at = f' (written at {where})' if where else ''
+    if not where:  # a write the hoist-states pass moved: say where the value was computed
+        for value in node.inputs:
+            producer = getattr(value, 'producer', None)
+            where = source_location(producer) if producer is not None else None
+            if where:
+                at = f' (computed at {where})'
+                break
     if state in spec.new_states:
         return (
             f'{spec.where}: State {label} is created inside the mapped function and given a '
@@ -269,10 +279,11 @@ def _shared_write_message(node, spec: BatchingSpec) -> str:
     return (
         f'{spec.where}: State {label} is shared by all lanes (not declared batched), but the '
         f'function writes it a value that differs per lane{at}: the value depends on a mapped '
-        f'argument, a batched state or per-lane random numbers. Declare the state batched:\n'
-        f'  * `vmap(f, in_states=<state>)` if its stored value already has the batch axis '
-        f'(each lane reads and writes its own slice; `in_states={{1: <state>}}` for axis 1);\n'
-        f'  * `vmap(f, out_states=<state>)` if it is read shared and should come out with a '
+        f'argument, a batched state or per-lane random numbers. Declare {label} batched:\n'
+        f'  * `vmap({f}, in_states=<{label}>)` if its stored value already has the batch axis '
+        f'(each lane reads and writes its own slice; `in_states={{1: <{label}>}}` for axis '
+        f'1);\n'
+        f'  * `vmap({f}, out_states=<{label}>)` if it is read shared and should come out with a '
         f'batch axis (its stored shape changes);\n'
         f'or write a value that is the same for every lane (e.g. `jax.lax.pmean(x, "batch")` '
         f'with `axis_name="batch"` given to vmap). No state was changed.')

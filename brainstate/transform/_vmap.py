@@ -277,7 +277,7 @@ class _Program:
     """The pure, batched form of one call signature, and how states flow in and out of it."""
 
     def __init__(self, owner: 'VmappedFunction', lowered, out_tree, new_states, spec,
-                 result, size: int, out_leaf_axes):
+                 result, size: int, arg_leaf_axes, out_leaf_axes):
         self.jaxpr = lowered.closed_jaxpr.jaxpr
         self.consts = list(lowered.closed_jaxpr.consts)
         self.num_outputs = lowered.num_outputs
@@ -294,6 +294,7 @@ class _Program:
                                for s in self.read_states for _ in range(s.treedef.num_leaves)]
         self.write_leaf_axes = [0 if s in split else result.write_axes.get(s)
                                 for s in self.written_states for _ in range(s.treedef.num_leaves)]
+        self.arg_leaf_axes = list(arg_leaf_axes)
         self.out_leaf_axes = out_leaf_axes
         self.new_states = set(new_states)
         self.state_avals = tuple((s, s.treedef, s.avals) for s in
@@ -495,7 +496,7 @@ class VmappedFunction:
         spec = BatchingSpec(input_batched=[a is not None for a in axes],
                             read_axes=dict(lanes.axes), write_axes=write_axes,
                             split_keys=split, new_states=new_set, axis_name=self.axis_name,
-                            where=self.where)
+                            where=self.where, fun_name=self.fun_name)
         graph.meta['batching_spec'] = spec
         return spec
 
@@ -527,8 +528,7 @@ class VmappedFunction:
         graph, lowered, new_states, spec, result, size = self._trace(args_info)
         out_leaf_axes = self._out_leaf_axes(graph.out_tree, result)
         program = _Program(self, lowered, graph.out_tree, new_states, spec, result, size,
-                           out_leaf_axes)
-        program.arg_leaf_axes = list(args_info[2])
+                           args_info[2], out_leaf_axes)
         program.graph = graph
         if program.cacheable and not new_states:
             self._cache.setdefault(key, []).append(program)
@@ -712,11 +712,10 @@ def vmap_new_states(fn: Callable | None = None, in_axes: int | None | Sequence =
                    passes=passes, new_states_batched=True, state_tag=state_tag,
                    state_to_exclude=state_to_exclude)
 
-    def make(f):
-        transform = VmappedFunction(f, **options)
-        transform.kind = 'vmap_new_states'
-        transform.where = f'vmap_new_states of {transform.fun_name}'
-        transform.in_states.where = transform.out_states.where = transform.where
-        return transform
+    if fn is None:
+        return lambda f: _VmapNewStates(f, **options)
+    return _VmapNewStates(fn, **options)
 
-    return make if fn is None else make(fn)
+
+class _VmapNewStates(VmappedFunction):
+    kind = 'vmap_new_states'
