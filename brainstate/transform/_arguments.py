@@ -14,7 +14,7 @@ import numpy as np
 from .._errors import StateArgumentError, TracerLeakError
 from .._state import State
 
-__all__ = ['ArgumentSpec', 'CallSignature', 'normalize_argnums']
+__all__ = ['ArgumentSpec', 'CallSignature', 'normalize_argnums', 'describe_argument_path']
 
 _ArrayImpl = type(jax.numpy.zeros(()))
 _Tracer = jax.core.Tracer
@@ -54,6 +54,19 @@ def _slow_leaf_signature(leaf, fun_name: str, where: Callable[[], str]):
         f'{fun_name} received a {type(leaf).__name__} at {where()}, which is not an array. '
         f'Pass arrays (or pytrees of arrays), or mark the argument static with '
         f'`static_argnums=` / `static_argnames=`.')
+
+
+def describe_argument_path(path) -> str:
+    """Name a leaf of ``(args, kwargs)`` for a message: 'positional argument 0['w']',
+    'keyword argument ['scale']'."""
+    text = jax.tree_util.keystr(path)
+    if text.startswith('[0]'):
+        rest = text[3:]
+        head = rest.split(']')[0].lstrip('[')
+        return f'positional argument {head}{rest[len(head) + 2:]}'
+    if text.startswith('[1]'):
+        return f'keyword argument {text[3:]}'
+    return text or 'the argument'
 
 
 def leaf_aval(leaf):
@@ -130,15 +143,7 @@ class ArgumentSpec:
         dummy = jax.tree.unflatten(treedef, list(range(treedef.num_leaves)))
         for path, leaf in jax.tree_util.tree_flatten_with_path(dummy)[0]:
             if leaf == index:
-                text = jax.tree_util.keystr(path)
-                # ((args), {kwargs}) -> 'argument 0' / 'keyword x'
-                if text.startswith('[0]'):
-                    rest = text[3:]
-                    head = rest.split(']')[0].lstrip('[')
-                    return f'positional argument {head}{rest[len(head) + 2:]}'
-                if text.startswith('[1]'):
-                    return f'keyword argument {text[3:]}'
-                return text
+                return describe_argument_path(path)
         return f'leaf {index}'
 
     def _signature_with_static(self, args, kwargs) -> CallSignature:

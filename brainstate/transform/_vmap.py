@@ -43,6 +43,7 @@ from ..ir import lower_to_jaxpr, trace_flat
 from ..ir._trace import STATE_ACCESS_HOOKS
 from ..passes import BatchingSpec, analyze_batching
 from ..util.filter import to_predicate
+from ._arguments import describe_argument_path
 
 try:  # binds the axis name while tracing, so collectives (psum, axis_index) can be traced
     from jax._src.core import extend_axis_env_nd as _extend_axis_env
@@ -200,15 +201,7 @@ class _LaneAvals:
 
 # -- arguments -----------------------------------------------------------------------------------
 
-def _describe(path) -> str:
-    text = jax.tree_util.keystr(path)
-    if text.startswith('[0]'):
-        rest = text[3:]
-        head = rest.split(']')[0].lstrip('[')
-        return f'positional argument {head}{rest[len(head) + 2:]}'
-    if text.startswith('[1]'):
-        return f'keyword argument {text[3:]}'
-    return text or 'the argument'
+_describe = describe_argument_path
 
 
 def _check_axis(axis, what: str):
