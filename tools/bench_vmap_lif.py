@@ -38,7 +38,8 @@ import numpy as np
 import brainstate
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_lif import DT, TAU, V_RESET, V_TH, LIFNetwork, make_currents, make_weights  # noqa
+from bench_lif import (DT, TAU, V_RESET, V_TH, LIFNetwork, make_currents, make_weights,  # noqa
+                       steady_run)
 
 NOISE = 2.0  # standard deviation of the input noise
 
@@ -116,15 +117,6 @@ def first_call(make, weights, trials, currents, seed=0):
     start = time.perf_counter()
     out = run(currents)
     return time.perf_counter() - start, run, out
-
-
-def steady_run(run, currents, calls):
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        run(currents)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():
