@@ -204,7 +204,9 @@ class JittedFunction:
         self.passes = passes
         self._entries: list[_Entry] = []
         self._last: _Entry | None = None
-        functools.update_wrapper(self, fun)
+        # Not fun.__dict__: a wrapped transform (e.g. a VmappedFunction) has its own `.fun`,
+        # which would replace ours and silently drop that transform.
+        functools.update_wrapper(self, fun, updated=())
 
     def __call__(self, *args, **kwargs):
         if _state.TRACE_STACK:
