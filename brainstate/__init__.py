@@ -7,8 +7,8 @@ by passes (``brainstate.passes``), lowered to a jaxpr and compiled by XLA.
 
 __version__ = '0.1.0'
 
-from ._errors import (BatchAxisError, BrainStateError, GradientError, StateArgumentError,
-                      StateValueError, TracerLeakError)
+from ._errors import (ArgumentTypeError, ArgumentValueError, BatchAxisError, BrainStateError,
+                      GradientError, StateArgumentError, StateValueError, TracerLeakError)
 from ._state import (BatchState, HiddenState, LongTermState, ParamState, ShortTermState, State)
 from . import util
 from . import graph
@@ -23,5 +23,6 @@ from . import random
 __all__ = [
     'State', 'ParamState', 'HiddenState', 'ShortTermState', 'LongTermState', 'BatchState',
     'Module', 'BrainStateError', 'StateValueError', 'TracerLeakError', 'StateArgumentError',
-    'BatchAxisError', 'GradientError', 'graph', 'ir', 'passes', 'transform', 'nn', 'optim', 'util', 'random',
+    'BatchAxisError', 'GradientError', 'ArgumentValueError', 'ArgumentTypeError',
+    'graph', 'ir', 'passes', 'transform', 'nn', 'optim', 'util', 'random',
 ]

@@ -12,6 +12,8 @@ __all__ = [
     'StateArgumentError',
     'BatchAxisError',
     'GradientError',
+    'ArgumentValueError',
+    'ArgumentTypeError',
 ]
 
 
@@ -41,3 +43,14 @@ class BatchAxisError(BrainStateError, ValueError):
 class GradientError(BrainStateError, ValueError):
     """A gradient transform was misused: a grad state the function never reads, a non-scalar
     output to ``grad``, an integer-valued grad state, an ``argnums`` out of range."""
+
+
+class ArgumentValueError(BrainStateError, ValueError):
+    """A transform, optimizer or sampler was given an argument it cannot use: loop inputs or
+    mapped axes of different lengths, an empty list of branches, a negative size, ..."""
+
+
+class ArgumentTypeError(BrainStateError, TypeError):
+    """A transform, optimizer or sampler was given an argument of the wrong kind (a branch that
+    is not callable, a non-integer ``argnums``), or a loop carry or branch result changed its
+    type."""

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._errors import ArgumentTypeError, ArgumentValueError
+
 __all__ = ['as_key', 'is_typed_key', 'random_seed', 'size_to_shape', 'output_shape']
 
 
@@ -38,8 +40,8 @@ def as_key(seed_or_key, where: str):
     if is_typed_key(seed_or_key):
         return seed_or_key
     if isinstance(seed_or_key, (bool, np.bool_)):
-        raise TypeError(f'{where}: expected an integer seed or a JAX key, got a bool '
-                        f'({seed_or_key!r}).')
+        raise ArgumentTypeError(f'{where}: expected an integer seed or a JAX key, got a bool '
+                                f'({seed_or_key!r}).')
     if isinstance(seed_or_key, (int, np.integer)):
         # Seeds outside 32 bits (e.g. `time.time_ns()`) are folded so jax.random.key accepts them
         # whether or not 64-bit mode is on.
@@ -51,7 +53,7 @@ def as_key(seed_or_key, where: str):
             return jax.random.key(seed_or_key)
         if shape == (2,) and dtype == jnp.uint32:
             return jax.random.wrap_key_data(seed_or_key)
-    raise TypeError(
+    raise ArgumentTypeError(
         f'{where}: expected an integer seed, a key from `jax.random.key(seed)`, or the uint32[2] '
         f'data of a `jax.random.PRNGKey`; got {type(seed_or_key).__name__}'
         f'{" of shape " + str(shape) + " and dtype " + str(dtype) if dtype is not None else ""}. '
@@ -68,13 +70,14 @@ def size_to_shape(size, where: str) -> tuple[int, ...]:
         try:
             dims = tuple(operator.index(d) for d in size)
         except TypeError:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f'{where}: size must be None, a non-negative int or a tuple of them (the shape of '
                 f'the output), got {size!r}. Example: size=(3, 4). Inside a traced function the '
                 f'size must be a Python value, not an array.') from None
     for d in dims:
         if d < 0:
-            raise ValueError(f'{where}: size must not contain negative numbers, got {size!r}.')
+            raise ArgumentValueError(
+                f'{where}: size must not contain negative numbers, got {size!r}.')
     return dims
 
 
@@ -89,8 +92,9 @@ def output_shape(size, where: str, **params) -> tuple[int, ...]:
         try:
             return tuple(np.broadcast_shapes(*shapes.values()))
         except ValueError:
-            raise ValueError(f'{where}: the parameters have shapes that do not broadcast together '
-                             f'({_describe(shapes)}).') from None
+            raise ArgumentValueError(
+                f'{where}: the parameters have shapes that do not broadcast together '
+                f'({_describe(shapes)}).') from None
     shape = size_to_shape(size, where)
     for name, s in shapes.items():
         try:
@@ -98,7 +102,7 @@ def output_shape(size, where: str, **params) -> tuple[int, ...]:
         except ValueError:
             ok = False
         if not ok:
-            raise ValueError(
+            raise ArgumentValueError(
                 f'{where}: parameter `{name}` has shape {s}, which does not broadcast to '
                 f'size={shape}. Pass a size whose trailing dimensions match the parameters, or '
                 f'size=None to draw one sample per parameter entry.')

@@ -24,6 +24,7 @@ import numpy as np
 
 from .._state import State
 from ._checks import as_key, output_shape, random_seed, size_to_shape
+from .._errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ['RandomState']
 
@@ -107,8 +108,9 @@ class RandomState(State):
             self.value = key
             return sub
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f'RandomState.split_key: n must be None (one key) or a positive int '
-                             f'(that many keys), got {n!r}.')
+            raise ArgumentValueError(
+                f'RandomState.split_key: n must be None (one key) or a positive int '
+                f'(that many keys), got {n!r}.')
         n = int(n)
         keys = jax.random.split(self.value, n + 1)
         self.value = keys[0]
@@ -167,13 +169,15 @@ class RandomState(State):
         if not isinstance(a, (int, np.integer)):
             a = jnp.asarray(a)
             if a.ndim == 0:
-                raise ValueError('choice: `a` must be an int or an array with at least one '
-                                 'dimension; to sample from range(n) pass the int n.')
+                raise ArgumentValueError(
+                    'choice: `a` must be an int or an array with at least one '
+                    'dimension; to sample from range(n) pass the int n.')
         n = int(a) if isinstance(a, (int, np.integer)) else a.shape[0]
         if not replace and int(np.prod(shape)) > n:
-            raise ValueError(f'choice: cannot take {int(np.prod(shape))} samples from a '
-                             f'population of {n} without replacement; use replace=True or a '
-                             f'smaller size.')
+            raise ArgumentValueError(
+                f'choice: cannot take {int(np.prod(shape))} samples from a '
+                f'population of {n} without replacement; use replace=True or a '
+                f'smaller size.')
         return jax.random.choice(self._key(key, 'choice'), a, shape, replace=replace, p=p)
 
     def permutation(self, x, axis: int = 0, independent: bool = False, key=None):
@@ -208,8 +212,8 @@ class RandomState(State):
         """
         logits = jnp.asarray(logits)
         if logits.ndim == 0:
-            raise ValueError('categorical: logits must have at least one dimension (the '
-                             'categories).')
+            raise ArgumentValueError('categorical: logits must have at least one dimension (the '
+                                     'categories).')
         batch = list(logits.shape)
         batch.pop(axis)
         shape = tuple(batch) if size is None else output_shape(
@@ -314,8 +318,9 @@ def _float(dtype):
         return jax.dtypes.canonicalize_dtype(float)
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f'expected a floating dtype for this sampler, got {dtype}. Draw floats '
-                        f'and cast (`.astype(...)`), or use randint for integers.')
+        raise ArgumentTypeError(
+            f'expected a floating dtype for this sampler, got {dtype}. Draw floats '
+            f'and cast (`.astype(...)`), or use randint for integers.')
     return dtype
 
 
@@ -324,7 +329,7 @@ def _int(dtype, where: str):
         return jax.dtypes.canonicalize_dtype(int)
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(f'{where}: dtype must be an integer dtype, got {dtype}.')
+        raise ArgumentTypeError(f'{where}: dtype must be an integer dtype, got {dtype}.')
     return dtype
 
 
@@ -343,11 +348,12 @@ def _loc_scale(z, loc, scale, dtype):
 
 def _shape_from_dims(dn: tuple, size, where: str) -> tuple[int, ...]:
     if dn and size is not None:
-        raise TypeError(f'{where}: give the shape either as positional dimensions '
-                        f'({where}(2, 3)) or as size=(2, 3), not both.')
+        raise ArgumentTypeError(f'{where}: give the shape either as positional dimensions '
+                                f'({where}(2, 3)) or as size=(2, 3), not both.')
     if dn:
         if len(dn) == 1 and not isinstance(dn[0], (int, np.integer)):
-            raise TypeError(f'{where} takes the dimensions as separate arguments, like NumPy: '
-                            f'{where}(2, 3), or size={dn[0]!r}; got {where}({dn[0]!r}).')
+            raise ArgumentTypeError(
+                f'{where} takes the dimensions as separate arguments, like NumPy: '
+                f'{where}(2, 3), or size={dn[0]!r}; got {where}({dn[0]!r}).')
         return size_to_shape(dn, where)
     return size_to_shape(size, where)

@@ -11,7 +11,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from .._errors import StateArgumentError, TracerLeakError
+from .._errors import ArgumentTypeError, ArgumentValueError, StateArgumentError, TracerLeakError
 from .._state import State
 
 __all__ = ['ArgumentSpec', 'CallSignature', 'normalize_argnums', 'describe_argument_path']
@@ -28,7 +28,7 @@ def normalize_argnums(argnums, name: str) -> tuple[int, ...]:
     out = tuple(argnums)
     for n in out:
         if not isinstance(n, int):
-            raise TypeError(f'{name} must be int or a sequence of ints, got {argnums!r}.')
+            raise ArgumentTypeError(f'{name} must be int or a sequence of ints, got {argnums!r}.')
     return out
 
 
@@ -50,7 +50,7 @@ def _slow_leaf_signature(leaf, fun_name: str, where: Callable[[], str]):
         return (type(leaf),)
     if isinstance(leaf, (np.ndarray, np.generic)):
         return (leaf.shape, leaf.dtype, False)
-    raise TypeError(
+    raise ArgumentTypeError(
         f'{fun_name} received a {type(leaf).__name__} at {where()}, which is not an array. '
         f'Pass arrays (or pytrees of arrays), or mark the argument static with '
         f'`static_argnums=` / `static_argnames=`.')
@@ -105,8 +105,9 @@ class ArgumentSpec:
             if self._parameters else []
         if any(i < 0 for i in self.static_argnums + self.donate_argnums):
             if not positional:
-                raise ValueError(f'{self.fun_name}: negative static_argnums/donate_argnums need '
-                                 f'a function with an inspectable signature.')
+                raise ArgumentValueError(
+                    f'{self.fun_name}: negative static_argnums/donate_argnums need '
+                    f'a function with an inspectable signature.')
             n = len(positional)
             self.static_argnums = tuple(i + n if i < 0 else i for i in self.static_argnums)
             self.donate_argnums = tuple(i + n if i < 0 else i for i in self.donate_argnums)
@@ -163,7 +164,7 @@ class ArgumentSpec:
             try:
                 hash(value)
             except TypeError:
-                raise TypeError(
+                raise ArgumentTypeError(
                     f'{self.fun_name}: static {label} has unhashable type '
                     f'{type(value).__name__}; static arguments key the compilation cache and '
                     f'must be hashable (use a tuple instead of a list).') from None

@@ -30,7 +30,8 @@ import numpy as np
 
 from .. import _state
 from .. import passes as passes_lib
-from .._errors import GradientError, StateArgumentError, TracerLeakError
+from .._errors import (ArgumentTypeError, ArgumentValueError, GradientError,
+                       StateArgumentError, TracerLeakError)
 from .._state import LongTermState, State
 from ._arguments import ArgumentSpec, CallSignature
 from ..ir import lower_to_jaxpr
@@ -85,7 +86,7 @@ class _GradStates:
             if isinstance(obj, tuple) and hasattr(obj, '_fields'):  # a namedtuple
                 return lambda values: type(obj)(*[build(values) for build in builders])
             return lambda values: type(obj)([build(values) for build in builders])
-        raise TypeError(
+        raise ArgumentTypeError(
             f'{name}: grad_states must be a State, a list/tuple of States or a mapping of States '
             f'(such as `model.states(brainstate.ParamState)`), but {where} is a '
             f'{type(obj).__name__}.')
@@ -117,11 +118,14 @@ def _normalize_argnums(argnums, name: str):
     """``(argnums as given to JAX, tuple of positions)``; rejects negative positions."""
     if argnums is None:
         return None, ()
-    positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    try:
+        positions = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+    except TypeError:
+        positions = (argnums,)  # not iterable: rejected just below, naming it
     for n in positions:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
-            raise TypeError(f'{name}: argnums must be an int or a sequence of ints, got '
-                            f'{argnums!r}.')
+            raise ArgumentTypeError(f'{name}: argnums must be an int or a sequence of ints, got '
+                                    f'{argnums!r}.')
         if n < 0:
             raise GradientError(
                 f'{name}: argnums={argnums!r} has a negative position; give positions counted '
@@ -149,7 +153,7 @@ def _call_signature(args: tuple, kwargs: dict, name: str) -> CallSignature:
         try:
             aval = jax.typeof(leaf)
         except TypeError:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f'{name} received a {type(leaf).__name__} among its arguments, which is not an '
                 f'array. Pass arrays (or pytrees of arrays); close over other Python values '
                 f'instead of passing them.') from None
@@ -259,7 +263,7 @@ class _StatefulTransform:
     def __init__(self, fun: Callable, grad_states=None, argnums=None, has_aux: bool = False,
                  return_value: bool = False):
         if not callable(fun):
-            raise TypeError(f'{self.kind}: expected a function, got {type(fun).__name__}.')
+            raise ArgumentTypeError(f'{self.kind}: expected a function, got {type(fun).__name__}.')
         self.fun = fun
         self.fun_name = getattr(fun, '__name__', type(fun).__name__)
         self.grad = _GradStates(grad_states, self.kind)
@@ -519,7 +523,8 @@ class _ForwardGrad(_StatefulTransform):
                  num_samples=1, key=None):
         super().__init__(fun, grad_states, argnums, has_aux, return_value)
         if int(num_samples) < 1:
-            raise ValueError(f'fwd_grad: num_samples must be at least 1, got {num_samples}.')
+            raise ArgumentValueError(
+                f'fwd_grad: num_samples must be at least 1, got {num_samples}.')
         self.num_samples = int(num_samples)
         if key is None:
             self._key_state = None  # brainstate.random.DEFAULT, looked up at call time
@@ -866,10 +871,11 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, grad_states=None,
     """
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
-        raise ValueError(f'jvp: got {len(primals)} primals but {len(tangents)} tangents.')
+        raise ArgumentValueError(f'jvp: got {len(primals)} primals but {len(tangents)} tangents.')
     if grad_states is not None and state_tangents is None:
-        raise ValueError('jvp: grad_states was given without state_tangents; pass the tangent '
-                         'of each grad state (in the structure of grad_states).')
+        raise ArgumentValueError(
+            'jvp: grad_states was given without state_tangents; pass the tangent '
+            'of each grad state (in the structure of grad_states).')
     transform = _cached_linearizer(_JVP, fun, grad_states, len(primals), has_aux)
     state_t = state_tangents if grad_states is not None else ()
     arg_t = tangents

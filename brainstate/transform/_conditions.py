@@ -9,6 +9,7 @@ Conditional), so only the chosen branch runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Callable, Sequence
 
 import jax
@@ -21,6 +22,7 @@ from ..ir import bind_region
 from ._eager import call_eagerly
 from ._region_tracing import (as_leaves, aval_of, check_no_states, check_types, fun_name,
                               trace_region_body, unify_closures)
+from .._errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ['cond', 'switch', 'ifelse']
 
@@ -45,9 +47,10 @@ def _branches_traced(index, branches: Sequence[Callable], operands: tuple, what:
     first_tree = out_trees[0]
     for branch, tree in zip(branches[1:], out_trees[1:]):
         if tree != first_tree:
-            raise TypeError(f'{where}: branch {fun_name(branch)} returned a value with structure '
-                            f'{tree}, but branch {fun_name(branches[0])} returned {first_tree}. '
-                            f'Every branch must return the same structure.')
+            raise ArgumentTypeError(
+                f'{where}: branch {fun_name(branch)} returned a value with structure '
+                f'{tree}, but branch {fun_name(branches[0])} returned {first_tree}. '
+                f'Every branch must return the same structure.')
     out_avals = [v.aval for v in traced[0][0].outputs]
     for graph, _ in traced[1:]:
         avals = [v.aval for v in graph.outputs]
@@ -62,19 +65,21 @@ def _branches_traced(index, branches: Sequence[Callable], operands: tuple, what:
 
 def _check_scalar(value, what: str):
     if isinstance(value, Sequence) or np.ndim(value) != 0:
-        raise TypeError(f'{what} must be a scalar, got '
-                        f'{type(value).__name__ if isinstance(value, Sequence) else np.shape(value)}.')
+        raise ArgumentTypeError(
+            f'{what} must be a scalar, got '
+            f'{type(value).__name__ if isinstance(value, Sequence) else np.shape(value)}.')
     try:
         return jnp.result_type(value)
     except TypeError:
-        raise TypeError(f'{what} must be a boolean or a number, got {value!r}.') from None
+        raise ArgumentTypeError(f'{what} must be a boolean or a number, got {value!r}.') from None
 
 
 def _cond(pred, true_fun, false_fun, operands):
     dtype = _check_scalar(pred, 'cond: the predicate')
     if dtype != jnp.bool_:
         if not jnp.issubdtype(dtype, jnp.number):
-            raise TypeError(f'cond: the predicate must be a boolean or a number, got {dtype}.')
+            raise ArgumentTypeError(
+                f'cond: the predicate must be a boolean or a number, got {dtype}.')
         pred = pred != 0
     index = lax.convert_element_type(pred, jnp.int32)
     return _branches_traced(index, [false_fun, true_fun], operands, 'cond')
@@ -105,9 +110,9 @@ def cond(pred, true_fun: Callable, false_fun: Callable, *operands) -> Any:
         v = brainstate.transform.cond(v.max() > 1., fire, lambda v: v, v)
     """
     if not (callable(true_fun) and callable(false_fun)):
-        raise TypeError('cond: `true_fun` and `false_fun` must be callable.')
+        raise ArgumentTypeError('cond: `true_fun` and `false_fun` must be callable.')
     if pred is None:
-        raise TypeError('cond: the predicate is None.')
+        raise ArgumentTypeError('cond: the predicate is None.')
     if not _state.TRACE_STACK:
         return call_eagerly(('cond', true_fun, false_fun),
                             lambda pred, *ops: _cond(pred, true_fun, false_fun, ops),
@@ -119,7 +124,7 @@ def cond(pred, true_fun: Callable, false_fun: Callable, *operands) -> Any:
 def _switch(index, branches, operands):
     dtype = _check_scalar(index, 'switch: the index')
     if not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(f'switch: the index must be an integer, got {dtype}.')
+        raise ArgumentTypeError(f'switch: the index must be an integer, got {dtype}.')
     index = lax.convert_element_type(index, jnp.int32)
     index = lax.clamp(np.int32(0), index, np.int32(len(branches) - 1))
     return _branches_traced(index, branches, operands, 'switch')
@@ -142,11 +147,15 @@ def switch(index, branches: Sequence[Callable], *operands) -> Any:
 
         out = brainstate.transform.switch(mode, [rest, run, jump], x)
     """
+    if callable(branches) or not isinstance(branches, Iterable):
+        raise ArgumentTypeError(
+            f'switch: `branches` must be a sequence of callables (e.g. `[f0, f1]`), got '
+            f'{type(branches).__name__}.')
     branches = tuple(branches)
     if not branches:
-        raise ValueError('switch: empty sequence of branches.')
+        raise ArgumentValueError('switch: empty sequence of branches.')
     if not all(callable(b) for b in branches):
-        raise TypeError('switch: every branch must be callable.')
+        raise ArgumentTypeError('switch: every branch must be callable.')
     if len(branches) == 1:
         return branches[0](*operands)
     if not _state.TRACE_STACK:
@@ -177,16 +186,18 @@ def ifelse(conditions: Sequence, branches: Sequence[Callable], *operands) -> Any
     branches = tuple(branches)
     conditions = tuple(conditions)
     if not branches:
-        raise ValueError('ifelse: empty sequence of branches.')
+        raise ArgumentValueError('ifelse: empty sequence of branches.')
     if len(conditions) != len(branches):
-        raise ValueError(f'ifelse: {len(conditions)} conditions for {len(branches)} branches; '
-                         f'give one condition per branch (the last one is the `else`).')
+        raise ArgumentValueError(
+            f'ifelse: {len(conditions)} conditions for {len(branches)} branches; '
+            f'give one condition per branch (the last one is the `else`).')
     if len(branches) == 1:
         return branches[0](*operands)
     flags = [jnp.asarray(c) for c in conditions[:-1]]
     for i, flag in enumerate(flags):
         if flag.shape != ():
-            raise TypeError(f'ifelse: condition {i} must be a scalar, got shape {flag.shape}.')
+            raise ArgumentTypeError(
+                f'ifelse: condition {i} must be a scalar, got shape {flag.shape}.')
     flags = jnp.stack([f.astype(bool) for f in flags] + [jnp.asarray(True)])
     index = jnp.argmax(flags).astype(jnp.int32)
     return switch(index, branches, *operands)

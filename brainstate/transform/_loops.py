@@ -27,6 +27,7 @@ from ._eager import call_eagerly
 from ._progress_bar import ProgressBar, as_progress_bar
 from ._region_tracing import (as_leaves, aval_of, check_no_states, check_types, fun_name,
                               strong_aval, to_aval, trace_region_body)
+from .._errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ['scan', 'for_loop', 'checkpointed_scan', 'checkpointed_for_loop', 'while_loop',
            'bounded_while_loop']
@@ -40,23 +41,26 @@ def _loop_length(xs_leaves, length, where: str) -> int:
     lengths = set()
     for leaf in xs_leaves:
         if not jnp.ndim(leaf):
-            raise ValueError(f'{where}: the arrays scanned over need a leading axis; got a '
-                             f'scalar.')
+            raise ArgumentValueError(
+                f'{where}: the arrays scanned over need a leading axis; got a '
+                f'scalar.')
         lengths.add(jnp.shape(leaf)[0])
     if length is not None:
         try:
             length = int(length)
         except TypeError:
-            raise TypeError(f'{where}: `length` must be a Python int, got {length!r}.') from None
+            raise ArgumentTypeError(
+                f'{where}: `length` must be a Python int, got {length!r}.') from None
         if lengths and lengths != {length}:
-            raise ValueError(f'{where}: `length={length}` disagrees with the leading axis sizes '
-                             f'{sorted(lengths)} of the inputs.')
+            raise ArgumentValueError(
+                f'{where}: `length={length}` disagrees with the leading axis sizes '
+                f'{sorted(lengths)} of the inputs.')
         return length
     if len(lengths) > 1:
-        raise ValueError(f'{where}: the inputs have different leading axis sizes '
-                         f'{sorted(lengths)}; they must all have the loop length.')
+        raise ArgumentValueError(f'{where}: the inputs have different leading axis sizes '
+                                 f'{sorted(lengths)}; they must all have the loop length.')
     if not lengths:
-        raise ValueError(f'{where}: no inputs to loop over; give `length=`.')
+        raise ArgumentValueError(f'{where}: no inputs to loop over; give `length=`.')
     return lengths.pop()
 
 
@@ -76,14 +80,15 @@ def _scan_traced(f, init, xs, length, reverse, unroll, name):
         x = xs_tree.unflatten(leaves[nk:])
         out = f(carry, x)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise TypeError(f'{where}: the body must return a pair (new_carry, y), got '
-                            f'{type(out).__name__}.')
+            raise ArgumentTypeError(f'{where}: the body must return a pair (new_carry, y), got '
+                                    f'{type(out).__name__}.')
         new_carry, y = out
         check_no_states(out, 'returned', where)
         carry_leaves, carry_tree = jax.tree.flatten(new_carry)
         if carry_tree != init_tree:
-            raise TypeError(f'{where}: the body returned a carry with structure {carry_tree}, '
-                            f'but the initial carry has structure {init_tree}.')
+            raise ArgumentTypeError(
+                f'{where}: the body returned a carry with structure {carry_tree}, '
+                f'but the initial carry has structure {init_tree}.')
         y_leaves, y_tree = as_leaves(y, where)
         y_tree_box.append(y_tree)
         return list(carry_leaves) + y_leaves
@@ -184,7 +189,7 @@ def scan(f: Callable[[Carry, X], tuple[Carry, Y]], init: Carry, xs: X, length: i
     The whole loop compiles to one ``lax.scan``; ``counter`` becomes one of its carries.
     """
     if not callable(f):
-        raise TypeError(f'scan: `f` must be callable, got {type(f).__name__}.')
+        raise ArgumentTypeError(f'scan: `f` must be callable, got {type(f).__name__}.')
     name = fun_name(f)
     if not _state.TRACE_STACK:
         return call_eagerly(
@@ -240,7 +245,7 @@ def for_loop(f: Callable[..., Y], *xs, length: int | None = None, reverse: bool 
     ``lax.scan`` with ``V`` as a carry.
     """
     if not callable(f):
-        raise TypeError(f'for_loop: `f` must be callable, got {type(f).__name__}.')
+        raise ArgumentTypeError(f'for_loop: `f` must be callable, got {type(f).__name__}.')
     name = fun_name(f)
     if not _state.TRACE_STACK:
         return call_eagerly(
@@ -254,7 +259,8 @@ def for_loop(f: Callable[..., Y], *xs, length: int | None = None, reverse: bool 
 
 def _checkpointed_scan(f, init, xs, length, base, pbar, name):
     if not isinstance(base, int) or base < 1:
-        raise ValueError(f'checkpointed_scan: `base` must be a positive int, got {base!r}.')
+        raise ArgumentValueError(
+            f'checkpointed_scan: `base` must be a positive int, got {base!r}.')
     length = _loop_length(jax.tree.leaves(xs), length, f'checkpointed_scan over {name}')
     bar = as_progress_bar(pbar)
     if bar is not None:
@@ -307,7 +313,8 @@ def checkpointed_scan(f: Callable[[Carry, X], tuple[Carry, Y]], init: Carry, xs:
       ``(final_carry, ys)`` as :func:`scan`.
     """
     if not callable(f):
-        raise TypeError(f'checkpointed_scan: `f` must be callable, got {type(f).__name__}.')
+        raise ArgumentTypeError(
+            f'checkpointed_scan: `f` must be callable, got {type(f).__name__}.')
     name = fun_name(f)
     if not _state.TRACE_STACK:
         return call_eagerly(
@@ -332,7 +339,8 @@ def checkpointed_for_loop(f: Callable[..., Y], *xs, length: int | None = None, b
     :func:`checkpointed_scan`). Same arguments and results as :func:`for_loop`, plus ``base``.
     """
     if not callable(f):
-        raise TypeError(f'checkpointed_for_loop: `f` must be callable, got {type(f).__name__}.')
+        raise ArgumentTypeError(
+            f'checkpointed_for_loop: `f` must be callable, got {type(f).__name__}.')
     name = fun_name(f)
     if not _state.TRACE_STACK:
         return call_eagerly(
@@ -353,8 +361,8 @@ def _while_loop(cond_fun, body_fun, init_val, name):
         pred = cond_fun(init_tree.unflatten(leaves))
         check_no_states(pred, 'returned', where)
         if jnp.shape(pred) != () or jnp.result_type(pred) != jnp.bool_:
-            raise TypeError(f'{where}: the condition must return a boolean scalar, got '
-                            f'{jax.typeof(pred).str_short()}.')
+            raise ArgumentTypeError(f'{where}: the condition must return a boolean scalar, got '
+                                    f'{jax.typeof(pred).str_short()}.')
         return [jnp.asarray(pred)]
 
     def flat_body(*leaves):
@@ -362,8 +370,9 @@ def _while_loop(cond_fun, body_fun, init_val, name):
         check_no_states(out, 'returned', where)
         out_leaves, out_tree = jax.tree.flatten(out)
         if out_tree != init_tree:
-            raise TypeError(f'{where}: the body returned a value with structure {out_tree}, '
-                            f'but the initial value has structure {init_tree}.')
+            raise ArgumentTypeError(
+                f'{where}: the body returned a value with structure {out_tree}, '
+                f'but the initial value has structure {init_tree}.')
         return out_leaves
 
     cond_graph, cond_closure = trace_region_body(flat_cond, carry_avals,
@@ -404,7 +413,7 @@ def while_loop(cond_fun: Callable[[Carry], Any], body_fun: Callable[[Carry], Car
       The final value.
     """
     if not callable(cond_fun) or not callable(body_fun):
-        raise TypeError('while_loop: `cond_fun` and `body_fun` must be callable.')
+        raise ArgumentTypeError('while_loop: `cond_fun` and `body_fun` must be callable.')
     name = fun_name(body_fun)
     if not _state.TRACE_STACK:
         return call_eagerly(('while_loop', cond_fun, body_fun),
@@ -415,8 +424,9 @@ def while_loop(cond_fun: Callable[[Carry], Any], body_fun: Callable[[Carry], Car
 
 def _bounded_while_loop(cond_fun, body_fun, init_val, max_steps, name):
     if not isinstance(max_steps, int) or max_steps < 0:
-        raise ValueError(f'bounded_while_loop: `max_steps` must be a non-negative int, got '
-                         f'{max_steps!r}.')
+        raise ArgumentValueError(
+            f'bounded_while_loop: `max_steps` must be a non-negative int, got '
+            f'{max_steps!r}.')
 
     def identity(val):
         return val
@@ -445,7 +455,7 @@ def bounded_while_loop(cond_fun: Callable[[Carry], Any], body_fun: Callable[[Car
       max_steps: a Python int bounding the number of iterations.
     """
     if not callable(cond_fun) or not callable(body_fun):
-        raise TypeError('bounded_while_loop: `cond_fun` and `body_fun` must be callable.')
+        raise ArgumentTypeError('bounded_while_loop: `cond_fun` and `body_fun` must be callable.')
     name = fun_name(body_fun)
     if not _state.TRACE_STACK:
         return call_eagerly(

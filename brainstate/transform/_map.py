@@ -13,6 +13,7 @@ from ._eager import call_eagerly
 from ._loops import for_loop
 from ._region_tracing import as_leaves, fun_name
 from ._vmap import vmap
+from .._errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ['map']
 
@@ -21,13 +22,14 @@ def _length(xs, where: str) -> int:
     lengths = set()
     for leaf in jax.tree.leaves(xs):
         if not jnp.ndim(leaf):
-            raise ValueError(f'{where}: the arrays mapped over need a leading axis; got a scalar.')
+            raise ArgumentValueError(
+                f'{where}: the arrays mapped over need a leading axis; got a scalar.')
         lengths.add(jnp.shape(leaf)[0])
     if not lengths:
-        raise ValueError(f'{where}: give at least one array to map over.')
+        raise ArgumentValueError(f'{where}: give at least one array to map over.')
     if len(lengths) > 1:
-        raise ValueError(f'{where}: the inputs have different leading axis sizes '
-                         f'{sorted(lengths)}; they must all have the same length.')
+        raise ArgumentValueError(f'{where}: the inputs have different leading axis sizes '
+                                 f'{sorted(lengths)}; they must all have the same length.')
     return lengths.pop()
 
 
@@ -90,11 +92,12 @@ def map(f: Callable, *xs, batch_size: int | None = None):
     Called outside a transform, ``map`` compiles itself (with ``jit``) and runs at once.
     """
     if not callable(f):
-        raise TypeError(f'map: `f` must be callable, got {type(f).__name__}.')
+        raise ArgumentTypeError(f'map: `f` must be callable, got {type(f).__name__}.')
     if batch_size is not None and (isinstance(batch_size, bool) or
                                    not isinstance(batch_size, (int, np.integer)) or
                                    batch_size < 1):
-        raise ValueError(f'map: batch_size must be None or a positive int, got {batch_size!r}.')
+        raise ArgumentValueError(
+            f'map: batch_size must be None or a positive int, got {batch_size!r}.')
     batch_size = None if batch_size is None else int(batch_size)
     name = fun_name(f)
     if not _state.TRACE_STACK:

@@ -15,6 +15,8 @@ import sys
 import jax
 from jax import lax
 
+from .._errors import ArgumentTypeError, ArgumentValueError
+
 __all__ = ['ProgressBar']
 
 
@@ -44,10 +46,11 @@ class ProgressBar:
     def __init__(self, freq: int | None = None, desc: str | None = None,
                  count: int | None = None, **kwargs):
         if freq is not None and count is not None:
-            raise ValueError('ProgressBar takes `freq` or `count`, not both.')
+            raise ArgumentValueError('ProgressBar takes `freq` or `count`, not both.')
         for name, value in (('freq', freq), ('count', count)):
             if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ValueError(f'ProgressBar `{name}` must be a positive int, got {value!r}.')
+                raise ArgumentValueError(
+                    f'ProgressBar `{name}` must be a positive int, got {value!r}.')
         self.freq = freq
         self.count = count
         self.desc = desc
@@ -83,8 +86,9 @@ def as_progress_bar(pbar) -> ProgressBar | None:
         return pbar
     if isinstance(pbar, int):
         return ProgressBar(freq=pbar)
-    raise TypeError(f'pbar must be a ProgressBar, True, or an int (the update frequency); got '
-                    f'{pbar!r}.')
+    raise ArgumentTypeError(
+        f'pbar must be a ProgressBar, True, or an int (the update frequency); got '
+        f'{pbar!r}.')
 
 
 class _Display:

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .._errors import StateArgumentError
+from .._errors import ArgumentTypeError, StateArgumentError
 from .._state import State
 from ..ir import Graph, trace_body
 
@@ -44,8 +44,9 @@ def as_leaves(tree, where: str):
             try:
                 leaf = jnp.asarray(leaf)
             except TypeError:
-                raise TypeError(f'{where} received a {type(leaf).__name__}, which is not an '
-                                f'array; pass arrays or pytrees of arrays.') from None
+                raise ArgumentTypeError(
+                    f'{where} received a {type(leaf).__name__}, which is not an '
+                    f'array; pass arrays or pytrees of arrays.') from None
         out.append(leaf)
     return out, treedef
 
@@ -89,7 +90,7 @@ def check_types(expected: Sequence, got: Sequence, treedef, what: str,
     """Raise TypeError naming the first leaf whose shape or dtype differs."""
     for i, (want, have) in enumerate(zip(expected, got)):
         if want.shape != have.shape or want.dtype != have.dtype:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f'{what} at {describe_leaf(treedef, i)} has type {_short(have.shape, have.dtype)}'
                 f' but {_short(want.shape, want.dtype)} was expected: {hint}. Cast it (e.g. '
                 f'`.astype(...)`), reshape it, or give the initial value the right type.')

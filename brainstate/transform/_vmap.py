@@ -37,7 +37,8 @@ from jax.api_util import flatten_axes
 
 from .. import _state
 from .. import passes as passes_lib
-from .._errors import BatchAxisError, StateArgumentError, TracerLeakError
+from .._errors import (ArgumentTypeError, ArgumentValueError, BatchAxisError,
+                       StateArgumentError, TracerLeakError)
 from .._state import State
 from ..ir import lower_to_jaxpr, trace_flat
 from ..ir._trace import STATE_ACCESS_HOOKS
@@ -101,7 +102,7 @@ class _Declaration:
             try:
                 predicate = to_predicate(obj)
             except TypeError:
-                raise TypeError(
+                raise ArgumentTypeError(
                     f'{self.where}: {self.what} must be a State, an iterable or mapping of States '
                     f'(e.g. `net.states(brainstate.HiddenState)`), a filter (a State class, a tag '
                     f'string, a predicate `f(path, state)`), or `{{axis: states}}`; got '
@@ -206,7 +207,7 @@ _describe = describe_argument_path
 
 def _check_axis(axis, what: str):
     if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))):
-        raise TypeError(f'{what} entries must be an int or None, got {axis!r}.')
+        raise ArgumentTypeError(f'{what} entries must be an int or None, got {axis!r}.')
 
 
 def _flatten_arguments(args: tuple, kwargs: dict, in_axes, where: str):
@@ -215,7 +216,7 @@ def _flatten_arguments(args: tuple, kwargs: dict, in_axes, where: str):
         in_axes = tuple(in_axes)
     if isinstance(in_axes, tuple):
         if len(in_axes) != len(args):
-            raise ValueError(
+            raise ArgumentValueError(
                 f'{where}: in_axes={in_axes!r} has {len(in_axes)} entries but the call passes '
                 f'{len(args)} positional argument(s). Give one entry per positional argument '
                 f'(None for an argument shared by all lanes), or one int/None for all of them.')
@@ -227,8 +228,9 @@ def _flatten_arguments(args: tuple, kwargs: dict, in_axes, where: str):
     try:
         leaf_axes = flatten_axes('vmap in_axes', treedef, (tuple(arg_axes), 0))
     except ValueError as error:
-        raise ValueError(f'{where}: in_axes={in_axes!r} does not match the structure of the '
-                         f'arguments. {error}') from None
+        raise ArgumentValueError(
+            f'{where}: in_axes={in_axes!r} does not match the structure of the '
+            f'arguments. {error}') from None
     leaves, axes, lane_avals, key = [], [], [], []
     for (path, leaf), axis in zip(with_path, leaf_axes):
         _check_axis(axis, f'{where}: in_axes')
@@ -240,14 +242,14 @@ def _flatten_arguments(args: tuple, kwargs: dict, in_axes, where: str):
         try:
             aval = jax.typeof(leaf)
         except TypeError:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f'{where} received a {type(leaf).__name__} as {_describe(path)}, which is not '
                 f'an array. Pass arrays (or pytrees of arrays); close over other Python values '
                 f'instead of passing them.') from None
         shape = tuple(aval.shape)
         if axis is not None:
             if not -len(shape) <= axis < len(shape):
-                raise ValueError(
+                raise ArgumentValueError(
                     f'{where}: in_axes maps {_describe(path)} along axis {axis}, but it has shape '
                     f'{shape}, which has no axis {axis}. Use None for an argument shared by all '
                     f'lanes, or an axis it has.')
@@ -347,7 +349,7 @@ class VmappedFunction:
                  passes=None, new_states_batched: bool = False, state_tag: str | None = None,
                  state_to_exclude=None):
         if not callable(fun):
-            raise TypeError(f'{self.kind}: expected a function, got {type(fun).__name__}.')
+            raise ArgumentTypeError(f'{self.kind}: expected a function, got {type(fun).__name__}.')
         self.fun = fun
         self.fun_name = getattr(fun, '__name__', type(fun).__name__)
         self.where = f'{self.kind} of {self.fun_name}'
@@ -358,8 +360,8 @@ class VmappedFunction:
         if axis_size is not None and (isinstance(axis_size, bool) or
                                       not isinstance(axis_size, (int, np.integer)) or
                                       axis_size < 1):
-            raise ValueError(f'{self.where}: axis_size must be a positive int, got '
-                             f'{axis_size!r}.')
+            raise ArgumentValueError(f'{self.where}: axis_size must be a positive int, got '
+                                     f'{axis_size!r}.')
         self.axis_size = None if axis_size is None else int(axis_size)
         self.axis_name = axis_name
         self.passes = passes
@@ -397,13 +399,13 @@ class VmappedFunction:
         if len(distinct) > 1:
             listed = '; '.join(f'{what}: {size}' for what, size in sizes.items())
             given = f'; axis_size={self.axis_size}' if self.axis_size is not None else ''
-            raise ValueError(
+            raise ArgumentValueError(
                 f'{self.where}: the mapped arguments and batched states disagree on the batch '
                 f'size ({listed}{given}). Every mapped axis must have the same size.')
         if distinct:
             return distinct.pop()
         if required:
-            raise ValueError(
+            raise ArgumentValueError(
                 f'{self.where}: cannot tell the batch size: no argument is mapped (in_axes) and '
                 f'no state is declared batched (in_states). Pass axis_size=.')
         return None
@@ -444,7 +446,7 @@ class VmappedFunction:
             if self.axis_name is not None:
                 size = self._axis_size(known, required=False)
                 if size is None:
-                    raise ValueError(
+                    raise ArgumentValueError(
                         f'{self.where}: with axis_name={self.axis_name!r}, the batch size must '
                         f'be known before tracing: map an argument, declare a state explicitly '
                         f'in in_states, or pass axis_size=.')
@@ -497,15 +499,16 @@ class VmappedFunction:
         try:
             axes = flatten_axes('vmap out_axes', out_tree, self.out_axes)
         except ValueError as error:
-            raise ValueError(f'{self.where}: out_axes={self.out_axes!r} does not match the '
-                             f'structure of what {self.fun_name} returns. {error}') from None
+            raise ArgumentValueError(
+                f'{self.where}: out_axes={self.out_axes!r} does not match the '
+                f'structure of what {self.fun_name} returns. {error}') from None
         dummy = out_tree.unflatten(list(range(out_tree.num_leaves)))
         paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(dummy)[0]]
         for axis, batched, path in zip(axes, result.output_batched, paths):
             _check_axis(axis, f'{self.where}: out_axes')
             if axis is None and batched:
                 at = jax.tree_util.keystr(path) or '(the whole result)'
-                raise ValueError(
+                raise ArgumentValueError(
                     f'{self.where}: the result at {at} differs per lane, but out_axes gives None (one value for all '
                     f'lanes) for it. Give it an axis, or return a value that is the same for '
                     f'every lane.')
@@ -549,8 +552,9 @@ class VmappedFunction:
         if not _state.TRACE_STACK:
             for leaf in written + new_keys:
                 if isinstance(leaf, _Tracer):
+                    names = ', '.join(s.label() for s in program.written_states)
                     raise TracerLeakError(
-                        f'{self.where} writes states but runs inside a raw JAX transform '
+                        f'{self.where} writes State {names} but runs inside a raw JAX transform '
                         f'(jax.jit, jax.vmap, ...): the update would be lost and the state would '
                         f'hold a tracer. Use brainstate.transform.jit (or another brainstate '
                         f'transform) for the outer function too.')
