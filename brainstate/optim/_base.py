@@ -12,13 +12,26 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 import jax
+import numpy as np
 import optax
 
 from .._module import Module
 from .._state import LongTermState, State
 from ..util._flat_mapping import FlatMapping
+from .._errors import ArgumentTypeError, BrainStateError, GradientError
 
 __all__ = ['OptimState', 'Optimizer', 'OptaxOptimizer']
+
+
+class _GradientKeyError(GradientError, KeyError):
+    """The gradients' keys do not match the registered parameters (also a ``KeyError``)."""
+
+    def __str__(self):  # KeyError would show the message's repr
+        return str(self.args[0]) if self.args else ''
+
+
+class _NotRegisteredError(BrainStateError, RuntimeError):
+    """``update`` before ``register_trainable_weights`` (also a ``RuntimeError``)."""
 
 
 class OptimState(LongTermState):
@@ -57,13 +70,14 @@ class Optimizer(Module):
             items = list(enumerate(param_states))
             self._single = False
         else:
-            raise TypeError(f'register_trainable_weights: expected a mapping of States (such '
-                            f'as `model.states(brainstate.ParamState)`), a list of States or a '
-                            f'State, got {type(param_states).__name__}.')
+            raise ArgumentTypeError(
+                f'register_trainable_weights: expected a mapping of States (such '
+                f'as `model.states(brainstate.ParamState)`), a list of States or a '
+                f'State, got {type(param_states).__name__}.')
         for key, state in items:
             if not isinstance(state, State):
-                raise TypeError(f'register_trainable_weights: entry {key!r} is a '
-                                f'{type(state).__name__}, not a State.')
+                raise ArgumentTypeError(f'register_trainable_weights: entry {key!r} is a '
+                                        f'{type(state).__name__}, not a State.')
         mapping = FlatMapping()
         for key, state in items:
             dict.__setitem__(mapping, key, state)
@@ -80,24 +94,38 @@ class Optimizer(Module):
         """The gradients as a list in the order of the registered parameters."""
         keys = list(self._bs_params.keys())
         if not keys:
-            raise RuntimeError(f'{type(self).__name__}.update: no parameters registered; call '
-                               f'`register_trainable_weights(params)` first.')
+            raise _NotRegisteredError(
+                f'{type(self).__name__}.update: no parameters registered; call '
+                f'`register_trainable_weights(params)` first.')
         if self._single:
             return [grads]
         if isinstance(grads, (list, tuple)) and not isinstance(grads, Mapping):
             grads = dict(enumerate(grads))
         if not isinstance(grads, Mapping):
-            raise TypeError(f'{type(self).__name__}.update: expected gradients keyed like the '
-                            f'registered parameters (a mapping), got {type(grads).__name__}.')
+            raise ArgumentTypeError(
+                f'{type(self).__name__}.update: expected gradients keyed like the '
+                f'registered parameters (a mapping), got {type(grads).__name__}.')
         missing = [k for k in keys if k not in grads]
         extra = [k for k in grads if k not in self._bs_params]
         if missing or extra:
-            raise KeyError(
+            raise _GradientKeyError(
                 f'{type(self).__name__}.update: the gradients\' keys do not match the '
                 f'registered parameters' + (f'; missing {missing}' if missing else '') +
                 (f'; unknown {extra}' if extra else '') + '. Compute them with '
                 f'`brainstate.transform.grad(loss, params)` for the same `params`.')
-        return [grads[k] for k in keys]
+        ordered = [grads[k] for k in keys]
+        for key, state, grad in zip(keys, self._bs_params.values(), ordered):
+            leaves, treedef = jax.tree.flatten(grad)
+            got = [np.shape(g) for g in leaves]
+            want = [a.shape for a in state.avals]
+            if treedef != state.treedef or got != want:
+                raise GradientError(
+                    f'{type(self).__name__}.update: the gradient for {key!r} (State '
+                    f'{state.label()}) has shapes {got} (structure {treedef}), but the '
+                    f'parameter has {want} (structure {state.treedef}). '
+                    f'Compute the gradients with `brainstate.transform.grad(loss, params)` for '
+                    f'the registered `params`.')
+        return ordered
 
 
 class OptaxOptimizer(Optimizer):
@@ -122,8 +150,9 @@ class OptaxOptimizer(Optimizer):
     def __init__(self, tx: optax.GradientTransformation):
         super().__init__()
         if not (hasattr(tx, 'init') and hasattr(tx, 'update')):
-            raise TypeError(f'OptaxOptimizer: expected an optax GradientTransformation, got '
-                            f'{type(tx).__name__}.')
+            raise ArgumentTypeError(
+                f'OptaxOptimizer: expected an optax GradientTransformation, got '
+                f'{type(tx).__name__}.')
         self.tx = tx
         self.opt_state: OptimState | None = None
 
@@ -134,7 +163,7 @@ class OptaxOptimizer(Optimizer):
         """Apply one optimization step: update every registered parameter in place."""
         ordered = self._ordered_grads(grads)
         if self.opt_state is None:
-            raise RuntimeError('update before register_trainable_weights.')
+            raise _NotRegisteredError('update before register_trainable_weights.')
         states = list(self._bs_params.values())
         params = [state.value for state in states]
         updates, new_opt_state = self.tx.update(ordered, self.opt_state.value, params)
