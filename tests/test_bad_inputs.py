@@ -233,11 +233,6 @@ def test_failure_inside_a_transform_leaves_every_state_unchanged(name, failure):
     np.testing.assert_allclose(net.b.value, np.ones(3))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'checkpoint called outside any transform just calls the function (documented), so writes '
-    'made before an exception are kept: brainstate/transform/_checkpoint.py wrapper, '
-    '`if not _state.TRACE_STACK: return fun(*args, **kwargs)`. for_loop/cond compile '
-    'themselves eagerly for this reason; checkpoint does not.'))
 def test_failure_inside_an_eager_checkpoint_leaves_states_unchanged(net):
     snap = snapshot(net)
     with pytest.raises(RuntimeError, match='user bug'):

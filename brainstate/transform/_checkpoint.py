@@ -33,8 +33,9 @@ def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True, policy=
       static_argnums: positional arguments that are Python values, not arrays.
 
     Returns:
-      The wrapped function. Outside any transform it simply calls ``fun`` (rematerialization
-      only changes differentiated, compiled code).
+      The wrapped function. Outside any transform it runs compiled, like ``jit`` (so a call that
+      fails part-way leaves every State as it was); non-array arguments must then be listed in
+      ``static_argnums``.
 
     Example::
 
@@ -52,10 +53,16 @@ def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True, policy=
     static_argnums = tuple(static_argnums)
     name = fun_name(fun)
 
+    eager = []  # the compiled form for calls outside any transform, made on first use
+
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
         if not _state.TRACE_STACK:
-            return fun(*args, **kwargs)
+            # Compiled like every eager loop and branch, so a failure part-way keeps no write.
+            if not eager:
+                from ._jit import jit
+                eager.append(jit(wrapper, static_argnums=static_argnums))
+            return eager[0](*args, **kwargs)
         n = len(args)
         static = {i % n if n else i for i in static_argnums}
         dynamic = tuple(a for i, a in enumerate(args) if i not in static)
