@@ -665,3 +665,11 @@ def test_stateful_code_under_raw_jax_transforms(net, name):
     # The brainstate transform does it right.
     T.jit(_stateful(net))(jnp.ones(3))
     np.testing.assert_allclose(net.a.value, np.ones(3))
+
+
+def test_static_argnums_beyond_the_signature_is_explained():
+    with pytest.raises(brainstate.BrainStateError, match=r"takes 1 positional argument\(s\) \(x\), but static_argnums names \[3\]"):
+        brainstate.transform.jit(lambda x: x, static_argnums=3)
+    with pytest.raises(brainstate.BrainStateError, match='donate_argnums names'):
+        brainstate.transform.jit(lambda x: x, donate_argnums=(0, 1))
+    assert brainstate.transform.jit(lambda *xs: xs[0], static_argnums=2)(1.0, 2.0, 'a') == 1.0

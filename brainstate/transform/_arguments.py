@@ -111,6 +111,17 @@ class ArgumentSpec:
             n = len(positional)
             self.static_argnums = tuple(i + n if i < 0 else i for i in self.static_argnums)
             self.donate_argnums = tuple(i + n if i < 0 else i for i in self.donate_argnums)
+        params = inspect.signature(fun).parameters if self._parameters else {}
+        takes_varargs = any(p.kind == p.VAR_POSITIONAL for p in params.values())
+        if params and not takes_varargs:
+            for label, nums in (('static_argnums', self.static_argnums),
+                                ('donate_argnums', self.donate_argnums)):
+                bad = [i for i in nums if i >= len(positional)]
+                if bad:
+                    raise ArgumentValueError(
+                        f'{self.fun_name} takes {len(positional)} positional argument(s) '
+                        f'({", ".join(positional) or "none"}), but {label} names {bad}. Count '
+                        f'from 0, or use static_argnames= for keyword arguments.')
         # A static argument given by name, or by position, is the same argument.
         for name in self.static_argnames:
             if name in positional:
