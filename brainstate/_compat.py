@@ -9,7 +9,7 @@ import contextlib
 
 import jax.extend.core as jex_core
 
-__all__ = ['outside_any_jax_trace', 'inside_brainstate_trace']
+__all__ = ['outside_any_jax_trace', 'inside_brainstate_trace', 'extend_axis_env']
 
 try:  # 0.4us: is the current JAX trace the eager one?
     from jax._src.core import trace_ctx as _trace_ctx
@@ -44,3 +44,11 @@ try:
 except Exception:  # pragma: no cover - a JAX without config states: helpers may be stale
     def inside_brainstate_trace():
         return contextlib.nullcontext()
+
+
+# vmap binds its axis name while tracing, so collectives (psum, axis_index) inside the mapped
+# function can be traced. None on a JAX without it: collectives then need axis_name unset.
+try:
+    from jax._src.core import extend_axis_env_nd as extend_axis_env
+except ImportError:  # pragma: no cover
+    extend_axis_env = None

@@ -46,10 +46,7 @@ from ..passes import BatchingSpec, analyze_batching
 from ..util.filter import to_predicate
 from ._arguments import describe_argument_path
 
-try:  # binds the axis name while tracing, so collectives (psum, axis_index) can be traced
-    from jax._src.core import extend_axis_env_nd as _extend_axis_env
-except ImportError:  # pragma: no cover - a JAX without it: collectives need axis_name unset
-    _extend_axis_env = None
+from .._compat import extend_axis_env as _extend_axis_env
 
 __all__ = ['vmap', 'vmap_new_states', 'VmappedFunction']
 
