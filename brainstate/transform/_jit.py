@@ -30,6 +30,10 @@ from ._pipeline import StatefulProgram, compile_graph
 __all__ = ['jit', 'JittedFunction']
 
 _ArrayImpl = type(jax.numpy.zeros(()))
+# The same list objects as in _state (mutated in place, never rebound): one global lookup each
+# on the per-call path instead of an attribute lookup.
+_TRACE_STACK = _state.TRACE_STACK
+_STRUCTURE_EPOCH = _state.STRUCTURE_EPOCH
 _KeyArray = type(jax.random.key(0))
 _Tracer = jax.core.Tracer
 _getrefcount = sys.getrefcount
@@ -102,7 +106,7 @@ class _Entry:
         return self._jitted_keep_states
 
     def __call__(self, args: tuple, kwargs: dict):
-        if self.epoch != _state.STRUCTURE_EPOCH[0]:
+        if self.epoch != _STRUCTURE_EPOCH[0]:
             self.refresh_layout()
         if self.single_leaf:
             donated = [s._value for s in self.donated_states]
@@ -209,7 +213,7 @@ class JittedFunction:
         functools.update_wrapper(self, fun, updated=())
 
     def __call__(self, *args, **kwargs):
-        if _state.TRACE_STACK:
+        if _TRACE_STACK:
             # Inside another brainstate transform: become part of its trace.
             return self.fun(*args, **kwargs)
         entry = self._last
