@@ -64,13 +64,14 @@ def test_print_ir_only_when_changed():
     assert 'IR after hoist-states' in text and 'IR after cse' not in text
 
 
-def test_verify_after_each_pass_and_reproducer(tmp_path):
-    @passes.register('break-ssa')
-    def break_ssa(graph):
-        """Move the last compute node to the front (a deliberately broken pass)."""
-        compute = [n for n in graph if n.kind == 'primitive']
-        graph.move_to_entry(compute[-1])
+@passes.register('break-ssa')
+def break_ssa(graph):
+    """Move the last compute node to the front (a deliberately broken pass)."""
+    compute = [n for n in graph if n.kind == 'primitive']
+    graph.move_to_entry(compute[-1])
 
+
+def test_verify_after_each_pass_and_reproducer(tmp_path):
     graph = ir.trace(lambda x: jnp.sin(x) * 2, jnp.ones(3))
     pm = passes.PassManager('cse,break-ssa,dce', reproducer_dir=str(tmp_path))
     with pytest.raises(passes.PassFailure, match="Pass 'break-ssa' failed") as info:
@@ -80,7 +81,21 @@ def test_verify_after_each_pass_and_reproducer(tmp_path):
     text = open(path).read()
     assert '// pipeline: cse,break-ssa,dce' in text
     assert 'replay: break-ssa,dce' in text
-    assert 'graph <lambda>' in text
+    assert '// below: the IR before the failing pass' in text
+    ir_lines = text[text.index('graph <lambda>'):].splitlines()
+    # As break-ssa received it: sin, then mul (the pass had moved mul to the front).
+    assert ' = sin ' in ir_lines[1] and ' = mul ' in ir_lines[2]
+
+
+def test_reproducer_without_capture_holds_the_ir_as_left(tmp_path):
+    graph = ir.trace(lambda x: jnp.sin(x) * 2, jnp.ones(3))
+    pm = passes.PassManager('break-ssa', reproducer_dir=str(tmp_path), capture_reproducer=False)
+    with pytest.raises(passes.PassFailure) as info:
+        pm.run(graph)
+    text = open(info.value.reproducer).read()
+    assert 'as the failing pass left it' in text
+    ir_lines = text[text.index('graph <lambda>'):].splitlines()
+    assert ' = mul ' in ir_lines[1]
 
 
 def test_register_a_class_pass_and_use_it_in_jit():

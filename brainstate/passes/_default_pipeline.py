@@ -16,7 +16,8 @@ __all__ = ['DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
 
 DEFAULT_PIPELINE = 'hoist-states,dead-writes,fold-constants,cse,dce,read-only-states,donation'
 
-_settings = {'pipeline': DEFAULT_PIPELINE, 'verify': False, 'print_ir': None, 'stream': None}
+_settings = {'pipeline': DEFAULT_PIPELINE, 'verify': False, 'print_ir': None, 'stream': None,
+             'capture_reproducer': False}
 
 
 def set_default_pipeline(pipeline) -> None:
@@ -43,11 +44,14 @@ def default_pipeline(pipeline):
 
 
 def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unchanged',
-                     stream=None) -> None:
+                     stream=None, capture_reproducer: bool | None = None) -> None:
     """Instrument the transforms' pipelines: verify the IR after each pass, print it
-    (``print_ir='after'``, ``'changed'``, ...). Verification is off by default for speed."""
+    (``print_ir='after'``, ``'changed'``, ...), keep the IR before each pass for a failure's
+    reproducer. Verification and capture are off by default for speed."""
     if verify is not None:
         _settings['verify'] = verify
+    if capture_reproducer is not None:
+        _settings['capture_reproducer'] = capture_reproducer
     if print_ir != 'unchanged':
         _settings['print_ir'] = print_ir
     if stream is not None:
@@ -65,7 +69,8 @@ def optimize(graph, passes=None):
         manager = passes
     else:
         manager = PassManager(passes, verify=_settings['verify'], print_ir=_settings['print_ir'],
-                              stream=_settings['stream'])
+                              stream=_settings['stream'],
+                              capture_reproducer=_settings['capture_reproducer'])
     manager.run(graph)
     if not graph.meta.get('canonical'):
         hoist_states(graph)

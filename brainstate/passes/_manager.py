@@ -57,6 +57,9 @@ class PassManager:
         only if it changed the text of the IR).
       stream: where IR printing goes (default ``sys.stdout``).
       reproducer_dir: where a failing pass leaves its reproducer (default: the temp folder).
+      capture_reproducer: keep a copy of the IR before each pass, so a failure's reproducer
+        holds the IR exactly as the failing pass received it (costs a graph copy per pass;
+        without it the reproducer holds the IR as the failing pass left it).
 
     After ``run``, ``records`` holds a :class:`PassRecord` per pass and ``report()`` formats them.
 
@@ -68,7 +71,8 @@ class PassManager:
     """
 
     def __init__(self, pipeline=None, *, verify: bool = True, print_ir: str | None = None,
-                 stream=None, reproducer_dir: str | None = None):
+                 stream=None, reproducer_dir: str | None = None,
+                 capture_reproducer: bool = True):
         if print_ir not in (None, 'before', 'after', 'both', 'changed'):
             raise ValueError(f"print_ir must be None, 'before', 'after', 'both' or 'changed', "
                              f"got {print_ir!r}.")
@@ -77,6 +81,7 @@ class PassManager:
         self.print_ir = print_ir
         self.stream = stream
         self.reproducer_dir = reproducer_dir
+        self.capture_reproducer = capture_reproducer
         self.records: list[PassRecord] = []
 
     def __str__(self):
@@ -96,6 +101,7 @@ class PassManager:
             before = graph.format() if want_text else None
             if self.print_ir in ('before', 'both'):
                 self._print(f'// ----- IR before {p.name} -----\n{before}')
+            snapshot = graph.copy() if self.capture_reproducer else None
             stats = PassStatistics()
             start = time.perf_counter()
             try:
@@ -104,7 +110,7 @@ class PassManager:
                 if self.verify:
                     graph.verify()
             except Exception as error:
-                raise self._failure(graph, index, error) from error
+                raise self._failure(graph, snapshot, index, error) from error
             after = graph.format() if want_text else None
             changed = (after != before) if want_text else None
             self.records.append(PassRecord(p.name, seconds, stats, changed))
@@ -113,12 +119,17 @@ class PassManager:
                             f'{after}')
         return graph
 
-    def _failure(self, graph, index, error) -> PassFailure:
+    def _failure(self, graph, snapshot, index, error) -> PassFailure:
         failing = self.passes[index]
-        # The graph may be half-edited; the reproducer holds what we can still print of it,
-        # and the pipeline from the failing pass on, enough to replay it.
+        # The reproducer holds the pipeline from the failing pass on and the IR it received
+        # (captured before the pass), or else the IR as the pass left it: enough to replay it.
+        if snapshot is not None:
+            source, what = snapshot, 'the IR before the failing pass'
+        else:
+            source, what = graph, ('the IR as the failing pass left it (capture_reproducer='
+                                   'True keeps the IR before it)')
         try:
-            text = graph.format()
+            text = source.format()
         except Exception as print_error:  # the failing pass broke the graph beyond printing
             text = f'<the graph could not be printed: {print_error!r}>'
         remaining = ','.join(p.name for p in self.passes[index:])
@@ -129,13 +140,13 @@ class PassManager:
         with os.fdopen(fd, 'w') as f:
             f.write(f'// brainstate pass reproducer\n// pipeline: {self}\n'
                     f'// failing pass: {failing.name} (replay: {remaining})\n'
-                    f'// error: {error!r}\n')
+                    f'// error: {error!r}\n// below: {what}\n')
             f.write(''.join('// ' + line + '\n' for line in
                             traceback.format_exception(error)[-6:]))
             f.write(text + '\n')
         return PassFailure(
-            f'Pass {failing.name!r} failed: {error}. The IR (as the pass left it) and the '
-            f'pipeline are in {path}.', reproducer=path)
+            f'Pass {failing.name!r} failed: {error}. The pipeline and {what.split(" (")[0]} '
+            f'are in {path}.', reproducer=path)
 
     def report(self) -> str:
         """One line per pass: wall time and counters, e.g. ``dead-writes  0.1 ms  3 writes
