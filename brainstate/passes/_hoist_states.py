@@ -91,12 +91,14 @@ class HoistScope:
             self.entry_reads.append(state)
         return values
 
-    def set_value(self, state, values):
-        """Record that ``state`` now holds ``values`` (a write)."""
+    def set_value(self, state, values, source_info=None):
+        """Record that ``state`` now holds ``values`` (a write, made at ``source_info``: the
+        exit write keeps the user's line of the last write, for the printed IR and tables)."""
         if state not in self.current:
             self.order.append(state)
         self.current[state] = list(values)
-        self.written[state] = None
+        self.written[state] = source_info if source_info is not None else \
+            self.written.get(state)
 
     def run(self):
         """Forward reads from writes and make the regions of the graph pure, in program order.
@@ -115,7 +117,7 @@ class HoistScope:
                 else:
                     self.first_read(node)
             elif kind == 'state_write':
-                self.set_value(node.state, node.inputs)
+                self.set_value(node.state, node.inputs, node.source_info)
                 graph.erase_node(node)
             elif kind == 'region' and node.has_effect:
                 rule = REGION_HOIST_RULES.get(node.op)
@@ -279,7 +281,8 @@ def hoist_states(graph: Graph) -> Graph:
     output = graph.output_node
     for state in written_states:
         graph.insert_before(output, Node('state_write', state=state,
-                                         inputs=scope.current[state]))
+                                         inputs=scope.current[state],
+                                         source_info=written[state]))
     graph.meta['canonical'] = True
     graph.meta['read_states'] = read_states
     graph.meta['written_states'] = written_states
