@@ -300,3 +300,18 @@ def test_pass_manager_runs_on_any_graph():
     graph = ir.trace(lambda x: jnp.exp(x) * 1.0, jnp.ones(2))
     out = passes.PassManager('cse,dce').run(graph)
     assert out is graph and graph.output_node is not None
+
+
+def test_hoisted_exit_write_keeps_the_users_source_line():
+    s = brainstate.State(jnp.zeros(()), name='s')
+
+    def f(x):
+        s.value = x
+        s.value = s.value * 2  # the last write: its line is kept
+        return x
+
+    graph = passes.hoist_states(ir.trace(f, 1.0))
+    (write,) = graph.find_nodes('state_write')
+    assert 'test_passes.py' in ir.source_location(write)
+    table = graph.state_table().splitlines()[2]
+    assert table.split()[-1] != '-' and '?' not in table
