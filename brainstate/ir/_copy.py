@@ -1,26 +1,57 @@
-"""Deep copies of graphs, so a pass can be shown before and after."""
+"""Deep copies of graphs, so a pass can be shown before and after, and a failing pass replayed.
+
+Copying is on the PassManager's reproducer path (a copy before every pass), so it builds nodes
+directly rather than through ``Node.__init__``'s checks: the source graph is already valid.
+"""
 
 from __future__ import annotations
+
+from ._gc import paused_gc
 
 __all__ = ['copy_graph']
 
 
 def copy_graph(graph, value_map: dict | None = None):
-    """Copy the nodes and values of ``graph`` (and its regions); states, primitives and params
-    are shared. ``value_map`` receives old-value -> new-value for every value copied."""
+    """Copy the nodes and values of ``graph`` (and its regions); states, primitives and param
+    values are shared (each node gets its own params and meta dicts). ``value_map`` receives
+    old-value -> new-value for every value copied."""
+    with paused_gc():  # see _gc.py: 4-5x faster on large graphs
+        return _copy(graph, {} if value_map is None else value_map)
+
+
+def _copy(graph, value_map: dict):
     from ._graph import Graph, Node, Value
-    value_map = {} if value_map is None else value_map
     new = Graph(graph.name)
     new.meta = dict(graph.meta)
     new.in_tree, new.out_tree = graph.in_tree, graph.out_tree
-    for node in graph.nodes:
-        inputs = [value_map.get(v, v) if isinstance(v, Value) else v for v in node.inputs]
-        copy = Node(node.kind, op=node.op, inputs=inputs,
-                    output_avals=[v.aval for v in node.outputs], params=node.params,
-                    state=node.state, subgraphs=[copy_graph(s, value_map) for s in node.subgraphs],
-                    source_info=node.source_info, extra=node.extra)
-        copy.meta = dict(node.meta)
-        for old, fresh in zip(node.outputs, copy.outputs):
+    get = value_map.get
+    prev = root = new._root
+    count = 0
+    node = graph._root._next
+    while node is not graph._root:
+        copy = Node.__new__(Node)
+        copy.kind, copy.op, copy.state = node.kind, node.op, node.state
+        copy.params, copy.extra, copy.meta = dict(node.params), node.extra, dict(node.meta)
+        copy.source_info = node.source_info
+        inputs = [get(v, v) for v in node.inputs]  # Literals (immutable) are shared
+        copy.inputs = inputs
+        for value in inputs:
+            if type(value) is Value:
+                value.users[copy] = None
+        outputs = []
+        for index, old in enumerate(node.outputs):
+            fresh = Value(old.aval, copy, index)
             value_map[old] = fresh
-        new._link_before(copy, new._root)
+            outputs.append(fresh)
+        copy.outputs = outputs
+        copy.subgraphs = [_copy(sub, value_map) for sub in node.subgraphs]
+        for sub in copy.subgraphs:
+            sub.parent = copy
+        copy.graph, copy._prev = new, prev
+        prev._next = copy
+        prev = copy
+        count += 1
+        node = node._next
+    prev._next, root._prev = root, prev
+    new._len = count
     return new

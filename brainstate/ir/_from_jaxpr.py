@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax.extend.core as jex_core
 
 from .._errors import BrainStateError
+from ._gc import paused_gc
 from ._graph import Graph, Literal, Node
 from ._primitives import state_read_p, state_write_p
 
@@ -132,6 +133,11 @@ class _Converter:
 
 def graph_from_jaxpr(closed_jaxpr, name: str = 'graph', input_names=None) -> Graph:
     """Convert a ClosedJaxpr (possibly holding state primitives) into a Graph."""
+    with paused_gc():  # see _gc.py
+        return _graph_from_jaxpr(closed_jaxpr, name, input_names)
+
+
+def _graph_from_jaxpr(closed_jaxpr, name, input_names) -> Graph:
     graph = Graph(name)
     converter = _Converter(graph)
     jaxpr = closed_jaxpr.jaxpr
