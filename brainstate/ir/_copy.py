@@ -54,4 +54,5 @@ def _copy(graph, value_map: dict):
         node = node._next
     prev._next, root._prev = root, prev
     new._len = count
+    new._nodes_cache = None
     return new

@@ -228,6 +228,7 @@ class Graph:
         self._root = _Sentinel()
         self._root._prev = self._root._next = self._root
         self._len = 0
+        self._nodes_cache: list | None = None
         self.meta: dict[str, Any] = {}
         self.in_tree = None
         self.out_tree = None
@@ -239,12 +240,15 @@ class Graph:
     @property
     def nodes(self) -> list[Node]:
         """The nodes in program order (a snapshot: editing while iterating it is safe)."""
-        out = []
-        node = self._root._next
-        while node is not self._root:
-            out.append(node)
-            node = node._next
-        return out
+        cached = self._nodes_cache
+        if cached is None:
+            cached = []
+            node = self._root._next
+            while node is not self._root:
+                cached.append(node)
+                node = node._next
+            self._nodes_cache = cached  # kept until the next insertion or removal
+        return list(cached)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -314,6 +318,7 @@ class Graph:
         for sub in node.subgraphs:
             sub.parent = node
         self._len += 1
+        self._nodes_cache = None
         return node
 
     def append(self, node: Node) -> Node:
@@ -395,6 +400,7 @@ class Graph:
         node._prev = node._next = None
         node.graph = None
         self._len -= 1
+        self._nodes_cache = None
 
     def erase_node(self, node: Node):
         """Remove a node whose results are unused."""

@@ -15,27 +15,30 @@ from ._pass import PassStatistics, register
 __all__ = ['common_subexpression_elimination']
 
 
-def _operand_key(value):
-    if isinstance(value, Literal):
-        try:
-            return ('literal', value.aval.shape, value.aval.dtype, np.asarray(value.val).item())
-        except (TypeError, ValueError):
-            return ('literal-object', id(value.val))
-    return ('value', value.uid)
+def _literal_key(value):
+    try:
+        return ('literal', value.aval.shape, value.aval.dtype, np.asarray(value.val).item())
+    except (TypeError, ValueError):
+        return ('literal-object', id(value.val))
 
 
 def _node_key(node):
-    if node.kind == 'constant':
+    kind = node.kind
+    if kind == 'constant':
         return ('constant', id(node.params['value']))
-    if node.kind != 'primitive' or node.has_effect:
+    if kind != 'primitive' or node.extra.get('effects'):
         return None
+    params = node.params
     try:
         # JAX builds a primitive's params in a fixed order: no need to sort them.
-        params = tuple(node.params.items())
-        hash(params)
+        params = tuple(params.items()) if params else ()
+        # Values hash by identity: the operand itself is its key.
+        key = (node.op, params, *[v if type(v) is not Literal else _literal_key(v)
+                                  for v in node.inputs])
+        hash(key)
     except TypeError:  # an unhashable parameter (e.g. an array): leave the node alone
         return None
-    return (node.op, params, tuple(_operand_key(v) for v in node.inputs))
+    return key
 
 
 @register('cse')

@@ -24,11 +24,18 @@ def dead_code_elimination(graph, stats=None):
         for sub in node.subgraphs:
             dead_code_elimination(sub, stats)
     # Backwards, so a chain of dead nodes goes in one sweep.
+    removed = 0
     for node in reversed(nodes):
-        if node.kind in _REMOVABLE and not node.has_effect and \
-                not any(value.users for value in node.outputs):
-            graph.erase_node(node)
-            stats['nodes removed'] += 1
+        if node.kind not in _REMOVABLE:
+            continue
+        for value in node.outputs:
+            if value.users:
+                break
+        else:
+            if not node.has_effect:
+                graph.erase_node(node)
+                removed += 1
+    stats['nodes removed'] += removed
     if graph.meta.get('read_states') is not None:
         still_read = {n.state for n in graph.find_nodes('state_read', recursive=False)}
         graph.meta['read_states'] = [s for s in graph.meta['read_states'] if s in still_read]

@@ -28,11 +28,16 @@ def _foldable(node) -> bool:
                 for v in node.outputs))
 
 
+def _literal_value(value):
+    val = value.val
+    return val if type(val) in (int, float, bool) else np.asarray(val).item()
+
+
 def _evaluate(node, cache: dict):
-    """The node's results on its literal operands, computed once per distinct operation."""
+    """The node's results as Literals, computed once per distinct operation and operands."""
     try:
         key = (node.op, tuple(node.params.items()),
-               tuple((v.aval.dtype, np.asarray(v.val).item()) for v in node.inputs))
+               tuple((v.aval.dtype, _literal_value(v)) for v in node.inputs))
         hash(key)
     except TypeError:
         key = None
@@ -44,8 +49,11 @@ def _evaluate(node, cache: dict):
             results = node.op.bind(*[v.val for v in node.inputs], **node.params)
     except Exception:  # leave anything JAX cannot evaluate eagerly to XLA
         results = None
-    if results is not None and not node.op.multiple_results:
-        results = [results]
+    if results is not None:
+        if not node.op.multiple_results:
+            results = [results]
+        results = [Literal(np.asarray(r, dtype=v.aval.dtype)[()], v.aval)
+                   for v, r in zip(node.outputs, results)]
     if key is not None:
         cache[key] = results
     return results
@@ -64,8 +72,7 @@ def fold_constants(graph, stats=None, _cache=None):
         results = _evaluate(node, cache)
         if results is None:
             continue
-        for value, result in zip(node.outputs, results):
-            literal = Literal(np.asarray(result, dtype=value.aval.dtype)[()], value.aval)
+        for value, literal in zip(node.outputs, results):
             value.replace_all_uses_with(literal)
         graph.erase_node(node)
         stats['operations folded'] += 1
