@@ -33,6 +33,7 @@ from .. import passes as passes_lib
 from .._errors import (ArgumentTypeError, ArgumentValueError, GradientError,
                        StateArgumentError, TracerLeakError)
 from .._state import LongTermState, State
+from ._transformed import TransformedFunction
 from ._arguments import ArgumentSpec, CallSignature
 from ..ir import lower_to_jaxpr
 from ._pipeline import StatefulProgram, compile_graph
@@ -254,7 +255,7 @@ def _compile(fun: Callable, spec: ArgumentSpec, sig: CallSignature):
     return program, traced_reads
 
 
-class _StatefulTransform:
+class _StatefulTransform(TransformedFunction):
     """The machinery shared by the transforms: argument handling, caching, reading and writing
     states. Subclasses say what to do with the pure function (``_apply``)."""
 
@@ -405,14 +406,6 @@ class _StatefulTransform:
         if self.return_value:
             return (derivs, out, aux) if self.has_aux else (derivs, out)
         return (derivs, aux) if self.has_aux else derivs
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return functools.partial(self, obj)
-
-    def __repr__(self):
-        return f'<brainstate.transform.{self.kind} of {self.fun_name}>'
 
 
 def _write_back(states: list, treedefs: list, leaves: list, kind: str, fun_name: str):

@@ -44,6 +44,7 @@ from ..ir import lower_to_jaxpr, trace_flat
 from ..ir._trace import STATE_ACCESS_HOOKS
 from ..passes import BatchingSpec, analyze_batching
 from ..util.filter import to_predicate
+from ._transformed import TransformedFunction
 from ._arguments import describe_argument_path
 
 from .._compat import extend_axis_env as _extend_axis_env
@@ -330,7 +331,7 @@ class _Program:
 
 # -- the transform --------------------------------------------------------------------------------
 
-class VmappedFunction:
+class VmappedFunction(TransformedFunction):
     """The function :func:`vmap` returns. Call it like the original function.
 
     Methods:
@@ -580,14 +581,6 @@ class VmappedFunction:
     def clear_cache(self):
         """Forget every traced program."""
         self._cache.clear()
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return functools.partial(self, obj)
-
-    def __repr__(self):
-        return f'<brainstate.transform.{self.kind} of {self.fun_name}>'
 
 
 def _store_new_state(state: State, leaves: list):

@@ -1,0 +1,24 @@
+"""What every transformed-function object shares: binding as a method, and its repr."""
+
+from __future__ import annotations
+
+import functools
+
+__all__ = ['TransformedFunction']
+
+
+class TransformedFunction:
+    """Base of the objects the transforms return (grad, vmap, ...). Subclasses set ``kind``
+    (the transform's name) and ``fun_name``."""
+
+    kind: str = 'transform'
+    fun_name: str = '?'
+
+    def __get__(self, obj, objtype=None):
+        # Decorating a method: the instance becomes the first argument.
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def __repr__(self):
+        return f'<brainstate.transform.{self.kind} of {self.fun_name}>'
