@@ -13,7 +13,6 @@ exactly as it was.
 from __future__ import annotations
 
 import itertools
-import weakref
 from typing import Any
 
 import jax

@@ -11,7 +11,6 @@ docs/writing-a-pass.md walks through both.
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

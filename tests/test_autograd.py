@@ -457,7 +457,6 @@ def test_state_argument_is_an_error(setup):
         grad(lambda w: jnp.sum(w), argnums=0)(model.w)
 
 
-@pytest.mark.skipif(not hasattr(brainstate.transform, 'for_loop'), reason='needs for_loop')
 def test_grad_through_a_state_aware_loop_and_inside_one():
     w = ParamState(jnp.array([0.5, -0.3]))
     h = brainstate.HiddenState(jnp.zeros(2))

@@ -394,9 +394,7 @@ def test_grad_through_for_loop_matches_lax_scan(loop):
 
 
 def test_brainstate_grad_through_for_loop():
-    grad = getattr(brainstate.transform, 'grad', None)
-    if grad is None:
-        pytest.skip('brainstate.transform.grad is not available')
+    grad = brainstate.transform.grad
     w, V, xs, reference = _bptt_setup()
 
     def loss(xs):

@@ -3,9 +3,7 @@
 import os
 import sys
 
-import pytest
 
-pytest.importorskip('sklearn')
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'examples'))
 
 

@@ -3,7 +3,6 @@
 import os
 import shutil
 import stat
-import sys
 
 import jax.numpy as jnp
 import pytest

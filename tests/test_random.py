@@ -333,7 +333,6 @@ def test_raw_jax_jit_is_explained():
     assert keys_equal(br.get_key(), before)
 
 
-@pytest.mark.skipif(not hasattr(brainstate.transform, 'for_loop'), reason='needs for_loop')
 def test_loops_carry_the_key():
     # Each iteration draws from a new key, exactly the eager sequence.
     br.seed(20)
@@ -344,7 +343,6 @@ def test_loops_carry_the_key():
     np.testing.assert_allclose(looped, jnp.stack(eager), rtol=1e-6)
 
 
-@pytest.mark.skipif(not hasattr(brainstate.transform, 'grad'), reason='needs grad')
 def test_grad_passes_the_key_through():
     w = brainstate.ParamState(jnp.ones(3))
     br.seed(21)

@@ -12,7 +12,6 @@ import weakref
 from typing import Iterator
 
 from .._state import State
-from ..util import filter as filters
 from ..util._flat_mapping import FlatMapping
 
 __all__ = ['Node', 'states', 'nodes', 'iter_leaves']

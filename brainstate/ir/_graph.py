@@ -22,7 +22,6 @@ import contextlib
 import itertools
 from typing import Any, Iterable, Iterator
 
-import jax
 import numpy as np
 
 __all__ = ['Graph', 'Node', 'Value', 'Literal', 'NODE_KINDS']

@@ -9,7 +9,6 @@ transform and later reused outside it), lowering fails with an explanation inste
 
 from __future__ import annotations
 
-import jax
 import jax.extend.core as jex_core
 from jax.interpreters import ad, batching, mlir
 

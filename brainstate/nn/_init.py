@@ -8,7 +8,7 @@ initial parameters reproducible). ``Linear(..., w_init=...)`` also accepts an ar
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp

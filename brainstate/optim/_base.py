@@ -9,7 +9,7 @@ computes the update with optax and writes the new parameters and buffers back, s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Callable
+
 
 import jax
 import numpy as np
@@ -110,9 +110,9 @@ class Optimizer(Module):
         if missing or extra:
             raise _GradientKeyError(
                 f'{type(self).__name__}.update: the gradients\' keys do not match the '
-                f'registered parameters' + (f'; missing {missing}' if missing else '') +
+                'registered parameters' + (f'; missing {missing}' if missing else '') +
                 (f'; unknown {extra}' if extra else '') + '. Compute them with '
-                f'`brainstate.transform.grad(loss, params)` for the same `params`.')
+                '`brainstate.transform.grad(loss, params)` for the same `params`.')
         ordered = [grads[k] for k in keys]
         for key, state, grad in zip(keys, self._bs_params.values(), ordered):
             leaves, treedef = jax.tree.flatten(grad)

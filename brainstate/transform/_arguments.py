@@ -6,7 +6,7 @@ Shared by every transform that traces a function per argument signature (jit, ma
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np

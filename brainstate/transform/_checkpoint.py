@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 from typing import Callable, Sequence
 
-import jax
 
 from .. import _state
 from ..ir import bind_region

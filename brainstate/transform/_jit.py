@@ -17,14 +17,14 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import jax
 
 from .. import _state
 from .._errors import TracerLeakError
 from ..ir import Graph
-from ._arguments import ArgumentSpec, leaf_aval
+from ._arguments import ArgumentSpec
 from ._pipeline import StatefulProgram, compile_graph
 
 __all__ = ['jit', 'JittedFunction']

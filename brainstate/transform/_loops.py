@@ -17,7 +17,6 @@ from typing import Any, Callable, TypeVar
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from .. import _state
 from ..ir import bind_region

@@ -9,14 +9,14 @@ differentiates it, and all of them read and write the states around it.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 
 from .. import passes as passes_lib
 from .._errors import StateArgumentError
 from .._state import State
-from ..ir import Graph, LoweredGraph, lower_to_jaxpr, trace_flat
+from ..ir import LoweredGraph, lower_to_jaxpr, trace_flat
 from ._arguments import ArgumentSpec, CallSignature, leaf_aval
 
 __all__ = ['compile_graph', 'StatefulProgram']
