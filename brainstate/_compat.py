@@ -9,7 +9,8 @@ import contextlib
 
 import jax.extend.core as jex_core
 
-__all__ = ['outside_any_jax_trace', 'inside_brainstate_trace', 'extend_axis_env']
+__all__ = ['outside_any_jax_trace', 'inside_brainstate_trace', 'extend_axis_env',
+           'debug_checks_enabled']
 
 try:  # 0.4us: is the current JAX trace the eager one?
     from jax._src.core import trace_ctx as _trace_ctx
@@ -52,3 +53,19 @@ try:
     from jax._src.core import extend_axis_env_nd as extend_axis_env
 except ImportError:  # pragma: no cover
     extend_axis_env = None
+
+
+# Whether JAX re-runs failing programs to locate a NaN/Inf (that needs the inputs alive, so no
+# state buffer may be donated). 0.1us through the config holders; the public flag otherwise.
+try:
+    from jax._src.config import debug_infs as _debug_infs, debug_nans as _debug_nans
+
+    def debug_checks_enabled() -> bool:
+        return _debug_nans.value or _debug_infs.value
+
+    debug_checks_enabled()
+except Exception:  # pragma: no cover
+    import jax as _jax
+
+    def debug_checks_enabled() -> bool:
+        return bool(_jax.config.jax_debug_nans or _jax.config.jax_debug_infs)

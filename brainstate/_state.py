@@ -12,7 +12,9 @@ exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
 from typing import Any
 
 import jax
@@ -35,6 +37,27 @@ TRACE_STACK: list = []
 # Bumped whenever any state's value changes shape, dtype or tree structure outside a trace, so a
 # compiled call can tell in O(1) that the states it was traced with still have their avals.
 STRUCTURE_EPOCH = [0]
+
+class _LaneView(threading.local):
+    lanes = None
+
+
+# While vmap compiles a function, ``lanes(state) -> avals or None`` gives one lane's view of its
+# batched states to everything that compiles it (the trace, the passes, lowering). Per thread;
+# never a change of any State.
+_LANE_VIEW = _LaneView()
+
+
+@contextlib.contextmanager
+def lane_view(lanes):
+    """Compile under ``lanes`` (see ``State.avals``); restores the enclosing view after."""
+    previous = _LANE_VIEW.lanes
+    _LANE_VIEW.lanes = lanes
+    try:
+        yield
+    finally:
+        _LANE_VIEW.lanes = previous
+
 
 _ids = itertools.count()
 _Tracer = jax.core.Tracer
@@ -95,6 +118,9 @@ class State:
         self._treedef = treedef
         self._avals = tuple(_leaf_aval(leaf) for leaf in leaves)
         self._value = treedef.unflatten(leaves)
+        # Whether code outside any trace may hold the current buffers (it read or set the
+        # value eagerly): such buffers are never donated. See transform/_state_io.py.
+        self._exposed = True
 
     # -- the value ---------------------------------------------------------------------------
 
@@ -103,6 +129,7 @@ class State:
         """The current value; inside a brainstate trace, a traced read of the state."""
         if TRACE_STACK:
             return TRACE_STACK[-1].read(self)
+        self._exposed = True
         return self._value
 
     @value.setter
@@ -125,6 +152,7 @@ class State:
             self._avals = avals
             STRUCTURE_EPOCH[0] += 1
         self._value = treedef.unflatten(leaves)
+        self._exposed = True
 
     def restore_value(self, value):
         """Set the value without recording anything in an active trace (used by transforms)."""
@@ -132,7 +160,14 @@ class State:
 
     @property
     def avals(self) -> tuple:
-        """The abstract values (shape and dtype) of the leaves of the value."""
+        """The abstract values (shape and dtype) of the leaves of the value, as the program
+        being compiled sees them (inside ``vmap``'s compilation, one lane's view of a batched
+        state; see :func:`lane_view`)."""
+        lanes = _LANE_VIEW.lanes
+        if lanes is not None:
+            avals = lanes(self)
+            if avals is not None:
+                return avals
         return self._avals
 
     @property
@@ -140,8 +175,9 @@ class State:
         """The pytree structure of the value."""
         return self._treedef
 
-    def check_compatible(self, new_value) -> list:
-        """Flatten ``new_value`` and check it has this state's tree, shapes and dtypes.
+    def check_compatible(self, new_value, avals=None) -> list:
+        """Flatten ``new_value`` and check it has this state's tree, shapes and dtypes
+        (``avals``: the ones a trace sees, e.g. vmap's per-lane view; default the stored ones).
 
         Returns the leaves. Raises :class:`StateValueError` naming the state otherwise.
         """
@@ -151,7 +187,7 @@ class State:
                 f'State {self.label()} holds a value with tree structure {self._treedef}, but the '
                 f'traced code wrote one with structure {treedef}. Write a value of the same '
                 f'structure (e.g. update each entry of the dict), or create a new State.')
-        for i, (leaf, aval) in enumerate(zip(leaves, self._avals)):
+        for i, (leaf, aval) in enumerate(zip(leaves, self._avals if avals is None else avals)):
             if isinstance(leaf, _PY_SCALARS) and aval.shape == ():
                 # `state.value = 0` means "zero of the state's dtype", as in NumPy assignment.
                 leaves[i] = leaf = jax.numpy.asarray(leaf, dtype=aval.dtype)

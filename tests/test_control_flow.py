@@ -97,7 +97,8 @@ def test_accumulation_into_states_eager_and_jit():
     assert int(count.value) == 8
 
 
-def test_eager_loop_is_cached():
+def test_eager_loop_traces_each_call_but_compiles_once():
+    from brainstate.transform._eager import eager_cache_info
     traces = []
     acc = brainstate.ShortTermState(jnp.zeros(()), name='acc')
 
@@ -106,10 +107,41 @@ def test_eager_loop_is_cached():
         acc.value = acc.value + x
         return x
 
-    for _ in range(3):
+    for_loop(body, jnp.arange(5.))
+    compiled = eager_cache_info()['compiled_programs']
+    for _ in range(2):
         for_loop(body, jnp.arange(5.))
-    assert len(traces) == 1
+    assert len(traces) == 3                                    # Python semantics: traced anew
+    assert eager_cache_info()['compiled_programs'] == compiled  # the same program: no compile
     np.testing.assert_allclose(acc.value, 30., **TOL)
+
+
+def test_eager_control_flow_sees_current_attributes():
+    """Issue 8.2: an eager loop, branch or while loop follows Python semantics."""
+    class M:
+        k = 6.0
+
+        def body(self, x):
+            return x * self.k
+
+        def branch(self, x):
+            return x + self.k
+
+        def cond(self, c):
+            return c < self.k
+
+        def step(self, c):
+            return c + 1.0
+
+    m = M()
+    xs = jnp.arange(3.)
+    assert float(for_loop(m.body, xs).sum()) == 18.0
+    assert float(brainstate.transform.cond(True, m.branch, m.branch, 1.0)) == 7.0
+    assert float(brainstate.transform.while_loop(m.cond, m.step, 0.0)) == 6.0
+    m.k = 11.0
+    assert float(for_loop(m.body, xs).sum()) == 33.0
+    assert float(brainstate.transform.cond(True, m.branch, m.branch, 1.0)) == 12.0
+    assert float(brainstate.transform.while_loop(m.cond, m.step, 0.0)) == 11.0
 
 
 def test_scan_carry_reverse_and_pytrees():

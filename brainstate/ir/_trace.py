@@ -21,13 +21,7 @@ from .._state import State
 from ._from_jaxpr import graph_from_jaxpr
 from ._primitives import state_read_p, state_write_p
 
-__all__ = ['TraceContext', 'trace', 'trace_flat', 'STATE_ACCESS_HOOKS']
-
-# Callbacks ``hook(state)`` run before any trace reads or writes a State it did not create. Empty
-# in the common case. ``vmap`` installs one while it traces, so that a state its ``in_states``
-# filter selects takes its per-lane shape before its first traced read, wherever that happens
-# (a loop body, a nested grad).
-STATE_ACCESS_HOOKS: list = []
+__all__ = ['TraceContext', 'trace', 'trace_flat']
 
 # Frames inside brainstate are not "user code": source locations skip them.
 source_info_util.register_exclusion(os.path.dirname(os.path.dirname(__file__)) + os.sep)
@@ -52,16 +46,21 @@ class TraceContext:
     def read(self, state: State):
         if id(state) in self._new_ids:
             return state._value
-        for hook in STATE_ACCESS_HOOKS:
-            hook(state)
-        leaves = state_read_p.bind(state=state, avals=state._avals)
+        # ``state.avals``: the avals the program being compiled sees (vmap's per-lane view).
+        leaves = state_read_p.bind(state=state, avals=state.avals)
         return state._treedef.unflatten(leaves)
 
-    def write(self, state: State, value):
-        if STATE_ACCESS_HOOKS and id(state) not in self._new_ids:
-            for hook in STATE_ACCESS_HOOKS:
-                hook(state)
-        leaves = state.check_compatible(value)
+    def write(self, state: State, value, reshape: bool = False):
+        """Record a write. ``reshape``: the value may have other shapes or dtypes than the
+        state's (vmap's ``out_states`` gives a state its batch axis); the tree structure must
+        stay. The transform that compiles the trace stores the new avals with the value."""
+        if reshape:
+            leaves, treedef = jax.tree.flatten(value)
+            if treedef != state._treedef:
+                leaves = state.check_compatible(value)  # raises, naming the state
+            leaves = [jax.numpy.asarray(leaf) for leaf in leaves]
+        else:
+            leaves = state.check_compatible(value, state.avals)
         if id(state) in self._new_ids:
             state._value = state._treedef.unflatten(leaves)
             return

@@ -297,6 +297,8 @@ def analyze_batching(graph, stats=None):
     spec = graph.meta.get('batching_spec')
     if spec is None:
         return graph
+    if callable(spec):  # vmap's declarations, resolved against the canonical graph
+        spec = graph.meta['batching_spec'] = spec(graph)
     analysis = _Analysis(spec, stats)
     inputs = list(spec.input_batched) + [False] * (len(graph.inputs) - len(spec.input_batched))
     outputs = analysis.graph(graph, inputs)

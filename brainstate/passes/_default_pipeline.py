@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 
-from ._hoist_states import hoist_states
-from ._manager import PassManager
+from ._manager import PassManager, parse_pipeline
+from ._pass import get_pass
 
 __all__ = ['DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
            'default_pipeline', 'set_pass_options', 'optimize']
@@ -58,8 +58,10 @@ def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unch
         _settings['stream'] = stream
 
 
-def optimize(graph, passes=None):
-    """Run ``passes`` (None: the default pipeline) on ``graph``, then whatever lowering needs.
+def optimize(graph, passes=None, analyses=()):
+    """Run ``passes`` (None: the default pipeline) on ``graph``, then whatever lowering needs
+    (hoist-states, when the pipeline did not run it), then ``analyses`` (passes a transform
+    needs, such as vmap's ``batching-analysis``): all in one :class:`PassManager`.
 
     Returns the PassManager that ran, so its records can be inspected.
     """
@@ -67,11 +69,26 @@ def optimize(graph, passes=None):
         passes = _settings['pipeline']
     if isinstance(passes, PassManager):
         manager = passes
+        if analyses or 'hoist-states' not in [p.name for p in manager.passes]:
+            manager = _with_requirements(manager, manager.passes, analyses)
     else:
-        manager = PassManager(passes, verify=_settings['verify'], print_ir=_settings['print_ir'],
-                              stream=_settings['stream'],
-                              capture_reproducer=_settings['capture_reproducer'])
+        chosen = parse_pipeline(passes)
+        manager = _with_requirements(None, chosen, analyses)
     manager.run(graph)
-    if not graph.meta.get('canonical'):
-        hoist_states(graph)
     return manager
+
+
+def _with_requirements(template, chosen, analyses):
+    """A PassManager running ``chosen``, hoist-states unless ``chosen`` has it, and
+    ``analyses``, with the global instrumentation settings (or ``template``'s)."""
+    chosen = list(chosen)
+    if not any(p.name == 'hoist-states' for p in chosen):
+        chosen.append(get_pass('hoist-states'))
+    chosen += parse_pipeline(list(analyses))
+    if template is not None:
+        return PassManager(chosen, verify=template.verify, print_ir=template.print_ir,
+                           stream=template.stream, reproducer_dir=template.reproducer_dir,
+                           capture_reproducer=template.capture_reproducer)
+    return PassManager(chosen, verify=_settings['verify'], print_ir=_settings['print_ir'],
+                       stream=_settings['stream'],
+                       capture_reproducer=_settings['capture_reproducer'])

@@ -114,11 +114,16 @@ class PassManager:
             start = time.perf_counter()
             try:
                 p.run(graph, stats)
-                seconds = time.perf_counter() - start
-                if self.verify:
-                    graph.verify()
+            except BrainStateError:
+                raise  # the user's mistake, found by the pass (e.g. a BatchAxisError)
             except Exception as error:
                 raise self._failure(graph, snapshot, index, error) from error
+            seconds = time.perf_counter() - start
+            if self.verify:
+                try:
+                    graph.verify()
+                except Exception as error:
+                    raise self._failure(graph, snapshot, index, error) from error
             after = graph.format() if want_text else None
             changed = (after != before) if want_text else None
             self.records.append(PassRecord(p.name, seconds, stats, changed))

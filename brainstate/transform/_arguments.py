@@ -32,8 +32,12 @@ def normalize_argnums(argnums, name: str) -> tuple[int, ...]:
     return out
 
 
-def _slow_leaf_signature(leaf, fun_name: str, where: Callable[[], str]):
+def _slow_leaf_signature(leaf, fun_name: str, where: Callable[[], str],
+                         allow_tracers: bool = False):
     if isinstance(leaf, _Tracer):
+        if allow_tracers:
+            aval = leaf.aval
+            return (aval.shape, aval.dtype, getattr(aval, 'weak_type', False))
         raise TracerLeakError(
             f'{fun_name} (a brainstate transform) was called with a JAX tracer at '
             f'{where()}: it is running inside a raw JAX transform such as `jax.jit`, '
@@ -46,6 +50,8 @@ def _slow_leaf_signature(leaf, fun_name: str, where: Callable[[], str]):
             f'you), or pass `state.value`.')
     if isinstance(leaf, jax.Array):
         return (leaf.shape, leaf.dtype, leaf.weak_type)
+    if isinstance(leaf, jax.ShapeDtypeStruct):  # eval_shape / make_jaxpr on shapes only
+        return (leaf.shape, leaf.dtype, bool(leaf.weak_type))
     if isinstance(leaf, (bool, int, float, complex)):
         return (type(leaf),)
     if isinstance(leaf, (np.ndarray, np.generic)):
@@ -71,6 +77,8 @@ def describe_argument_path(path) -> str:
 
 def leaf_aval(leaf):
     """The ShapeDtypeStruct a leaf is traced at (keeping JAX's weak types for Python numbers)."""
+    if isinstance(leaf, jax.ShapeDtypeStruct):
+        return leaf
     aval = jax.typeof(leaf)
     return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type)
 
@@ -96,22 +104,22 @@ class ArgumentSpec:
         self.static_argnames = tuple(static_argnames or ())
         self.donate_argnums = normalize_argnums(donate_argnums, 'donate_argnums')
         self.has_static = bool(self.static_argnums or self.static_argnames)
+        if not (self.static_argnums or self.static_argnames or self.donate_argnums):
+            return  # nothing to check against the signature (and inspect is slow)
         try:
-            self._parameters = list(inspect.signature(fun).parameters)
+            params = dict(inspect.signature(fun).parameters)
         except (TypeError, ValueError):
-            self._parameters = []
-        positional = [name for name, p in inspect.signature(fun).parameters.items()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)] \
-            if self._parameters else []
+            params = {}
+        positional = [name for name, p in params.items()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         if any(i < 0 for i in self.static_argnums + self.donate_argnums):
-            if not positional:
+            if not params:
                 raise ArgumentValueError(
                     f'{self.fun_name}: negative static_argnums/donate_argnums need '
                     f'a function with an inspectable signature.')
             n = len(positional)
             self.static_argnums = tuple(i + n if i < 0 else i for i in self.static_argnums)
             self.donate_argnums = tuple(i + n if i < 0 else i for i in self.donate_argnums)
-        params = inspect.signature(fun).parameters if self._parameters else {}
         takes_varargs = any(p.kind == p.VAR_POSITIONAL for p in params.values())
         if params and not takes_varargs:
             for label, nums in (('static_argnums', self.static_argnums),
@@ -133,14 +141,18 @@ class ArgumentSpec:
                 self.static_argnames += (positional[index],)
         self.has_static = bool(self.static_argnums or self.static_argnames)
 
-    def signature(self, args: tuple, kwargs: dict) -> CallSignature:
-        """Split the arguments and compute the cache key. Fast for the common case."""
-        if self.has_static:
-            return self._signature_with_static(args, kwargs)
-        leaves, treedef = jax.tree.flatten((args, kwargs))
-        return CallSignature((treedef, self._leaf_key(leaves, treedef)), leaves, treedef, (), ())
+    def signature(self, args: tuple, kwargs: dict, allow_tracers: bool = False) -> CallSignature:
+        """Split the arguments and compute the cache key. Fast for the common case.
 
-    def _leaf_key(self, leaves, treedef) -> tuple:
+        ``allow_tracers``: the call may come from inside a trace (a transform nested in jit or
+        a loop): tracers are keyed on their avals instead of being refused."""
+        if self.has_static:
+            return self._signature_with_static(args, kwargs, allow_tracers)
+        leaves, treedef = jax.tree.flatten((args, kwargs))
+        return CallSignature((treedef, self._leaf_key(leaves, treedef, allow_tracers)), leaves,
+                             treedef, (), ())
+
+    def _leaf_key(self, leaves, treedef, allow_tracers: bool = False) -> tuple:
         sig = []
         append = sig.append
         for i, leaf in enumerate(leaves):
@@ -148,7 +160,8 @@ class ArgumentSpec:
                 append((leaf.shape, leaf.dtype, leaf.weak_type))
             else:
                 append(_slow_leaf_signature(leaf, self.fun_name,
-                                            lambda i=i: self._describe_leaf(treedef, i)))
+                                            lambda i=i: self._describe_leaf(treedef, i),
+                                            allow_tracers))
         return tuple(sig)
 
     def _describe_leaf(self, treedef, index: int) -> str:
@@ -158,7 +171,7 @@ class ArgumentSpec:
                 return describe_argument_path(path)
         return f'leaf {index}'
 
-    def _signature_with_static(self, args, kwargs) -> CallSignature:
+    def _signature_with_static(self, args, kwargs, allow_tracers=False) -> CallSignature:
         n = len(args)
         static_positions = sorted({i + n if i < 0 else i for i in self.static_argnums})
         static_args = []
@@ -180,7 +193,8 @@ class ArgumentSpec:
                     f'{type(value).__name__}; static arguments key the compilation cache and '
                     f'must be hashable (use a tuple instead of a list).') from None
         leaves, treedef = jax.tree.flatten((dyn_args, dyn_kwargs))
-        key = (treedef, self._leaf_key(leaves, treedef), tuple(static_args), static_kwargs)
+        key = (treedef, self._leaf_key(leaves, treedef, allow_tracers), tuple(static_args),
+               static_kwargs)
         return CallSignature(key, leaves, treedef, tuple(static_args), static_kwargs)
 
     def trace_signature(self, args: tuple, kwargs: dict) -> CallSignature:

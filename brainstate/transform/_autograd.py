@@ -29,14 +29,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _state
-from .. import passes as passes_lib
 from .._errors import (ArgumentTypeError, ArgumentValueError, GradientError,
                        StateArgumentError, TracerLeakError)
 from .._state import LongTermState, State
-from ._transformed import TransformedFunction
 from ._arguments import ArgumentSpec, CallSignature
-from ..ir import lower_to_jaxpr
-from ._pipeline import StatefulProgram, compile_graph
+from ._eager import run_eagerly
+from ._program import StatefulProgram, trace_program
+from ._state_io import write_back
+from ._transformed import TransformedFunction
 
 __all__ = [
     'grad', 'value_and_grad', 'vector_grad', 'fwd_grad', 'jacrev', 'jacobian', 'jacfwd',
@@ -140,28 +140,6 @@ def _normalize_argnums(argnums, name: str):
             tuple(int(n) for n in positions)), tuple(int(n) for n in positions)
 
 
-def _call_signature(args: tuple, kwargs: dict, name: str) -> CallSignature:
-    """The cache key of a call. Unlike jit's, it accepts JAX tracers (a transform may run inside
-    a brainstate or raw JAX trace) and keys them on their avals."""
-    leaves, treedef = jax.tree.flatten((args, kwargs))
-    key = []
-    for i, leaf in enumerate(leaves):
-        if isinstance(leaf, State):
-            raise StateArgumentError(
-                f'{name} received State {leaf.label()} as an argument. States are not values: '
-                f'read the state inside the function (list it in grad_states to differentiate '
-                f'with respect to it), or pass `state.value`.')
-        try:
-            aval = jax.typeof(leaf)
-        except TypeError:
-            raise ArgumentTypeError(
-                f'{name} received a {type(leaf).__name__} among its arguments, which is not an '
-                f'array. Pass arrays (or pytrees of arrays); close over other Python values '
-                f'instead of passing them.') from None
-        key.append((aval.shape, aval.dtype, getattr(aval, 'weak_type', False)))
-    return CallSignature((treedef, tuple(key)), leaves, treedef, (), ())
-
-
 # -- one traced program per call signature ------------------------------------------------------
 
 class _Program:
@@ -228,33 +206,6 @@ class _Program:
         return self.out_tree.unflatten(outs[:n]), list(outs[n:])
 
 
-def _states_read(graph, out: set) -> set:
-    """Every state a graph (and the regions in it) reads."""
-    for node in graph.nodes:
-        if node.kind == 'state_read':
-            out.add(node.state)
-        for sub in node.subgraphs:
-            _states_read(sub, out)
-    return out
-
-
-def _compile(fun: Callable, spec: ArgumentSpec, sig: CallSignature):
-    """The pipeline of :func:`compile_graph`, noting which states the trace read before the
-    passes remove reads whose value is unused. Returns ``(program, states read)``."""
-    program = compile_graph(fun, spec, sig, lower=False)
-    graph = program.graph
-    traced_reads = _states_read(graph, set())
-    start = time.perf_counter()
-    passes_lib.prepare_for_lowering(graph)
-    program.timings['passes'] = time.perf_counter() - start
-    start = time.perf_counter()
-    lowered = lower_to_jaxpr(graph)
-    program.timings['lower'] = time.perf_counter() - start
-    program = StatefulProgram(program.name, graph, lowered, program.arg_avals,
-                              program.out_tree, program.new_states, program.timings)
-    return program, traced_reads
-
-
 class _StatefulTransform(TransformedFunction):
     """The machinery shared by the transforms: argument handling, caching, reading and writing
     states. Subclasses say what to do with the pure function (``_apply``)."""
@@ -262,7 +213,7 @@ class _StatefulTransform(TransformedFunction):
     kind = 'transform'
 
     def __init__(self, fun: Callable, grad_states=None, argnums=None, has_aux: bool = False,
-                 return_value: bool = False):
+                 return_value: bool = False, passes=None):
         if not callable(fun):
             raise ArgumentTypeError(f'{self.kind}: expected a function, got {type(fun).__name__}.')
         self.fun = fun
@@ -273,6 +224,7 @@ class _StatefulTransform(TransformedFunction):
         self.argnums, self.arg_positions = _normalize_argnums(argnums, self.kind)
         self.has_aux = bool(has_aux)
         self.return_value = bool(return_value)
+        self.passes = passes
         self._spec = ArgumentSpec(fun)
         self._cache: dict[Any, list[_Program]] = {}
         functools.update_wrapper(self, fun, updated=())
@@ -288,8 +240,8 @@ class _StatefulTransform(TransformedFunction):
             for entry in entries[:-1]:
                 if entry.still_valid():
                     return entry
-        program, traced_reads = _compile(self.fun, self._spec, sig)
-        entry = _Program(program, self.grad.states, self.kind, traced_reads)
+        program = trace_program(self.fun, self._spec, sig, passes=self.passes)
+        entry = _Program(program, self.grad.states, self.kind, program.traced_reads)
         if entry.cacheable:
             self._cache.setdefault(sig.key, []).append(entry)
         return entry
@@ -357,7 +309,7 @@ class _StatefulTransform(TransformedFunction):
     def _prepare(self, args: tuple, kwargs: dict):
         """Trace (or find) the program and read the states: the inputs of the pure function."""
         self._check_args(args)
-        sig = _call_signature(args, kwargs, f'{self.kind} of {self.fun_name}')
+        sig = self._spec.signature(args, kwargs, allow_tracers=True)
         program = self._program(sig)
         # Read every state the function reads in the enclosing context: a traced read inside
         # jit or another transform, the stored value eagerly.
@@ -375,23 +327,23 @@ class _StatefulTransform(TransformedFunction):
         program, grad_values, diff_args, other_values = self._prepare(args, kwargs)
         extra_states = self._extra_states()
         extra = ([s.value for s in extra_states], call_extra)
-        if _state.TRACE_STACK:
-            derivs, out, result, written, extra_out = self._compute(
-                program.consts, grad_values, diff_args, other_values, args, kwargs, extra,
-                program)
-        else:
-            # Eagerly, run the whole differentiated function as one compiled program.
-            if program.compiled is None:
-                program.compiled = jax.jit(functools.partial(self._compute, program=program))
-            derivs, out, result, written, extra_out = program.compiled(
-                program.consts, grad_values, diff_args, other_values, args, kwargs, extra)
-        extra_leaves = [leaf for value in extra_out for leaf in jax.tree.leaves(value)]
+        derivs, out, result, written, extra_out = self._compute(
+            program.consts, grad_values, diff_args, other_values, args, kwargs, extra, program)
         _write_back(program.written_states + extra_states,
                     program.written_treedefs + [s.treedef for s in extra_states],
-                    list(written) + extra_leaves, self.kind, self.fun_name)
+                    list(written) + [leaf for value in extra_out
+                                     for leaf in jax.tree.leaves(value)],
+                    f'{self.kind} of {self.fun_name}')
         return derivs, out, result
 
     def __call__(self, *args, **kwargs):
+        if not _state.TRACE_STACK:
+            # Eagerly: one compiled program through the one eager runner and state I/O path.
+            return run_eagerly(self._traced_call, args, kwargs, name=self.fun_name,
+                               inside_raw_jax=True)
+        return self._traced_call(*args, **kwargs)
+
+    def _traced_call(self, *args, **kwargs):
         return self._format(*self._call(args, kwargs))
 
     def _select(self, state_derivs, arg_derivs):
@@ -408,23 +360,14 @@ class _StatefulTransform(TransformedFunction):
         return (derivs, aux) if self.has_aux else derivs
 
 
-def _write_back(states: list, treedefs: list, leaves: list, kind: str, fun_name: str):
-    """Store the written values, once, after everything succeeded."""
-    if not states:
-        return
-    if not _state.TRACE_STACK:
-        for leaf in leaves:
-            if isinstance(leaf, _Tracer):
-                raise TracerLeakError(
-                    f'{kind} of {fun_name} writes State {states[0].label()} but runs inside a '
-                    f'raw JAX transform (jax.jit, jax.vmap, ...): the update would be lost and the '
-                    f'state would hold a tracer. Use brainstate.transform.jit (or another '
-                    f'brainstate transform) for the outer function too.')
-    offset = 0
-    for state, treedef in zip(states, treedefs):
+def _write_back(states: list, treedefs: list, leaves: list, where: str):
+    """Store the written values, once, after everything succeeded (see _state_io)."""
+    values, offset = [], 0
+    for treedef in treedefs:
         count = treedef.num_leaves
-        state.value = treedef.unflatten(leaves[offset:offset + count])
+        values.append(treedef.unflatten(leaves[offset:offset + count]))
         offset += count
+    write_back(states, values, where)
 
 
 def _check_scalar(out, kind: str, fun_name: str, has_aux: bool):
@@ -451,8 +394,8 @@ class GradientTransform(_StatefulTransform):
     kind = 'grad'
 
     def __init__(self, fun, grad_states=None, argnums=None, has_aux=False, return_value=False,
-                 holomorphic=False, allow_int=False):
-        super().__init__(fun, grad_states, argnums, has_aux, return_value)
+                 holomorphic=False, allow_int=False, passes=None):
+        super().__init__(fun, grad_states, argnums, has_aux, return_value, passes)
         self.holomorphic = holomorphic
         self.allow_int = allow_int
 
@@ -491,8 +434,8 @@ class _Jacobian(_StatefulTransform):
     kind = 'jacrev'
 
     def __init__(self, fun, grad_states=None, argnums=None, has_aux=False, return_value=False,
-                 holomorphic=False, allow_int=False, mode='rev'):
-        super().__init__(fun, grad_states, argnums, has_aux, return_value)
+                 holomorphic=False, allow_int=False, mode='rev', passes=None):
+        super().__init__(fun, grad_states, argnums, has_aux, return_value, passes)
         self.kind = {'rev': 'jacrev', 'fwd': 'jacfwd', 'hessian': 'hessian'}[mode]
         self.options = dict(holomorphic=holomorphic)
         if mode == 'rev':
@@ -513,8 +456,8 @@ class _ForwardGrad(_StatefulTransform):
     kind = 'fwd_grad'
 
     def __init__(self, fun, grad_states=None, argnums=None, has_aux=False, return_value=False,
-                 num_samples=1, key=None):
-        super().__init__(fun, grad_states, argnums, has_aux, return_value)
+                 num_samples=1, key=None, passes=None):
+        super().__init__(fun, grad_states, argnums, has_aux, return_value, passes)
         if int(num_samples) < 1:
             raise ArgumentValueError(
                 f'fwd_grad: num_samples must be at least 1, got {num_samples}.')
@@ -586,28 +529,15 @@ class _Linearize(_StatefulTransform):
 class _VJP(_Linearize):
     kind = 'vjp'
 
-    def _compute_pure(self, consts, grad_values, diff_args, other_values, args, kwargs,
-                      program: _Program):
-        out, (result, written) = self._pure(program, consts, other_values, args, kwargs)(
-            grad_values, diff_args)
-        return out, (result, written)
-
     def run(self, primals):
         args = tuple(primals)
+        # Eagerly this runs op by op, like jax.vjp: the pullback it returns is a Python
+        # function, which no compiled program can hand back.
         program, grad_values, diff_args, other_values = self._prepare(args, {})
-        if _state.TRACE_STACK:
-            pure = self._pure(program, program.consts, other_values, args, {})
-        else:
-            if program.compiled is None:
-                program.compiled = jax.jit(functools.partial(self._compute_pure,
-                                                             program=program))
-            compiled, consts = program.compiled, program.consts
-
-            def pure(gv, da):
-                return compiled(consts, gv, da, other_values, args, {})
+        pure = self._pure(program, program.consts, other_values, args, {})
         out, pullback, (result, written) = jax.vjp(pure, grad_values, diff_args, has_aux=True)
         _write_back(program.written_states, program.written_treedefs, list(written),
-                    self.kind, self.fun_name)
+                    f'{self.kind} of {self.fun_name}')
         given = self.grad.given
 
         def vjp_fn(cotangent):
@@ -629,19 +559,20 @@ class _JVP(_Linearize):
         return dout, out, aux, extra[0]
 
 
-def _cached_linearizer(cls, fun, grad_states, num_primals: int, has_aux: bool):
+def _cached_linearizer(cls, fun, grad_states, num_primals: int, has_aux: bool, passes=None):
     """vjp/jvp take the function on every call: keep one transform per function, grad states
     and arity (a small LRU), so repeated calls reuse the traced and compiled program."""
     states_key = None if grad_states is None else tuple(
         id(s) for s in _GradStates(grad_states, cls.kind).states)
-    key = (cls, fun, states_key, _structure_key(grad_states), num_primals, has_aux)
+    key = (cls, fun, states_key, _structure_key(grad_states), num_primals, has_aux,
+           passes if isinstance(passes, (str, type(None))) else tuple(map(str, passes)))
     try:
         transform = _LINEARIZERS.pop(key, None)
     except TypeError:  # an unhashable callable: no caching
         key, transform = None, None
     if transform is None:
         transform = cls(fun, grad_states, tuple(range(num_primals)) if num_primals else None,
-                        has_aux)
+                        has_aux, passes=passes)
         if grad_states is None and not num_primals:
             transform.argnums, transform.arg_positions = None, ()
     if key is not None:
@@ -688,7 +619,7 @@ def _decorator_or_transform(cls, fun, **options):
 
 def grad(fun: Callable | None = None, grad_states=None, argnums: int | Sequence[int] | None = None,
          has_aux: bool = False, return_value: bool = False, holomorphic: bool = False,
-         allow_int: bool = False) -> GradientTransform:
+         allow_int: bool = False, *, passes=None) -> GradientTransform:
     """Gradient of a scalar function with respect to States (and/or its arguments).
 
     Args:
@@ -701,6 +632,9 @@ def grad(fun: Callable | None = None, grad_states=None, argnums: int | Sequence[
       has_aux: ``fun`` returns ``(output, aux)``; only ``output`` is differentiated.
       return_value: also return the output.
       holomorphic, allow_int: as for ``jax.grad``.
+      passes: the optimization pipeline the function is compiled with (``None``: the default;
+        ``[]``: only what lowering needs), as for ``jit``. Every transform of this module takes
+        it.
     %s
     States that ``fun`` writes (running statistics, counters, random keys) are written back
     once, in the enclosing context, and are not differentiated. ``grad`` works eagerly (the
@@ -724,7 +658,7 @@ def grad(fun: Callable | None = None, grad_states=None, argnums: int | Sequence[
     """
     return _decorator_or_transform(GradientTransform, fun, grad_states=grad_states,
                                    argnums=argnums, has_aux=has_aux, return_value=return_value,
-                                   holomorphic=holomorphic, allow_int=allow_int)
+                                   holomorphic=holomorphic, allow_int=allow_int, passes=passes)
 
 
 grad.__doc__ = grad.__doc__ % _RETURN_FORMS
@@ -732,7 +666,7 @@ grad.__doc__ = grad.__doc__ % _RETURN_FORMS
 
 def value_and_grad(fun: Callable | None = None, grad_states=None,
                    argnums: int | Sequence[int] | None = None, has_aux: bool = False,
-                   holomorphic: bool = False, allow_int: bool = False):
+                   holomorphic: bool = False, allow_int: bool = False, *, passes=None):
     """Like :func:`grad`, returning the value too, in ``jax.value_and_grad``'s form.
 
     A call returns ``(value, grads)``, or ``((value, aux), grads)`` with ``has_aux=True``;
@@ -744,12 +678,12 @@ def value_and_grad(fun: Callable | None = None, grad_states=None,
     """
     return _decorator_or_transform(_ValueAndGrad, fun, grad_states=grad_states,
                                    argnums=argnums, has_aux=has_aux, return_value=False,
-                                   holomorphic=holomorphic, allow_int=allow_int)
+                                   holomorphic=holomorphic, allow_int=allow_int, passes=passes)
 
 
 def vector_grad(fun: Callable | None = None, grad_states=None,
                 argnums: int | Sequence[int] | None = None, has_aux: bool = False,
-                return_value: bool = False):
+                return_value: bool = False, *, passes=None):
     """Gradient of a function with a non-scalar output: the vector-Jacobian product with ones
     (the gradient of the sum of the outputs, computed without summing).
     %s
@@ -758,7 +692,7 @@ def vector_grad(fun: Callable | None = None, grad_states=None,
         dv = brainstate.transform.vector_grad(lambda: neuron.v.value ** 2, neuron.v)()
     """
     return _decorator_or_transform(_VectorGrad, fun, grad_states=grad_states, argnums=argnums,
-                                   has_aux=has_aux, return_value=return_value)
+                                   has_aux=has_aux, return_value=return_value, passes=passes)
 
 
 vector_grad.__doc__ = vector_grad.__doc__ % _RETURN_FORMS
@@ -766,7 +700,7 @@ vector_grad.__doc__ = vector_grad.__doc__ % _RETURN_FORMS
 
 def fwd_grad(fun: Callable | None = None, grad_states=None,
              argnums: int | Sequence[int] | None = None, has_aux: bool = False,
-             return_value: bool = False, num_samples: int = 1, key=None):
+             return_value: bool = False, num_samples: int = 1, key=None, *, passes=None):
     """Forward-mode gradient estimate (the "forward gradient"): for a random direction
     ``v ~ N(0, I)`` over every differentiated leaf, ``(grad . v) v``, computed with one JVP and
     no backward pass. It is an unbiased estimate of the gradient; ``num_samples`` directions
@@ -782,7 +716,7 @@ def fwd_grad(fun: Callable | None = None, grad_states=None,
     """
     return _decorator_or_transform(_ForwardGrad, fun, grad_states=grad_states, argnums=argnums,
                                    has_aux=has_aux, return_value=return_value,
-                                   num_samples=num_samples, key=key)
+                                   num_samples=num_samples, key=key, passes=passes)
 
 
 fwd_grad.__doc__ = fwd_grad.__doc__ % _RETURN_FORMS
@@ -790,7 +724,7 @@ fwd_grad.__doc__ = fwd_grad.__doc__ % _RETURN_FORMS
 
 def jacrev(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None = None,
            has_aux: bool = False, return_value: bool = False, holomorphic: bool = False,
-           allow_int: bool = False):
+           allow_int: bool = False, *, passes=None):
     """Jacobian by reverse mode (as ``jax.jacrev``) with respect to States and/or arguments.
     %s
     The Jacobian of an output leaf of shape ``S`` with respect to an input leaf of shape ``T``
@@ -798,7 +732,7 @@ def jacrev(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None 
     pair sits at each output leaf, as with ``jax.jacrev(..., argnums=(0, 1))``.
     """
     return _Jacobian(fun, grad_states, argnums, has_aux, return_value, holomorphic, allow_int,
-                     mode='rev')
+                     mode='rev', passes=passes)
 
 
 jacrev.__doc__ = jacrev.__doc__ % _RETURN_FORMS
@@ -806,32 +740,34 @@ jacobian = jacrev
 
 
 def jacfwd(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None = None,
-           has_aux: bool = False, return_value: bool = False, holomorphic: bool = False):
+           has_aux: bool = False, return_value: bool = False, holomorphic: bool = False, *,
+           passes=None):
     """Jacobian by forward mode (as ``jax.jacfwd``); same forms as :func:`jacrev`.
     %s
     """
     return _Jacobian(fun, grad_states, argnums, has_aux, return_value, holomorphic,
-                     mode='fwd')
+                     mode='fwd', passes=passes)
 
 
 jacfwd.__doc__ = jacfwd.__doc__ % _RETURN_FORMS
 
 
 def hessian(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None = None,
-            has_aux: bool = False, return_value: bool = False, holomorphic: bool = False):
+            has_aux: bool = False, return_value: bool = False, holomorphic: bool = False, *,
+            passes=None):
     """Hessian of a scalar function (as ``jax.hessian``: ``jacfwd`` of ``jacrev``).
     %s
     With both states and arguments the result is ``((H_ss, H_sa), (H_as, H_aa))``, the nesting
     ``jax.hessian(..., argnums=(0, 1))`` gives.
     """
     return _Jacobian(fun, grad_states, argnums, has_aux, return_value, holomorphic,
-                     mode='hessian')
+                     mode='hessian', passes=passes)
 
 
 hessian.__doc__ = hessian.__doc__ % _RETURN_FORMS
 
 
-def vjp(fun: Callable, *primals, grad_states=None, has_aux: bool = False):
+def vjp(fun: Callable, *primals, grad_states=None, has_aux: bool = False, passes=None):
     """Vector-Jacobian product of a stateful function, like ``jax.vjp``.
 
     Returns ``(out, vjp_fn)`` (``(out, vjp_fn, aux)`` with ``has_aux``). ``vjp_fn(cotangent)``
@@ -844,12 +780,12 @@ def vjp(fun: Callable, *primals, grad_states=None, has_aux: bool = False):
         y, pullback = brainstate.transform.vjp(f, x, grad_states=net.w)
         dw, (dx,) = pullback(jnp.ones_like(y))
     """
-    transform = _cached_linearizer(_VJP, fun, grad_states, len(primals), has_aux)
+    transform = _cached_linearizer(_VJP, fun, grad_states, len(primals), has_aux, passes)
     return transform.run(primals)
 
 
 def jvp(fun: Callable, primals: Sequence, tangents: Sequence, grad_states=None,
-        state_tangents=None, has_aux: bool = False):
+        state_tangents=None, has_aux: bool = False, passes=None):
     """Jacobian-vector product of a stateful function, like ``jax.jvp``.
 
     Args:
@@ -869,10 +805,17 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, grad_states=None,
         raise ArgumentValueError(
             'jvp: grad_states was given without state_tangents; pass the tangent '
             'of each grad state (in the structure of grad_states).')
-    transform = _cached_linearizer(_JVP, fun, grad_states, len(primals), has_aux)
+    transform = _cached_linearizer(_JVP, fun, grad_states, len(primals), has_aux, passes)
     state_t = state_tangents if grad_states is not None else ()
-    arg_t = tangents
-    derivs, out, result = transform._call(primals, {}, (state_t, arg_t))
+
+    def call(primals, arg_t, state_t):
+        return transform._call(primals, {}, (state_t, arg_t))
+
+    if _state.TRACE_STACK:
+        derivs, out, result = call(primals, tangents, state_t)
+    else:
+        derivs, out, result = run_eagerly(call, (primals, tangents, state_t), {}, name='jvp',
+                                          inside_raw_jax=True)
     if has_aux:
         return out, derivs, result[1]
     return out, derivs

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from .. import _state
 from ..ir import bind_region
+from ._eager import run_eagerly
 from ._region_tracing import as_leaves, aval_of, check_no_states, fun_name, trace_region_body
 
 __all__ = ['checkpoint', 'remat']
@@ -52,16 +53,11 @@ def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True, policy=
     static_argnums = tuple(static_argnums)
     name = fun_name(fun)
 
-    eager = []  # the compiled form for calls outside any transform, made on first use
-
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
         if not _state.TRACE_STACK:
-            # Compiled like every eager loop and branch, so a failure part-way keeps no write.
-            if not eager:
-                from ._jit import jit
-                eager.append(jit(wrapper, static_argnums=static_argnums))
-            return eager[0](*args, **kwargs)
+            # Compiled like every eager transform, so a failure part-way keeps no write.
+            return run_eagerly(wrapper, args, kwargs, static_argnums=static_argnums)
         n = len(args)
         static = {i % n if n else i for i in static_argnums}
         dynamic = tuple(a for i, a in enumerate(args) if i not in static)

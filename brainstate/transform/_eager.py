@@ -1,10 +1,20 @@
-"""Running a state-aware loop or branch outside any transform.
+"""The one way a transform runs outside any trace.
 
-Called eagerly (no brainstate trace active), ``for_loop`` and friends compile themselves with
-:func:`brainstate.transform.jit`, so an eager loop is one XLA loop too and its state updates are
-kept (or, if it fails, none are). The compiled call is cached per control-flow operation, body
-function and static options; the jit then caches per argument shapes, so calling the same loop
-again with the same shapes neither retraces nor recompiles.
+Called eagerly (no brainstate trace active), every transform — the grad family, vmap, map, the
+loops and branches, checkpoint — runs as one compiled program: :func:`run_eagerly` traces the
+call through the one pipeline (:mod:`._program`), compiles it with ``jax.jit`` and runs it
+through the one state I/O path (:mod:`._state_io`, via jit's entries), so its state updates are
+kept, or, if it fails, none are.
+
+**The rule for eager calls (Python semantics, one compile per distinct program).** Each eager
+call traces the function anew, so it sees the current values of the globals, closure cells and
+attributes it reads (``m.k = 10.`` between two calls of ``for_loop(m.body, ...)`` is honoured),
+and a transform built inline (``grad(loss, params)(x)`` in a Python loop) is no different from
+one built once. The compiled XLA program is then looked up by what the trace produced: the
+lowered jaxpr's text, the shapes of its constants (passed as arguments, so their values may
+differ), the states it reads and writes with their tree structures, and the argument and result
+structures. A call whose trace equals an earlier one reuses that executable: no new XLA
+compilation. Tracing costs what tracing costs; compiling happens once per distinct program.
 """
 
 from __future__ import annotations
@@ -12,27 +22,92 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable
 
-__all__ = ['call_eagerly']
+from .. import _state
+from .._compat import outside_any_jax_trace
 
-_MAX_CACHED = 128
+__all__ = ['run_eagerly', 'call_eagerly', 'eager_cache_info', 'clear_eager_cache']
+
+_MAX_CACHED = 256
 _cache: OrderedDict = OrderedDict()
+_stats = {'traces': 0, 'compiled_programs': 0, 'hits': 0}
 
 
-def call_eagerly(key: tuple, build: Callable[..., Any], name: str, *args):
-    """``build(*args)`` compiled with ``jit`` and cached under ``key`` (the operation, its body
-    functions and static options; an unhashable key just skips the cache)."""
-    from ._jit import jit
-    try:
-        jitted = _cache.get(key)
-    except TypeError:
-        key, jitted = None, None
-    if jitted is None:
-        build.__name__ = name
-        jitted = jit(build)
-        if key is not None:
-            _cache[key] = jitted
-            if len(_cache) > _MAX_CACHED:
-                _cache.popitem(last=False)
+def _fingerprint(program, sig) -> tuple:
+    lowered = program.lowered
+    closed = lowered.closed_jaxpr
+    states = tuple(lowered.read_states) + tuple(lowered.written_states)
+    return (str(closed.jaxpr),
+            tuple((c.shape, c.dtype, getattr(c, 'weak_type', False))
+                  for c in (jax_typeof(x) for x in closed.consts)),
+            states, tuple(s._treedef for s in states),
+            sig.treedef, sig.static_args, sig.static_kwargs, program.out_tree)
+
+
+def jax_typeof(x):
+    import jax
+    return jax.typeof(x)
+
+
+def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = None,
+                static_argnums=(), passes=None, inside_raw_jax: bool = False) -> Any:
+    """Run ``fun(*args, **kwargs)`` as one compiled program, with state I/O, outside any trace.
+
+    ``fun`` is traced on every call (see the module's rule); the executable is shared by every
+    call whose trace is the same. ``static_argnums``: positional arguments that are Python
+    values (they key the trace). ``passes``: the pipeline (None: the default).
+    ``inside_raw_jax``: under a raw JAX transform (``jax.vmap(brainstate.transform.grad(f))``)
+    run ``fun`` in that trace instead (for transforms that need no region); otherwise such a
+    call is refused with a TracerLeakError by jit's argument check.
+    """
+    from ._jit import JittedFunction, _Entry
+    if inside_raw_jax and not outside_any_jax_trace():
+        # Under a raw JAX transform (jax.vmap of a brainstate grad): nothing can be compiled or
+        # stored here; run in that trace. States are read as stored; a write is refused when
+        # it is stored back (state I/O's tracer check), before anything changes.
+        return fun(*args, **kwargs)
+    if name is not None:
+        try:
+            fun.__name__ = name
+        except (AttributeError, TypeError):
+            pass
+    owner = JittedFunction(fun, static_argnums=static_argnums, passes=passes)
+    sig = owner.args.signature(args, kwargs)
+    program = owner.trace(sig)
+    _stats['traces'] += 1
+    key = _fingerprint(program, sig)
+    entry = _cache.get(key)
+    if entry is None:
+        entry = _Entry(owner, program, consts_as_args=True)
+        _cache[key] = entry
+        _stats['compiled_programs'] += 1
+        if len(_cache) > _MAX_CACHED:
+            _cache.popitem(last=False)
     else:
         _cache.move_to_end(key)
-    return jitted(*args)
+        _stats['hits'] += 1
+    # Should JAX retrace (it keys on more than we do), it traces this call's program.
+    entry.pending = program
+    try:
+        return entry(args, kwargs, program.lowered.closed_jaxpr.consts)
+    finally:
+        entry.pending = None
+
+
+def call_eagerly(key, build: Callable[..., Any], name: str, *args):
+    """``build(*args)`` run eagerly (see :func:`run_eagerly`); ``key`` is kept for callers that
+    name the operation, it no longer keys anything."""
+    return run_eagerly(build, args, {}, name=name)
+
+
+def eager_cache_info() -> dict:
+    """Counters of the eager runner: calls traced, programs compiled, calls that reused one."""
+    return dict(_stats, cached=len(_cache))
+
+
+def clear_eager_cache():
+    """Forget every program compiled for eager calls."""
+    _cache.clear()
+
+
+def outside_trace() -> bool:
+    return not _state.TRACE_STACK

@@ -7,8 +7,7 @@ from typing import Callable
 import jax
 
 from ._arguments import ArgumentSpec
-from ._autograd import _call_signature
-from ._pipeline import compile_graph
+from ._program import trace_program
 
 __all__ = ['eval_shape']
 
@@ -29,8 +28,9 @@ def eval_shape(fun: Callable, *args, **kwargs):
         written[net.count]     # ShapeDtypeStruct(shape=(), dtype=int32)
     """
     spec = ArgumentSpec(fun)
-    sig = _call_signature(args, kwargs, f'eval_shape of {spec.fun_name}')
-    program = compile_graph(fun, spec, sig)
+    sig = spec.signature(args, kwargs, allow_tracers=True)
+    # Shapes need no optimization: only what lowering needs.
+    program = trace_program(fun, spec, sig, passes=[])
     lowered = program.lowered
     out_avals = lowered.closed_jaxpr.out_avals
     shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in out_avals]

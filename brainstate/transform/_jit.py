@@ -25,45 +25,42 @@ from .. import _state
 from .._errors import TracerLeakError
 from ..ir import Graph
 from ._arguments import ArgumentSpec
-from ._pipeline import StatefulProgram, compile_graph
+from ._program import StatefulProgram, trace_program
+from ._state_io import (STATE_LOCK, call_may_donate, check_donated_arguments, copy_exposed,
+                        foreign_trace_message, program_may_donate)
 
 __all__ = ['jit', 'JittedFunction']
 
-_ArrayImpl = type(jax.numpy.zeros(()))
 # The same list objects as in _state (mutated in place, never rebound): one global lookup each
 # on the per-call path instead of an attribute lookup.
 _TRACE_STACK = _state.TRACE_STACK
 _STRUCTURE_EPOCH = _state.STRUCTURE_EPOCH
-_KeyArray = type(jax.random.key(0))
 _Tracer = jax.core.Tracer
-_getrefcount = sys.getrefcount
-# References to an unshared state buffer while we check it: the State, our list, the loop
-# variable and getrefcount's argument.
-_UNSHARED_REFCOUNT = 4
-# A typed PRNG key wraps one uint32 buffer; that one must be unshared too (the key, the
-# getattr result passed to getrefcount).
-_UNSHARED_KEY_DATA_REFCOUNT = 2
+_acquire = STATE_LOCK.acquire
+_release = STATE_LOCK.release
 
 
 class _StateSetChanged(Exception):
-    """Raised while retracing when the function now touches other states than the entry was
-    built for (Python control flow on shapes chose other states): the call takes the slow path."""
+    """Raised when a cached entry no longer fits: the function now touches other states (Python
+    control flow on shapes chose other states), or a state's tree structure changed. The call
+    takes the slow path, which finds or builds the entry that fits."""
 
 
-def _donatable(leaf) -> bool:
-    """Whether XLA may take this state buffer: nobody but the State holds it."""
-    kind = type(leaf)
-    if kind is _ArrayImpl:
-        return True
-    if kind is _KeyArray:
-        return _getrefcount(getattr(leaf, '_base_array', None)) <= _UNSHARED_KEY_DATA_REFCOUNT
-    return False
+def _layout_of(states) -> tuple:
+    return tuple(s._treedef for s in states)
 
 
 class _Entry:
-    """One ``jax.jit`` over the pure form of the function, for a fixed list of states."""
+    """One ``jax.jit`` over the pure form of the function, for a fixed list of states and their
+    tree structures.
 
-    def __init__(self, owner: 'JittedFunction', program: StatefulProgram):
+    ``consts_as_args``: the program's constants are an argument of the compiled function instead
+    of being baked into it, so programs whose traces differ only in constant values share one
+    executable (the eager runner keys its cache so).
+    """
+
+    def __init__(self, owner: 'JittedFunction', program: StatefulProgram,
+                 consts_as_args: bool = False):
         lowered = program.lowered
         self.owner = owner
         self.read_states = tuple(lowered.read_states)
@@ -72,14 +69,34 @@ class _Entry:
         # Read-and-written states are donated; read-only ones are passed as they are.
         self.donated_states = tuple(s for s in self.read_states if s in written)
         self.kept_states = tuple(s for s in self.read_states if s not in written)
+        self.layout = _layout_of(self.read_states + self.written_states)
         self.pending: StatefulProgram | None = program
         self.last_program = program
+        self.consts_as_args = consts_as_args
+        self.may_donate = program_may_donate(lowered.closed_jaxpr) and bool(self.donated_states)
+        # States the program writes with other avals than they hold (vmap's out_states): their
+        # stored avals change with the value.
+        out_avals = lowered.closed_jaxpr.out_avals[lowered.num_outputs:]
+        self.reshaped, offset = [], 0
+        for state in self.written_states:
+            count = state._treedef.num_leaves
+            if tuple(a.strip_weak_type() for a in out_avals[offset:offset + count]) != \
+                    tuple(a.strip_weak_type() for a in state._avals):
+                self.reshaped.append(state)
+            offset += count
+        if self.reshaped:
+            self.may_donate = False  # a buffer of another shape cannot hold the result
         spec = owner.args
-        static = tuple(i + 2 for i in spec.static_argnums)
-        user_donated = tuple(i + 2 for i in spec.donate_argnums)
+        shift = 3 if consts_as_args else 2
+        static = tuple(i + shift for i in spec.static_argnums)
+        user_donated = tuple(i + shift for i in spec.donate_argnums)
         options = dict(static_argnums=static, static_argnames=spec.static_argnames)
-        def pure(donated, kept, *args, **kwargs):
-            return self._pure(donated, kept, *args, **kwargs)
+        if consts_as_args:
+            def pure(donated, kept, consts, *args, **kwargs):
+                return self._pure(donated, kept, consts, args, kwargs)
+        else:
+            def pure(donated, kept, *args, **kwargs):
+                return self._pure(donated, kept, None, args, kwargs)
 
         pure.__name__ = pure.__qualname__ = spec.fun_name
         self._pure_fn = pure
@@ -91,72 +108,86 @@ class _Entry:
     # -- the per-call path ---------------------------------------------------------------------
 
     def refresh_layout(self):
-        """Recompute what depends on the states' tree structures (after one of them changed)."""
-        self.epoch = _state.STRUCTURE_EPOCH[0]
+        """Recheck what depends on the states' tree structures (after any of them changed)."""
         states = self.read_states + self.written_states
+        if _layout_of(states) != self.layout:
+            raise _StateSetChanged()
+        self.epoch = _state.STRUCTURE_EPOCH[0]
         self.single_leaf = all(s._treedef.num_nodes == 1 and s._treedef.num_leaves == 1
                                for s in states)
         self.written_leaf_counts = [s._treedef.num_leaves for s in self.written_states]
 
     @property
     def jitted_keep_states(self):
-        """The same function without state donation, for calls where a buffer is shared."""
+        """The same function without state donation, for programs that can fail after dispatch
+        (host callbacks) and for calls under ``jax_debug_nans``."""
         if self._jitted_keep_states is None:
             self._jitted_keep_states = jax.jit(self._pure_fn, **self._options)
         return self._jitted_keep_states
 
-    def __call__(self, args: tuple, kwargs: dict):
+    def __call__(self, args: tuple, kwargs: dict, consts=None):
         if self.epoch != _STRUCTURE_EPOCH[0]:
             self.refresh_layout()
-        if self.single_leaf:
-            donated = [s._value for s in self.donated_states]
-            kept = [s._value for s in self.kept_states]
-        else:
-            donated, shared_container, value = [], False, None
-            for s in self.donated_states:
-                value = s._value
-                # A container the user kept (`old = state.value`, a dict) holds the leaves
-                # too: the State's attribute, `value` and getrefcount's argument are ours.
-                shared_container |= _getrefcount(value) > 3
-                donated.extend(jax.tree.leaves(value))
-            del value
-            kept = [leaf for s in self.kept_states for leaf in jax.tree.leaves(s._value)]
-        jitted = self.jitted_keep_states if not self.single_leaf and shared_container \
-            else self.jitted
-        for leaf in donated:
-            # A buffer someone else still holds (the user kept `old = state.value`, two states
-            # share an array, or it is also an argument) must not be donated: XLA would delete
-            # it under them.
-            if _getrefcount(leaf) > _UNSHARED_REFCOUNT or (
-                    type(leaf) is not _ArrayImpl and not _donatable(leaf)):
+        if self.owner.args.donate_argnums:
+            self.owner.check_donation(args, self.read_states)
+        _acquire()
+        try:
+            exposed = False
+            if self.single_leaf:
+                donated = []
+                for s in self.donated_states:
+                    exposed |= s._exposed
+                    donated.append(s._value)
+                kept = [s._value for s in self.kept_states]
+            else:
+                donated = []
+                for s in self.donated_states:
+                    exposed |= s._exposed
+                    donated.extend(jax.tree.leaves(s._value))
+                kept = [leaf for s in self.kept_states for leaf in jax.tree.leaves(s._value)]
+            jitted = self.jitted
+            if not self.may_donate or not call_may_donate():
                 jitted = self.jitted_keep_states
-                break
-        # (An empty **kwargs would cost JAX's dispatch ~2us: pass it only when there is one.)
-        if kwargs:
-            results, written = jitted(donated, kept, *args, **kwargs)
-        else:
-            results, written = jitted(donated, kept, *args)
-        if written and isinstance(written[0], _Tracer):
-            raise TracerLeakError(_foreign_trace_message(self.owner.args.fun_name))
-        if self.single_leaf:
-            for state, value in zip(self.written_states, written):
-                state._value = value
-        else:
-            offset = 0
-            for state, count in zip(self.written_states, self.written_leaf_counts):
-                state._value = state._treedef.unflatten(written[offset:offset + count])
-                offset += count
+            elif exposed:
+                # Someone may hold these buffers: donate private copies (one dispatch), and
+                # keep one compiled program.
+                donated = copy_exposed(self.donated_states, donated, self.single_leaf)
+            # (An empty **kwargs would cost JAX's dispatch ~2us: pass it only when there is one.)
+            if self.consts_as_args:
+                results, written = jitted(donated, kept, consts, *args, **kwargs)
+            elif kwargs:
+                results, written = jitted(donated, kept, *args, **kwargs)
+            else:
+                results, written = jitted(donated, kept, *args)
+            if written and isinstance(written[0], _Tracer):
+                raise TracerLeakError(foreign_trace_message(
+                    f'{self.owner.args.fun_name} (a brainstate.transform.jit function)',
+                    self.written_states))
+            if self.single_leaf:
+                for state, value in zip(self.written_states, written):
+                    state._value = value
+                    state._exposed = False
+            else:
+                offset = 0
+                for state, count in zip(self.written_states, self.written_leaf_counts):
+                    state._value = state._treedef.unflatten(written[offset:offset + count])
+                    state._exposed = False
+                    offset += count
+            for state in self.reshaped:
+                state.restore_value(state._value)  # records the new avals
+        finally:
+            _release()
         return results
 
     # -- what JAX traces -----------------------------------------------------------------------
 
-    def _pure(self, donated, kept, *args, **kwargs):
+    def _pure(self, donated, kept, consts, args, kwargs):
         """The function as a pure one; runs only while JAX traces it."""
         owner = self.owner
         program, self.pending = self.pending, None
         if program is None:  # JAX retraces: new argument or state shapes
             sig = owner.args.trace_signature(args, kwargs)
-            program = compile_graph(owner.fun, owner.args, sig, passes=owner.passes)
+            program = owner.trace(sig)
             lowered = program.lowered
             if (tuple(lowered.read_states) != self.read_states or
                     tuple(lowered.written_states) != self.written_states):
@@ -173,7 +204,8 @@ class _Entry:
         state_leaves = [leaf for s in self.read_states for leaf in by_state[s]]
         arg_leaves = owner.args.trace_signature(args, kwargs).leaves
         closed = lowered.closed_jaxpr
-        outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *state_leaves, *arg_leaves)
+        outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts if consts is None else consts,
+                                   *state_leaves, *arg_leaves)
         n = lowered.num_outputs
         return program.out_tree.unflatten(outs[:n]), list(outs[n:])
 
@@ -182,12 +214,11 @@ class _Entry:
             return [jax.ShapeDtypeStruct(a.shape, a.dtype) for s in states for a in s.avals]
         return avals(self.donated_states), avals(self.kept_states)
 
-
-def _foreign_trace_message(name: str) -> str:
-    return (f'{name} (a brainstate.transform.jit function) was called inside a raw JAX '
-            f'transform such as `jax.jit`: its state updates would be lost, and the states '
-            f'would hold tracers. Use brainstate.transform.jit (or .vmap, .grad) for the outer '
-            f'function too.')
+    def matches(self, program: StatefulProgram) -> bool:
+        lowered = program.lowered
+        return (self.read_states == tuple(lowered.read_states) and
+                self.written_states == tuple(lowered.written_states) and
+                self.layout == _layout_of(self.read_states + self.written_states))
 
 
 class JittedFunction:
@@ -229,14 +260,25 @@ class JittedFunction:
                 raise
         return self._slow_call(args, kwargs)
 
+    def trace(self, sig) -> StatefulProgram:
+        """Trace, optimize and lower the function for one call signature (the one pipeline)."""
+        return trace_program(self.fun, self.args, sig, passes=self.passes)
+
+    def check_donation(self, args, states):
+        """Refuse to donate an argument that is also a state's current value."""
+        donated = []
+        for i in self.args.donate_argnums:
+            if i < len(args):
+                donated += [(f'positional argument {i}', leaf)
+                            for leaf in jax.tree.leaves(args[i])]
+        check_donated_arguments(donated, states, self.args.fun_name)
+
     def _entry_for(self, args, kwargs) -> _Entry:
         """Trace the call once and find (or make) the entry for the states it touches."""
         sig = self.args.signature(args, kwargs)
-        program = compile_graph(self.fun, self.args, sig, passes=self.passes)
-        lowered = program.lowered
+        program = self.trace(sig)
         for entry in self._entries:
-            if (entry.read_states == tuple(lowered.read_states) and
-                    entry.written_states == tuple(lowered.written_states)):
+            if entry.matches(program):
                 entry.pending = program
                 return entry
         entry = _Entry(self, program)
@@ -254,13 +296,13 @@ class JittedFunction:
     def ir(self, *args, **kwargs) -> Graph:
         """The state IR of ``fun(*args, **kwargs)`` as traced, before any pass."""
         sig = self.args.signature(args, kwargs)
-        return compile_graph(self.fun, self.args, sig, passes=self.passes,
+        return trace_program(self.fun, self.args, sig, passes=self.passes,
                              lower=False).traced_graph
 
     def optimized_ir(self, *args, **kwargs) -> Graph:
         """The state IR after the passes, as it is lowered."""
         sig = self.args.signature(args, kwargs)
-        return compile_graph(self.fun, self.args, sig, passes=self.passes).graph
+        return self.trace(sig).graph
 
     def lower(self, *args, **kwargs):
         """JAX's ``Lowered`` object for the compiled program (``.as_text()`` shows StableHLO)."""

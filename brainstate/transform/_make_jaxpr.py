@@ -6,13 +6,14 @@ import functools
 from typing import Callable, Sequence
 
 from ._arguments import ArgumentSpec
-from ._pipeline import compile_graph
+from ._program import trace_program
 
 __all__ = ['make_jaxpr']
 
 
 def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = (),
-               static_argnames: str | Sequence[str] = (), return_only_write: bool = False):
+               static_argnames: str | Sequence[str] = (), return_only_write: bool = False,
+               *, passes=None):
     """Return a function that traces ``fun`` and gives ``(closed_jaxpr, states)``.
 
     ``states`` lists every state the function touches: first the states it reads, then those it
@@ -20,6 +21,9 @@ def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = (),
     the argument leaves; its outputs are the result leaves followed by the leaves of the states
     written, in the order they appear in ``states``. With ``return_only_write=True`` only the
     written states are returned.
+
+    ``passes``: the pipeline the jaxpr is optimized with (None: the default; ``[]``: only what
+    lowering needs), as for ``jit``.
 
     Example::
 
@@ -30,7 +34,7 @@ def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = (),
     @functools.wraps(fun)
     def make(*args, **kwargs):
         sig = spec.signature(args, kwargs)
-        program = compile_graph(fun, spec, sig)
+        program = trace_program(fun, spec, sig, passes=passes)
         if return_only_write:
             return program.lowered.closed_jaxpr, tuple(program.lowered.written_states)
         return program.lowered.closed_jaxpr, program.states

@@ -36,16 +36,15 @@ import numpy as np
 from jax.api_util import flatten_axes
 
 from .. import _state
-from .. import passes as passes_lib
-from .._errors import (ArgumentTypeError, ArgumentValueError, BatchAxisError,
-                       StateArgumentError, TracerLeakError)
+from .._errors import ArgumentTypeError, ArgumentValueError, BatchAxisError, StateArgumentError
 from .._state import State
-from ..ir import lower_to_jaxpr, trace_flat
-from ..ir._trace import STATE_ACCESS_HOOKS
-from ..passes import BatchingSpec, analyze_batching
+from ..passes import BatchingSpec
 from ..util.filter import to_predicate
+from ._arguments import ArgumentSpec, CallSignature, describe_argument_path
+from ._eager import run_eagerly
+from ._program import trace_program
+from ._state_io import write_back
 from ._transformed import TransformedFunction
-from ._arguments import describe_argument_path
 
 from .._compat import extend_axis_env as _extend_axis_env
 
@@ -122,28 +121,39 @@ class _Declaration:
         return None
 
 
-class _LaneAvals:
-    """While ``vmap`` traces, gives each ``in_states`` state the avals of one lane (its stored
-    avals without the batch axis), and restores them afterwards.
+class _Lanes:
+    """vmap's per-lane view of its batched states: ``lanes(state)`` gives the avals one lane
+    sees (the stored avals without the batch axis), or None for a state read shared.
 
-    Explicitly declared states are swapped up front; states selected by a filter when a trace
-    first touches them (through :data:`brainstate.ir._trace.STATE_ACCESS_HOOKS`), so the filter
-    also applies inside loop bodies and nested transforms. Swaps bump the structure epoch, so
-    programs cached by other transforms notice the different avals.
+    An input of the compilation (``trace_program(lanes=)``, seen as ``State.avals`` by the
+    trace, every trace nested in it and the passes), never a change of any State.
+    Explicitly declared states are resolved up front; states selected by a filter when a trace
+    first touches them, so the filter also applies inside loop bodies and nested transforms.
+    An enclosing vmap's view comes first: a state batched by both loses both axes.
     """
 
-    def __init__(self, declared: _Declaration, where: str):
+    def __init__(self, declared: _Declaration, where: str, outer=None):
         self.declared = declared
         self.where = where
+        self.outer = outer
         self.axes: dict[State, int] = {}
         self.sizes: dict[State, int] = {}
-        self._saved: list = []
+        self._memo: dict[State, tuple | None] = {}
 
-    def _swap(self, state: State, axis: int):
-        if state in self.axes:
-            return
+    def __call__(self, state: State):
+        try:
+            return self._memo[state]
+        except KeyError:
+            pass
+        outer = self.outer(state) if self.outer is not None else None
+        axis = self.declared.axis_of(state)
+        avals = outer if axis is None else self._lane_avals(state, outer or state._avals, axis)
+        self._memo[state] = avals
+        return avals
+
+    def _lane_avals(self, state: State, avals, axis: int) -> tuple:
         lane_avals, sizes = [], set()
-        for aval in state._avals:
+        for aval in avals:
             ndim = len(aval.shape)
             if not -ndim <= axis < ndim:
                 raise BatchAxisError(
@@ -160,42 +170,10 @@ class _LaneAvals:
             raise BatchAxisError(
                 f'{self.where}: the leaves of State {state.label()} have different sizes '
                 f'{sorted(sizes)} along its batch axis {axis}; every leaf needs the batch size.')
-        self._saved.append((state, state._avals))
         self.axes[state] = axis
         if sizes:
             self.sizes[state] = sizes.pop()
-        state._avals = tuple(lane_avals)
-        _state.STRUCTURE_EPOCH[0] += 1
-
-    def _hook(self, state: State):
-        if state not in self.axes:
-            axis = self.declared.axis_of(state)
-            if axis is not None:
-                self._swap(state, axis)
-
-    def __enter__(self):
-        try:
-            for state, axis in self.declared.states.items():
-                for hook in list(STATE_ACCESS_HOOKS):  # an enclosing vmap's filters first
-                    hook(state)
-                self._swap(state, axis)
-        except BaseException:
-            self._restore()
-            raise
-        if self.declared.filters:
-            STATE_ACCESS_HOOKS.append(self._hook)
-        return self
-
-    def __exit__(self, *exc):
-        if self._hook in STATE_ACCESS_HOOKS:
-            STATE_ACCESS_HOOKS.remove(self._hook)
-        self._restore()
-
-    def _restore(self):
-        for state, avals in reversed(self._saved):
-            state._avals = avals
-        self._saved.clear()
-        _state.STRUCTURE_EPOCH[0] += 1
+        return tuple(lane_avals)
 
 
 # -- arguments -----------------------------------------------------------------------------------
@@ -377,11 +355,12 @@ class VmappedFunction(TransformedFunction):
         self.state_to_exclude = None if state_to_exclude is None else \
             to_predicate(state_to_exclude)
         self._cache: dict[Any, list[_Program]] = {}
+        self._spec = ArgumentSpec(fun)
         functools.update_wrapper(self, fun, updated=())
 
     # -- tracing ----------------------------------------------------------------------------------
 
-    def _axis_sizes(self, leaves, axes, paths, lanes: _LaneAvals) -> dict[str, int]:
+    def _axis_sizes(self, leaves, axes, paths, lanes: _Lanes) -> dict[str, int]:
         sizes = {}
         for leaf, axis, path in zip(leaves, axes, paths):
             if axis is not None:
@@ -420,54 +399,45 @@ class VmappedFunction(TransformedFunction):
         return batched, set(new_states)
 
     def _trace(self, args_info) -> tuple:
-        leaves, treedef, axes, lane_avals, paths, _ = args_info
-        out_tree_box = []
-        fun = self.fun
+        """Trace one lane through the one pipeline, with ``batching-analysis`` run by its
+        PassManager; per-lane shapes are inputs of the trace (arguments and ``lanes``)."""
+        leaves, treedef, axes, lane_avals, paths, key = args_info
+        lanes = _Lanes(self.in_states, self.where, _state._LANE_VIEW.lanes)
+        for state in self.in_states.states:
+            lanes(state)  # explicit declarations are checked (and sized) before tracing
+        known = self._axis_sizes(leaves, axes, paths, lanes)
+        axis_env = contextlib.nullcontext()
+        if self.axis_name is not None:
+            size = self._axis_size(known, required=False)
+            if size is None:
+                raise ArgumentValueError(
+                    f'{self.where}: with axis_name={self.axis_name!r}, the batch size must '
+                    f'be known before tracing: map an argument, declare a state explicitly '
+                    f'in in_states, or pass axis_size=.')
+            if _extend_axis_env is not None:
+                axis_env = _extend_axis_env([(self.axis_name, size)])
+        spec_box = []
 
-        def flat_fun(*flat):
-            a, k = jax.tree.unflatten(treedef, flat)
-            out = fun(*a, **k)
-            for path, leaf in jax.tree_util.tree_flatten_with_path(
-                    out, is_leaf=lambda x: isinstance(x, State))[0]:
-                if isinstance(leaf, State):
-                    raise StateArgumentError(
-                        f'{self.fun_name} returned State {leaf.label()} at '
-                        f'{jax.tree_util.keystr(path) or "(the whole result)"}. States are not '
-                        f'values: return `state.value` instead.')
-            out_leaves, out_tree = jax.tree.flatten(out)
-            out_tree_box.append(out_tree)
-            return out_leaves
-
-        with _LaneAvals(self.in_states, self.where) as lanes:
-            known = self._axis_sizes(leaves, axes, paths, lanes)
-            axis_env = contextlib.nullcontext()
-            if self.axis_name is not None:
-                size = self._axis_size(known, required=False)
-                if size is None:
-                    raise ArgumentValueError(
-                        f'{self.where}: with axis_name={self.axis_name!r}, the batch size must '
-                        f'be known before tracing: map an argument, declare a state explicitly '
-                        f'in in_states, or pass axis_size=.')
-                if _extend_axis_env is not None:
-                    axis_env = _extend_axis_env([(self.axis_name, size)])
-            with axis_env:
-                graph, ctx = trace_flat(flat_fun, lane_avals, name=self.fun_name)
-                graph.in_tree, graph.out_tree = treedef, out_tree_box[-1]
-                passes_lib.optimize(graph, self.passes)
-            new_states = list(ctx.new_states)
+        def declare(graph, new_states):
             if self.new_states_batched and self.state_tag is not None:
                 for state in new_states:
                     state.tag = self.state_tag
                     state._metadata['tag'] = self.state_tag
-            size = self._axis_size(self._axis_sizes(leaves, axes, paths, lanes),
-                                   required=True)
-            spec = self._batching_spec(graph, axes, lanes, new_states)
-            analyze_batching(graph)
-            result = graph.meta['batching']
-            lowered = lower_to_jaxpr(graph)
-        return graph, lowered, new_states, spec, result, size
+            # Resolved by the batching-analysis pass once the graph is canonical.
+            graph.meta['batching_spec'] = lambda g: spec_box.append(
+                self._batching_spec(g, axes, lanes, new_states)) or spec_box[-1]
 
-    def _batching_spec(self, graph, axes, lanes: _LaneAvals, new_states) -> BatchingSpec:
+        sig = CallSignature(key, leaves, treedef, (), ())
+        with axis_env:
+            program = trace_program(self.fun, self._spec, sig, passes=self.passes,
+                                    in_avals=lane_avals, lanes=lanes,
+                                    analyses=('batching-analysis',), before_passes=declare)
+        size = self._axis_size(self._axis_sizes(leaves, axes, paths, lanes), required=True)
+        graph = program.graph
+        return graph, program.lowered, list(program.new_states), spec_box[-1], \
+            graph.meta['batching'], size
+
+    def _batching_spec(self, graph, axes, lanes: _Lanes, new_states) -> BatchingSpec:
         RandomState = _random_state_class()
         new_batched, new_set = self._split_new_states(new_states)
         written = [n.state for n in graph.find_nodes('state_write', recursive=False)]
@@ -486,12 +456,10 @@ class VmappedFunction(TransformedFunction):
             if (isinstance(state, RandomState) and state not in lanes.axes and
                     state not in write_axes):
                 split.add(state)
-        spec = BatchingSpec(input_batched=[a is not None for a in axes],
+        return BatchingSpec(input_batched=[a is not None for a in axes],
                             read_axes=dict(lanes.axes), write_axes=write_axes,
                             split_keys=split, new_states=new_set, axis_name=self.axis_name,
                             where=self.where, fun_name=self.fun_name)
-        graph.meta['batching_spec'] = spec
-        return spec
 
     def _out_leaf_axes(self, out_tree, result) -> list:
         try:
@@ -531,33 +499,24 @@ class VmappedFunction(TransformedFunction):
     # -- a call ------------------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
+        if not _state.TRACE_STACK:
+            # Eagerly: one compiled program through the one eager runner and state I/O path.
+            return run_eagerly(self._traced_call, args, kwargs, name=self.fun_name,
+                               inside_raw_jax=True)
+        return self._traced_call(*args, **kwargs)
+
+    def _traced_call(self, *args, **kwargs):
         args_info = _flatten_arguments(args, kwargs, self.in_axes, self.where)
         program = self._program(args_info)
-        leaves = args_info[0]
-        # Read the states in the enclosing context: a traced read inside jit or another
-        # transform, the stored value eagerly.
+        # Read the states in the enclosing trace; write them back once, after success.
         read_values = [s.value for s in program.read_states]
-        if _state.TRACE_STACK:
-            outs, written, new_keys = program.compute(program.consts, read_values, leaves)
-        else:
-            if program.compiled is None:
-                program.compiled = jax.jit(program.compute)
-            outs, written, new_keys = program.compiled(program.consts, read_values, leaves)
+        outs, written, new_keys = program.compute(program.consts, read_values, args_info[0])
         self._write_back(program, list(written), list(new_keys))
         return program.out_tree.unflatten(outs)
 
     def _write_back(self, program: _Program, written: list, new_keys: list):
-        if not _state.TRACE_STACK:
-            for leaf in written + new_keys:
-                if isinstance(leaf, _Tracer):
-                    names = ', '.join(s.label() for s in program.written_states)
-                    raise TracerLeakError(
-                        f'{self.where} writes State {names} but runs inside a raw JAX transform '
-                        f'(jax.jit, jax.vmap, ...): the update would be lost and the state would '
-                        f'hold a tracer. Use brainstate.transform.jit (or another brainstate '
-                        f'transform) for the outer function too.')
         split = set(program.split_keys)
-        offset = 0
+        states, values, offset = [], [], 0
         for state in program.written_states:
             count = state.treedef.num_leaves
             leaves = written[offset:offset + count]
@@ -567,9 +526,10 @@ class VmappedFunction(TransformedFunction):
             if state in program.new_states:
                 _store_new_state(state, leaves)
             else:
-                state.value = state.treedef.unflatten(leaves)
-        for state, key in zip(program.split_keys, new_keys):
-            state.value = key
+                states.append(state)
+                values.append(state.treedef.unflatten(leaves))
+        reshaped = {s for s in states if self.out_states.axis_of(s) is not None}
+        write_back(states + list(program.split_keys), values + new_keys, self.where, reshaped)
 
     def ir(self, *args, **kwargs):
         """The state IR of one lane, after the passes and the batching analysis: each node's
