@@ -78,6 +78,16 @@ class Literal:
     def dtype(self):
         return self.aval.dtype
 
+    def key(self):
+        """A hashable identity of the constant: equal only when dtype, shape, weak type and
+        bits are equal (so ``0.0`` and ``-0.0`` differ, and NaNs compare by bit pattern)."""
+        aval = self.aval
+        try:
+            bits = np.asarray(self.val, dtype=aval.dtype).tobytes()
+        except (TypeError, ValueError):  # a typed PRNG key or other extended dtype
+            return ('object', id(self.val))
+        return (aval.dtype, aval.shape, getattr(aval, 'weak_type', False), bits)
+
     def __repr__(self):
         from ._printer import short_type
         return f'{_format_literal(self.val)}:{short_type(self.aval)}'

@@ -28,16 +28,12 @@ def _foldable(node) -> bool:
                 for v in node.outputs))
 
 
-def _literal_value(value):
-    val = value.val
-    return val if type(val) in (int, float, bool) else np.asarray(val).item()
-
-
 def _evaluate(node, cache: dict):
-    """The node's results as Literals, computed once per distinct operation and operands."""
+    """The node's results as Literals, computed once per distinct operation and operands
+    (operands compared by dtype, shape and bits: ``-0.0`` is not ``0.0``)."""
     try:
         key = (node.op, tuple(node.params.items()),
-               tuple((v.aval.dtype, _literal_value(v)) for v in node.inputs))
+               tuple(v.key() for v in node.inputs))
         hash(key)
     except TypeError:
         key = None
