@@ -15,7 +15,8 @@ import jax
 import numpy as np
 from jax.extend import source_info_util
 
-__all__ = ['format_graph', 'format_node', 'source_location']
+__all__ = ['format_graph', 'format_node', 'source_location', 'value_name', 'describe_node',
+           'root_graph', 'name_values']
 
 _MAX_PARAM_CHARS = 60
 
@@ -135,3 +136,77 @@ def format_graph(graph, meta: bool = True, source: bool = False) -> str:
     _format_body(graph, namer, '  ', lines, meta, source)
     lines.append('}')
     return '\n'.join(lines)
+
+
+# -- %n names outside a full print (error messages) ------------------------------------------
+
+def root_graph(graph):
+    """The top-level graph holding ``graph`` (itself, unless it is a region body)."""
+    while graph.parent is not None and graph.parent.graph is not None:
+        graph = graph.parent.graph
+    return graph
+
+
+def name_values(graph):
+    """A namer giving every value of ``graph`` (regions included) the ``%n`` name it has when
+    ``graph`` is printed; only names, no text, so an error message costs one walk."""
+    from ._graph import _Namer, Value
+    namer = _Namer()
+
+    def name(value):
+        if isinstance(value, Value):
+            namer(value)
+
+    def body(g):
+        for node in g.nodes:
+            if node.kind == 'input':
+                continue
+            for v in node.outputs:
+                name(v)
+            for v in node.inputs:
+                name(v)
+            for sub in node.subgraphs:
+                for v in sub.inputs:
+                    name(v)
+                body(sub)
+
+    for v in graph.inputs:
+        name(v)
+    body(graph)
+    return namer
+
+
+def _graph_of(value):
+    producer = getattr(value, 'producer', None)
+    return producer.graph if producer is not None else None
+
+
+def value_name(value, namer=None) -> str:
+    """``%3:f32[5,8]``: a value as the printed IR of its top-level graph names it (a Literal
+    prints as itself; a value of no graph as ``<detached f32[]>``)."""
+    from ._graph import Literal
+    if isinstance(value, Literal):
+        return repr(value)
+    graph = _graph_of(value)
+    if namer is None:
+        if graph is None:
+            return f'<detached {short_type(value.aval)}>'
+        namer = name_values(root_graph(graph))
+    if value.uid not in namer.names and graph is None:
+        return f'<detached {short_type(value.aval)}>'
+    return f'{namer(value)}:{short_type(value.aval)}'
+
+
+def describe_node(node, namer=None) -> str:
+    """```%3:f32[] = mul %1 %2`` in graph 'step'``: a node as its printed line, with the
+    ``%n`` names of the printed IR of its top-level graph."""
+    graph = node.graph
+    if namer is None:
+        from ._graph import _Namer
+        namer = name_values(root_graph(graph)) if graph is not None else _Namer()
+    try:
+        line = format_node(node, namer)
+    except Exception:  # a node broken beyond printing
+        line = f'{node.kind} {node.name}'
+    where = f" in graph '{graph.name}'" if graph is not None else ' (in no graph)'
+    return f'`{line}`{where}'

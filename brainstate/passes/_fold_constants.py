@@ -24,8 +24,15 @@ def _foldable(node) -> bool:
             return False
     return (not node.has_effect and
             all(v.aval.shape == () for v in node.outputs) and
-            all(np.issubdtype(v.aval.dtype, np.number) or v.aval.dtype == np.bool_
-                for v in node.outputs))
+            all(_plain_number(v.aval.dtype) for v in node.outputs))
+
+
+def _plain_number(dtype) -> bool:
+    """A numeric or boolean dtype (not an extended one such as a typed PRNG key)."""
+    try:
+        return np.issubdtype(dtype, np.number) or dtype == np.bool_
+    except TypeError:  # numpy cannot interpret an extended dtype
+        return False
 
 
 def _evaluate(node, cache: dict):
