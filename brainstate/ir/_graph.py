@@ -613,11 +613,13 @@ class Graph:
 
     # -- views ---------------------------------------------------------------------------------
 
-    def format(self, meta: bool = True, source: bool = False) -> str:
+    def format(self, meta: bool = True, source: bool = False, exact: bool = False) -> str:
         """The readable text form. Analysis results in ``node.meta`` are shown as comments
-        (``meta=False`` hides them); ``source=True`` adds the user's file and line."""
+        (``meta=False`` hides them); ``source=True`` adds the user's file and line;
+        ``exact=True`` writes every param in full, the form :func:`brainstate.ir.parse` reads
+        back (reproducers use it)."""
         from ._printer import format_graph
-        return format_graph(self, meta=meta, source=source)
+        return format_graph(self, meta=meta, source=source, exact=exact)
 
     def __str__(self):
         return self.format()

@@ -36,16 +36,24 @@ def short_type(aval) -> str:
         return aval.str_short()
 
 
-def _format_param(value) -> str:
+# Arrays up to this many elements are written out in full by the exact form (reproducers);
+# larger ones as ``array<float32[1000,1000]>``, which the parser reads back as zeros.
+_MAX_EXACT_ELEMENTS = 4096
+
+
+def _format_param(value, exact: bool = False) -> str:
     if hasattr(value, 'eqns') or hasattr(value, 'jaxpr'):
         return '{jaxpr}'
     if isinstance(value, (np.ndarray, jax.Array)):
+        if exact and np.size(value) <= _MAX_EXACT_ELEMENTS and \
+                not jax.dtypes.issubdtype(value.dtype, jax.dtypes.extended):
+            return f'array({np.asarray(value).tolist()!r}, dtype={value.dtype})'
         return f'array<{value.dtype}{list(value.shape)}>'
     text = str(value)
     if isinstance(value, tuple) and not value:
         text = '()'
     text = ' '.join(text.split())
-    if len(text) > _MAX_PARAM_CHARS:
+    if not exact and len(text) > _MAX_PARAM_CHARS:
         text = text[:_MAX_PARAM_CHARS - 3] + '...'
     return text
 
@@ -70,8 +78,11 @@ def source_location(node) -> str | None:
         return None
 
 
-def format_node(node, namer, meta: bool = False, source: bool = False) -> str:
-    """One node as a line (a region's body is not included)."""
+def format_node(node, namer, meta: bool = False, source: bool = False,
+                exact: bool = False) -> str:
+    """One node as a line (a region's body is not included). ``exact`` writes every param (also
+    those that are None), untruncated, and small arrays in full: the form
+    :func:`brainstate.ir.parse` reads back."""
     outs = ' '.join(_typed(namer, v) for v in node.outputs)
     ins = ' '.join(namer(v) for v in node.inputs)
     if node.kind == 'input':
@@ -79,7 +90,7 @@ def format_node(node, namer, meta: bool = False, source: bool = False) -> str:
     if node.kind == 'output':
         text = f'return {ins}'
     elif node.kind == 'constant':
-        text = f'{outs} = constant {_format_param(node.params["value"])}'
+        text = f'{outs} = constant {_format_param(node.params["value"], exact)}'
     elif node.is_state_op:
         text = f'{node.kind} {_state_label(node.state)}'
         if ins:
@@ -87,8 +98,14 @@ def format_node(node, namer, meta: bool = False, source: bool = False) -> str:
         if outs:
             text = f'{outs} = {text}'
     else:
-        params = {k: v for k, v in node.params.items() if not k.startswith('_') and v is not None}
-        param_text = ' '.join(f'{k}={_format_param(v)}' for k, v in sorted(params.items()))
+        # The ordinary form leaves out params that are None (and private ones); the exact form
+        # keeps every one, since JAX's lowering rules need them all.
+        if exact:
+            params = node.params
+        else:
+            params = {k: v for k, v in node.params.items()
+                      if not k.startswith('_') and v is not None}
+        param_text = ' '.join(f'{k}={_format_param(v, exact)}' for k, v in sorted(params.items()))
         text = node.name + (f'[{param_text}]' if param_text else '')
         if ins:
             text += f' {ins}'
@@ -110,30 +127,31 @@ def format_node(node, namer, meta: bool = False, source: bool = False) -> str:
     return text
 
 
-def _format_body(graph, namer, indent, lines, meta, source):
+def _format_body(graph, namer, indent, lines, meta, source, exact=False):
     for node in graph.nodes:
         if node.kind == 'input':
             continue
-        line = format_node(node, namer, meta, source)
+        line = format_node(node, namer, meta, source, exact)
         if node.subgraphs:
             lines.append(f'{indent}{line} {{')
             for i, sub in enumerate(node.subgraphs):
                 args = ' '.join(_typed(namer, v) for v in sub.inputs)
                 lines.append(f'{indent}  {sub.name}({args}) {{')
-                _format_body(sub, namer, indent + '    ', lines, meta, source)
+                _format_body(sub, namer, indent + '    ', lines, meta, source, exact)
                 lines.append(f'{indent}  }}')
             lines.append(f'{indent}}}')
         else:
             lines.append(indent + line)
 
 
-def format_graph(graph, meta: bool = True, source: bool = False) -> str:
-    """The whole graph as text."""
+def format_graph(graph, meta: bool = True, source: bool = False, exact: bool = False) -> str:
+    """The whole graph as text. ``exact=True`` gives the form :func:`brainstate.ir.parse` reads
+    back without loss (every param, untruncated; small arrays in full)."""
     from ._graph import _Namer
     namer = _Namer()
     args = ', '.join(_typed(namer, v) for v in graph.inputs)
     lines = [f'graph {graph.name}({args}) {{']
-    _format_body(graph, namer, '  ', lines, meta, source)
+    _format_body(graph, namer, '  ', lines, meta, source, exact)
     lines.append('}')
     return '\n'.join(lines)
 

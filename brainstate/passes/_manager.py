@@ -197,7 +197,7 @@ class PassManager:
             source, what = graph, ('the IR as the failing pass left it (capture_reproducer='
                                    'True keeps the IR before it)')
         try:
-            text = source.format()
+            text = source.format(exact=True)  # every param: brainstate.ir.parse reads it back
         except Exception as print_error:  # the failing pass broke the graph beyond printing
             text = f'<the graph could not be printed: {print_error!r}>'
         remaining = ','.join(p.name for p in self.passes[index:])
