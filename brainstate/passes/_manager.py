@@ -174,6 +174,8 @@ class PassManager:
     def _attach(self, graph, snapshot, index, error):
         """Give a pass's own exception the pass's name (and, for a bug, a reproducer)."""
         failing = self.passes[index]
+        if getattr(error, 'pass_name', None) is not None:
+            return  # already named by a PassManager run inside the pass: the closer one
         error.pass_name = failing.name
         if _is_users_mistake(error):
             return
