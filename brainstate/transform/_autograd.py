@@ -340,7 +340,7 @@ class _StatefulTransform(TransformedFunction):
         if not _state.TRACE_STACK:
             # Eagerly: one compiled program through the one eager runner and state I/O path.
             return run_eagerly(self._traced_call, args, kwargs, name=self.fun_name,
-                               inside_raw_jax=True)
+                               inside_raw_jax=True, key=self)
         return self._traced_call(*args, **kwargs)
 
     def _traced_call(self, *args, **kwargs):
@@ -815,7 +815,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, grad_states=None,
         derivs, out, result = call(primals, tangents, state_t)
     else:
         derivs, out, result = run_eagerly(call, (primals, tangents, state_t), {}, name='jvp',
-                                          inside_raw_jax=True)
+                                          inside_raw_jax=True, key=('jvp', transform))
     if has_aux:
         return out, derivs, result[1]
     return out, derivs
