@@ -165,3 +165,25 @@ def test_a_state_whose_structure_changed_is_retraced():
     T.for_loop(body, jnp.arange(2.))
     np.testing.assert_array_equal(s.value['b'], 1.0)
     np.testing.assert_array_equal(s.value['c'], 2.0)
+
+
+def test_grad_with_passes_empty_runs_no_optional_pass():
+    w = brainstate.ParamState(jnp.ones(4))
+
+    def loss(x):
+        y = jnp.sin(w.value * x)
+        unused = jnp.cos(x) * 3.0  # dce would remove it; with passes=[] it stays
+        return jnp.sum(y)
+
+    x = jnp.arange(4.)
+    g = T.grad(loss, w, passes=[])
+    expected = jax.grad(lambda w_: jnp.sum(jnp.sin(w_ * x)))(w.value)
+    np.testing.assert_allclose(g(x), expected, rtol=1e-6)
+    ran = [r.name for r in g.last_program.pass_manager.records]
+    assert ran == ['hoist-states']  # what lowering needs, nothing optional
+    assert 'cos' in str(g.last_program.graph)
+    np.testing.assert_allclose(T.jit(lambda x: g(x), passes=[])(x), expected, rtol=1e-6)
+    default = T.grad(loss, w)
+    np.testing.assert_allclose(default(x), expected, rtol=1e-6)
+    assert 'dce' in [r.name for r in default.last_program.pass_manager.records]
+    assert 'cos' not in str(default.last_program.graph)
