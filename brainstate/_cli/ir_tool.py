@@ -1,6 +1,7 @@
 """brainstate-ir: trace a step function and show its state IR before and after each pass.
 
     brainstate-ir examples/quickstart.py:step --args 'f32[3]'
+    brainstate-ir replay REPRODUCER_FILE [--import my_passes.py]   (see brainstate/_cli/replay.py)
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --passes hoist-states,dce
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --dot step.dot --table
 
@@ -57,6 +58,10 @@ def load_function(target: str):
 
 def main(argv=None) -> int:
     import brainstate
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['replay']:  # replay a pass reproducer
+        from .replay import main as replay
+        return replay(argv[1:])
     parser = argparse.ArgumentParser(
         prog='brainstate-ir', description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n', 2)[2])
