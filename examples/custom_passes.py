@@ -6,8 +6,8 @@
    read, recorded in the read node's ``meta`` (so shown in the printed IR) and in the pass's
    counters.
 2. ``drop-identity-arithmetic`` (a rewrite): ``x * 1`` and ``x + (-0.0)`` become ``x``.
-3. (loop-invariant code motion out of a ``for_loop`` body: added with the region kinds'
-   signature API, see the section at the end.)
+3. Loop-invariant code motion out of a ``for_loop`` body, written with the region kinds'
+   signature API, is in examples/licm_pass.py.
 
 docs/writing-a-pass.md walks through them; tests/test_custom_pass_example.py checks that they
 compute what ``passes=[]`` computes.
@@ -142,9 +142,7 @@ class DropIdentityArithmetic(brainstate.passes.Pass):
         return None
 
 
-# -- 3. loop-invariant code motion -------------------------------------------------------------
-# (Added with the region kinds' signature API: it moves the body nodes that use only the loop's
-# constants out of a for_loop body. Keep it in this file, tested like the two above.)
+# -- 3. loop-invariant code motion: see examples/licm_pass.py ------------------------------------
 
 
 # -- a model to run them on ----------------------------------------------------------------------

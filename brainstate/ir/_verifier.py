@@ -9,8 +9,9 @@ at the pass that made it rather than deep inside JAX. It checks:
   its params by the primitive's own abstract evaluation (``primitive.abstract_eval``, cached per
   primitive, params and operand types) and must equal its results' shapes and dtypes; state
   operations carry the types their State holds; constants the type of their array;
-* regions: each region node is checked by the rule registered for its kind in
-  :data:`REGION_VERIFY_RULES` (see there), and its bodies recursively;
+* regions: each region node is checked by its kind (``brainstate.ir.region_kind(node).verify``:
+  operand groups, body inputs, carries and results against the kind's signature), and its
+  bodies recursively;
 * canonical form (on request): state operations only at the top level's entry and exit.
 
 Messages name values and nodes as the printed IR does (``%3:f32[5,8]``), so an error can be read
@@ -19,25 +20,16 @@ next to ``print(graph)``.
 
 from __future__ import annotations
 
-from typing import Callable
-
 from .._errors import BrainStateError
 from ._printer import short_type
 
-__all__ = ['verify', 'IRVerificationError', 'REGION_VERIFY_RULES', 'infer_result_types']
+__all__ = ['verify', 'IRVerificationError', 'infer_result_types']
 
 
 class IRVerificationError(BrainStateError):
     """The graph breaks an invariant of the IR; the message names the node."""
 
 
-# Region kind (``node.op`` of a ``region`` node: 'scan', 'while', 'cond', 'checkpoint', ...) ->
-# ``rule(node) -> str | None``. A rule checks the region node's layout against its bodies
-# (operand groups, body inputs, carries, results) and returns None when it is well-formed, or a
-# sentence saying what is wrong (it may name values with ``brainstate.ir.value_name``). The
-# verifier adds where the node stands and raises. Region kinds register their rule here; a kind
-# with no rule gets the SSA and type checks of its bodies only.
-REGION_VERIFY_RULES: dict[str, Callable] = {}
 
 
 def _same_type(a, b) -> bool:
@@ -220,17 +212,33 @@ def _check_graph(graph, where: str, names: _Names):
                     f'{at}: a constant must have one result typed as its array '
                     f'({getattr(value, "dtype", "?")}{list(getattr(value, "shape", ()))}).')
         elif kind == 'region':
-            rule = REGION_VERIFY_RULES.get(node.op)
-            if rule is not None:
-                problem = rule(node)
-                if problem:
-                    raise IRVerificationError(f'{at}: {problem}')
+            _check_region(node, where, names)
         for i, sub in enumerate(node.subgraphs):
             if sub.parent is not node:
                 raise IRVerificationError(f'{at}: body {i} does not point back to its region.')
             _check_graph(sub, f'{where} > {node.name} body {i}', names)
     if not nodes or nodes[-1].kind != 'output':
         raise IRVerificationError(f'{where}: the graph has no output node.')
+
+
+def _check_region(node, where: str, names: _Names):
+    """The region's kind checks its operands, bodies and results against its signature."""
+    from ._graph import Literal
+    from .regions import REGION_KINDS
+
+    def name_of(value) -> str:  # '%n' as printed (the kind adds the type where it helps)
+        return repr(value) if isinstance(value, Literal) else names()(value)
+
+    kind = REGION_KINDS.get(node.op)
+    if kind is None:
+        raise IRVerificationError(
+            f'{where}: region {node.op!r} has no registered kind (known: '
+            f'{", ".join(sorted(REGION_KINDS))}); register one with '
+            f'brainstate.ir.regions.register_region_kind.')
+    try:
+        kind.verify(node, name_of)
+    except IRVerificationError as error:
+        raise IRVerificationError(f'{where}: {error}') from None
 
 
 def _check_canonical(graph, names: _Names):

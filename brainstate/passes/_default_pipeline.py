@@ -93,7 +93,8 @@ def _with_requirements(template, chosen, analyses):
     if template is not None:
         return PassManager(chosen, verify=template.verify, print_ir=template.print_ir,
                            stream=template.stream, reproducer_dir=template.reproducer_dir,
-                           capture_reproducer=template.capture_reproducer)
+                           capture_reproducer=template.capture_reproducer,
+                           observer=template.observer)
     return PassManager(chosen, verify=_settings['verify'], print_ir=_settings['print_ir'],
                        stream=_settings['stream'],
                        capture_reproducer=_settings['capture_reproducer'])

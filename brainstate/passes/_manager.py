@@ -97,6 +97,9 @@ class PassManager:
       capture_reproducer: keep a copy of the IR before each pass, so a failure's reproducer
         holds the IR exactly as the failing pass received it (costs a graph copy per pass;
         without it the reproducer holds the IR as the failing pass left it).
+      observer: ``observer(pass, record, graph)``, called after each pass (and its
+        verification) with the graph as the pass left it: how tools (``brainstate-ir``) show or
+        collect the IR per pass while the one pipeline runs.
 
     After ``run``, ``records`` holds a :class:`PassRecord` per pass and ``report()`` formats them.
 
@@ -109,7 +112,7 @@ class PassManager:
 
     def __init__(self, pipeline=None, *, verify: bool = True, print_ir: str | None = None,
                  stream=None, reproducer_dir: str | None = None,
-                 capture_reproducer: bool = True):
+                 capture_reproducer: bool = True, observer=None):
         if print_ir not in (None, 'before', 'after', 'both', 'changed'):
             raise ValueError(f"print_ir must be None, 'before', 'after', 'both' or 'changed', "
                              f"got {print_ir!r}.")
@@ -119,6 +122,9 @@ class PassManager:
         self.stream = stream
         self.reproducer_dir = reproducer_dir
         self.capture_reproducer = capture_reproducer
+        # observer(pass, record, graph): called after each pass (verified, if verify is on)
+        # with the graph as the pass left it — for tools that show or collect the IR per pass.
+        self.observer = observer
         self.records: list[PassRecord] = []
 
     def __str__(self):
@@ -165,7 +171,10 @@ class PassManager:
                 except IRVerificationError as error:
                     raise self._failure(graph, snapshot, index, error) from error
                 meta.pop('unverified_passes', None)
-            self.records.append(PassRecord(p.name, seconds, stats, changed))
+            record = PassRecord(p.name, seconds, stats, changed)
+            self.records.append(record)
+            if self.observer is not None:
+                self.observer(p, record, graph)
             if self.print_ir in ('after', 'both') or (self.print_ir == 'changed' and changed):
                 self._print(f'// ----- IR after {p.name} ({stats or "no counters"}) -----\n'
                             f'{graph.format()}')
