@@ -410,3 +410,27 @@ def test_insert_and_remove_carry_through_the_kind():
     assert loop.params['num_consts'] == 1 and loop.inputs[0] is graph.inputs[0]
     assert loop.subgraphs[0].inputs[0] is new_input
     graph.verify()
+
+
+def test_verifier_rejects_a_while_loop_given_one_operand_too_many():
+    def run(x):
+        return while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2.), (0, x))
+
+    graph = _hoisted(run, jnp.ones(4))
+    graph.verify()
+    region, = _regions(graph, 'while')
+    region.set_inputs(region.inputs + [graph.inputs[0]])
+    with pytest.raises(IRVerificationError, match=r'has 3 operands but its params describe 2 '
+                                                  r'\(cond_consts 0, body_consts 0, carries 2\)'):
+        graph.verify()
+
+
+def test_verifier_rejects_scan_inputs_of_another_length():
+    def run(xs):
+        return scan(lambda c, x: (c + x, x), 0., xs)
+
+    graph = _hoisted(run, jnp.ones(3))
+    region, = _regions(graph, 'scan')
+    region.params['length'] = 4
+    with pytest.raises(IRVerificationError, match='loop length 4'):
+        graph.verify()
