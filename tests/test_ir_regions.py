@@ -434,3 +434,26 @@ def test_verifier_rejects_scan_inputs_of_another_length():
     region.params['length'] = 4
     with pytest.raises(IRVerificationError, match='loop length 4'):
         graph.verify()
+
+
+def test_dce_follows_a_chain_of_carries_to_the_used_output():
+    def run(xs):
+        def body(c, x):
+            a, b, d, unused = c
+            return (a + x, a * 1.5, b * 1.5, unused + d), d  # y <- d <- b <- a <- x
+        _, ys = scan(body, (0., 0., 0., 0.), xs)
+        return ys
+
+    xs = jnp.arange(1., 6.)
+    graph = _hoisted(run, xs)
+    PassManager('dce', verify=True).run(graph)
+    loop, = _regions(graph, 'scan')
+    assert loop.params['num_carry'] == 3  # a, b, d; `unused` went
+    np.testing.assert_array_equal(jit(run, passes='dce')(xs), jit(run, passes=[])(xs))
+
+    def pure(xs):
+        def body(c, x):
+            a, b, d = c
+            return (a + x, a * 1.5, b * 1.5), d
+        return jax.lax.scan(body, (0., 0., 0.), xs)[1]
+    np.testing.assert_allclose(jit(run, passes='dce')(xs), pure(xs), rtol=1e-6)
