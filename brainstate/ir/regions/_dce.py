@@ -94,6 +94,8 @@ def prune_region(kind, node, dce_body, stats=None) -> bool:
         finish_removal(kind, node, sig, operands, results)
         changed = True
         if stats is not None:
-            stats['region results removed'] += len(dead_results)
-            stats['loop carries removed'] += len(carries)
-            stats['region operands removed'] += len(operands) - len(carries)
+            for key, count in (('region results removed', len(dead_results)),
+                               ('loop carries removed', len(carries)),
+                               ('region operands removed', len(operands) - len(carries))):
+                if count:
+                    stats[key] += count
