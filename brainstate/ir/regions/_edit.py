@@ -123,11 +123,7 @@ def insert_operand(kind, node, group, value, name=None) -> list:
     for b, body_group in kind.operand_body_groups(sig, group):
         graph = sig.bodies[b].graph
         at = sig.bodies[b].input_groups[body_group].stop
-        inputs = graph.inputs
-        fresh = graph.add_input(value.aval, name)
-        if at < len(inputs):
-            graph.move_before(inputs[at].producer, fresh.producer)
-        new_inputs.append(fresh)
+        new_inputs.append(graph.insert_input(at, value.aval, name))
     params = kind.grow_params(node, group, 1)
     operands = list(node.inputs)
     operands.insert(position, value)
