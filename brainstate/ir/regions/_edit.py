@@ -97,7 +97,7 @@ def finish_removal(kind, node, signature, operands: set, results: set):
             inputs = graph.inputs
             for k, operand in enumerate(body.input_operands):
                 if operand in operands:
-                    graph.erase_node(inputs[k].producer)
+                    graph.remove_input(inputs[k])
         kept = [v for i, v in enumerate(node.inputs) if i not in operands]
         node.set_inputs(kept)
     if results:
