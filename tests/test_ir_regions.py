@@ -163,7 +163,7 @@ def test_verifier_rejects_a_region_given_one_operand_too_many_naming_its_values(
     assert f'{" ".join(outs)} = scan {ins}' in message  # the printed IR's %n names
 
 
-def test_pass_manager_names_the_pass_that_added_an_operand():
+def test_pass_manager_names_the_pass_that_added_an_operand(tmp_path):
     _, _, graph = _loop_graph()
 
     def add_operand(graph):
@@ -173,13 +173,8 @@ def test_pass_manager_names_the_pass_that_added_an_operand():
 
     with pytest.raises(PassFailure, match=r"add-operand.*one operand too many") as info:
         PassManager([add_operand], verify=True, capture_reproducer=False,
-                    reproducer_dir=str(_tmp())).run(graph)
+                    reproducer_dir=str(tmp_path)).run(graph)
     assert re.search(r'%\d+ %\d+ = scan', str(info.value))
-
-
-def _tmp():
-    import tempfile
-    return tempfile.mkdtemp(prefix='brainstate-test-regions-')
 
 
 def test_verifier_rejects_a_carry_that_changes_type():
