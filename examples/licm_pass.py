@@ -46,10 +46,7 @@ class LoopInvariantCodeMotion(brainstate.passes.Pass):
                 continue
             # Compute it once, just before the loop, on the outer values ...
             with graph.inserting_before(loop):
-                moved = graph.create_node(
-                    'primitive', op=node.op, inputs=[outer.get(v, v) for v in node.inputs],
-                    output_avals=[v.aval for v in node.outputs], params=node.params,
-                    source_info=node.source_info, extra=node.extra)
+                moved = graph.clone_node(node, dict(outer))
             # ... and give the loop its results as new consts.
             for old, new in zip(node.outputs, moved.outputs):
                 inner, = kind.insert_operand(loop, 'consts', new, name='invariant')

@@ -163,7 +163,7 @@ def test_verifier_rejects_a_region_given_one_operand_too_many_naming_its_values(
     assert f'{" ".join(outs)} = scan {ins}' in message  # the printed IR's %n names
 
 
-def test_pass_manager_names_the_pass_that_added_an_operand():
+def test_pass_manager_names_the_pass_that_added_an_operand(tmp_path):
     _, _, graph = _loop_graph()
 
     def add_operand(graph):
@@ -173,13 +173,8 @@ def test_pass_manager_names_the_pass_that_added_an_operand():
 
     with pytest.raises(PassFailure, match=r"add-operand.*one operand too many") as info:
         PassManager([add_operand], verify=True, capture_reproducer=False,
-                    reproducer_dir=str(_tmp())).run(graph)
+                    reproducer_dir=str(tmp_path)).run(graph)
     assert re.search(r'%\d+ %\d+ = scan', str(info.value))
-
-
-def _tmp():
-    import tempfile
-    return tempfile.mkdtemp(prefix='brainstate-test-regions-')
 
 
 def test_verifier_rejects_a_carry_that_changes_type():
@@ -410,3 +405,50 @@ def test_insert_and_remove_carry_through_the_kind():
     assert loop.params['num_consts'] == 1 and loop.inputs[0] is graph.inputs[0]
     assert loop.subgraphs[0].inputs[0] is new_input
     graph.verify()
+
+
+def test_verifier_rejects_a_while_loop_given_one_operand_too_many():
+    def run(x):
+        return while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2.), (0, x))
+
+    graph = _hoisted(run, jnp.ones(4))
+    graph.verify()
+    region, = _regions(graph, 'while')
+    region.set_inputs(region.inputs + [graph.inputs[0]])
+    with pytest.raises(IRVerificationError, match=r'has 3 operands but its params describe 2 '
+                                                  r'\(cond_consts 0, body_consts 0, carries 2\)'):
+        graph.verify()
+
+
+def test_verifier_rejects_scan_inputs_of_another_length():
+    def run(xs):
+        return scan(lambda c, x: (c + x, x), 0., xs)
+
+    graph = _hoisted(run, jnp.ones(3))
+    region, = _regions(graph, 'scan')
+    region.params['length'] = 4
+    with pytest.raises(IRVerificationError, match='loop length 4'):
+        graph.verify()
+
+
+def test_dce_follows_a_chain_of_carries_to_the_used_output():
+    def run(xs):
+        def body(c, x):
+            a, b, d, unused = c
+            return (a + x, a * 1.5, b * 1.5, unused + d), d  # y <- d <- b <- a <- x
+        _, ys = scan(body, (0., 0., 0., 0.), xs)
+        return ys
+
+    xs = jnp.arange(1., 6.)
+    graph = _hoisted(run, xs)
+    PassManager('dce', verify=True).run(graph)
+    loop, = _regions(graph, 'scan')
+    assert loop.params['num_carry'] == 3  # a, b, d; `unused` went
+    np.testing.assert_array_equal(jit(run, passes='dce')(xs), jit(run, passes=[])(xs))
+
+    def pure(xs):
+        def body(c, x):
+            a, b, d = c
+            return (a + x, a * 1.5, b * 1.5), d
+        return jax.lax.scan(body, (0., 0., 0.), xs)[1]
+    np.testing.assert_allclose(jit(run, passes='dce')(xs), pure(xs), rtol=1e-6)

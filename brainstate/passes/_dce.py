@@ -50,10 +50,15 @@ def _sweep(graph, stats):
     # Backwards, so a chain of dead nodes goes in one sweep.
     for node in reversed(graph.nodes):
         kind = node.kind
-        if kind in _REMOVABLE and _unused(node) and not node.has_effect:
-            graph.erase_node(node)
-            removed += 1
-            continue
+        if kind in _REMOVABLE:
+            for value in node.outputs:
+                if value.users:
+                    break
+            else:
+                if not node.has_effect:
+                    graph.erase_node(node)
+                    removed += 1
+                    continue
         if kind == 'region':
             region = REGION_KINDS.get(node.op)
             if region is not None:

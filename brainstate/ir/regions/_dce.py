@@ -16,7 +16,7 @@ dce pass, not here.
 
 from __future__ import annotations
 
-from ._edit import drop_body_outputs, finish_removal, live_body_inputs
+from ._edit import BodyLiveness, drop_body_outputs, finish_removal
 
 __all__ = ['prune_region', 'dead_carries']
 
@@ -26,21 +26,38 @@ def dead_carries(signature, dead_results: set) -> list:
     carries = signature.carries
     if not carries:
         return []
-    live = {c.result for c in carries if c.final.users}
     carry_results = {c.result for c in carries}
-    while True:
-        grown = False
-        for b, body in enumerate(signature.bodies):
-            roots = [k for k, r in enumerate(body.output_results)
-                     if r is None or (r in live) or
-                     (r not in dead_results and r not in carry_results)]
-            needed = live_body_inputs(body.graph, roots)
-            for carry in carries:
-                if carry.result not in live and carry.body_inputs[b] in needed:
-                    live.add(carry.result)
-                    grown = True
-        if not grown:
-            return [c for c in carries if c.result not in live]
+    live = {c.result for c in carries if c.final.users}
+    bodies = signature.bodies
+    # per body: input position -> the carry it holds; result -> the outputs giving it
+    carry_at = [{c.body_inputs[b]: c for c in carries} for b in range(len(bodies))]
+    outputs_of = []
+    for body in bodies:
+        by_result = {}
+        for k, r in enumerate(body.output_results):
+            by_result.setdefault(r, []).append(k)
+        outputs_of.append(by_result)
+    walks, pending = [], []
+    for b, body in enumerate(bodies):
+        walk = BodyLiveness(body.graph)
+        roots = [k for k, r in enumerate(body.output_results)
+                 if r is None or r in live or (r not in dead_results and r not in carry_results)]
+        pending.extend(carry_at[b][k] for k in walk.add_outputs(roots) + sorted(walk.live)
+                       if k in carry_at[b])
+        walks.append(walk)
+    pending.extend(c for c in carries if c.result in live)
+    done = set()
+    while pending:  # a live carry's next value is live, and what that depends on
+        carry = pending.pop()
+        if carry.result in done:
+            continue
+        done.add(carry.result)
+        live.add(carry.result)
+        for b, walk in enumerate(walks):
+            for k in walk.add_outputs(outputs_of[b].get(carry.result, ())):
+                if k in carry_at[b]:
+                    pending.append(carry_at[b][k])
+    return [c for c in carries if c.result not in live]
 
 
 def prune_region(kind, node, dce_body, stats=None) -> bool:
@@ -77,6 +94,8 @@ def prune_region(kind, node, dce_body, stats=None) -> bool:
         finish_removal(kind, node, sig, operands, results)
         changed = True
         if stats is not None:
-            stats['region results removed'] += len(dead_results)
-            stats['loop carries removed'] += len(carries)
-            stats['region operands removed'] += len(operands) - len(carries)
+            for key, count in (('region results removed', len(dead_results)),
+                               ('loop carries removed', len(carries)),
+                               ('region operands removed', len(operands) - len(carries))):
+                if count:
+                    stats[key] += count

@@ -16,30 +16,51 @@ __all__ = ['insert_operand', 'remove_operand', 'remove_result', 'remove_carry', 
 _PURE_KINDS = ('primitive', 'constant', 'state_read', 'region')
 
 
+class BodyLiveness:
+    """Which inputs of a body the chosen outputs and the body's effects depend on, grown
+    output by output: each node is visited once however many times outputs are added, so a
+    fixed point over many carries costs one walk of the body."""
+
+    def __init__(self, graph):
+        nodes = graph.nodes
+        self.outputs = graph.outputs
+        self.position = {}
+        for node in nodes:
+            if node.kind == 'input':
+                self.position[node] = len(self.position)
+        self.seen: set = set()
+        self.live: set = set()  # input positions
+        self._walk([v for node in nodes
+                    if (node.kind in _PURE_KINDS and node.has_effect) or
+                    node.kind == 'state_write' for v in node.inputs])
+
+    def add_outputs(self, positions) -> list:
+        """Mark the outputs at ``positions`` live; returns the input positions that became
+        live (``self.live`` holds them all)."""
+        return self._walk([self.outputs[i] for i in positions])
+
+    def _walk(self, stack) -> list:
+        seen, live, position = self.seen, self.live, self.position
+        new = []
+        while stack:
+            producer = getattr(stack.pop(), 'producer', None)  # a Literal has none
+            if producer is None or producer in seen:
+                continue
+            seen.add(producer)
+            if producer.kind == 'input':
+                live.add(position[producer])
+                new.append(position[producer])
+            else:
+                stack.extend(producer.inputs)
+        return new
+
+
 def live_body_inputs(graph, output_positions) -> set:
     """Positions of ``graph``'s inputs that the outputs at ``output_positions``, or any node
     with an effect, depend on."""
-    outputs = graph.outputs
-    stack = [outputs[i] for i in output_positions]
-    nodes = graph.nodes
-    for node in nodes:
-        if node.kind in _PURE_KINDS and node.has_effect or node.kind == 'state_write':
-            stack.extend(node.inputs)
-    position = {}
-    for node in nodes:
-        if node.kind == 'input':
-            position[node] = len(position)
-    seen, live = set(), set()
-    while stack:
-        producer = getattr(stack.pop(), 'producer', None)  # a Literal has none
-        if producer is None or producer in seen:
-            continue
-        seen.add(producer)
-        if producer.kind == 'input':
-            live.add(position[producer])
-        else:
-            stack.extend(producer.inputs)
-    return live
+    walk = BodyLiveness(graph)
+    walk.add_outputs(output_positions)
+    return walk.live
 
 
 def erase_dead_nodes(graph) -> int:
@@ -76,7 +97,7 @@ def finish_removal(kind, node, signature, operands: set, results: set):
             inputs = graph.inputs
             for k, operand in enumerate(body.input_operands):
                 if operand in operands:
-                    graph.erase_node(inputs[k].producer)
+                    graph.remove_input(inputs[k])
         kept = [v for i, v in enumerate(node.inputs) if i not in operands]
         node.set_inputs(kept)
     if results:
@@ -102,11 +123,7 @@ def insert_operand(kind, node, group, value, name=None) -> list:
     for b, body_group in kind.operand_body_groups(sig, group):
         graph = sig.bodies[b].graph
         at = sig.bodies[b].input_groups[body_group].stop
-        inputs = graph.inputs
-        fresh = graph.add_input(value.aval, name)
-        if at < len(inputs):
-            graph.move_before(inputs[at].producer, fresh.producer)
-        new_inputs.append(fresh)
+        new_inputs.append(graph.insert_input(at, value.aval, name))
     params = kind.grow_params(node, group, 1)
     operands = list(node.inputs)
     operands.insert(position, value)
