@@ -74,7 +74,10 @@ class WithTag(_Filter):
         self._args = (tag,)
 
     def __call__(self, path, obj):
-        return getattr(obj, 'tag', None) == self.tag
+        tag = getattr(obj, 'tag', None)
+        if isinstance(tag, (set, frozenset, tuple, list)):
+            return self.tag in tag
+        return tag == self.tag
 
 
 class PathContains(_Filter):
