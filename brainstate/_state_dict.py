@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Tuple
 
 from ._state import State
-from .util._dicts import DictManager
+from .util._others import DictManager
 
 __all__ = ['StateDictManager']
 

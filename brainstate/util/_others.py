@@ -373,7 +373,9 @@ def split_total(total: int, fraction) -> int:
     return fraction
 
 
-class _Names(threading.local):
+class NameContext(threading.local):
+    """Per-thread counters of :func:`get_unique_name`."""
+
     def __init__(self):
         self.typed_names: Dict[str, int] = {}
 
@@ -384,7 +386,7 @@ class _Names(threading.local):
             self.typed_names[type_] = 0
 
 
-NAME = _Names()
+NAME = NameContext()
 
 
 def get_unique_name(type_: str, prefix: str = '') -> str:
