@@ -107,5 +107,5 @@ def test_flat_mapping_helpers():
 
 
 def test_bad_filter_is_explained():
-    with pytest.raises(TypeError, match='not a filter'):
+    with pytest.raises(TypeError, match='Invalid collection filter'):
         Net().states(3)

@@ -152,10 +152,7 @@ class PrettyDict(dict, PrettyRepr):
     def __getattr__(self, key):
         if key.startswith('__') and key.endswith('__'):
             raise AttributeError(key)
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
+        return self[key]  # a missing key is a KeyError, as published
 
     def treefy_state(self):
         """The same structure with every State replaced by its ``to_state_ref()``."""
@@ -198,6 +195,11 @@ class NestedStateRepr(PrettyRepr):
         for item in self.state.__pretty_repr__():
             if not isinstance(item, PrettyType):
                 yield item
+
+    def __treescope_repr__(self, path, subtree_renderer):
+        children = {k: NestedStateRepr(v) if isinstance(v, PrettyDict) else v
+                    for k, v in self.state.items()}
+        return subtree_renderer(children, path=path)
 
 
 def _dict_repr_object(node):

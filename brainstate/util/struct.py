@@ -62,9 +62,27 @@ def dataclass(cls=None, **kwargs):
         return dataclasses.replace(self, **updates)
 
     cls.replace = replace
-    jax.tree_util.register_dataclass(cls, data_fields=children, meta_fields=static)
+    _register(cls, children, static)
     setattr(cls, _MARK, True)
     return cls
+
+
+def _register(cls, children, static):
+    if hasattr(jax.tree_util, 'register_dataclass'):
+        jax.tree_util.register_dataclass(cls, data_fields=children, meta_fields=static)
+        return
+
+    def flatten_with_keys(obj):
+        return ([(jax.tree_util.GetAttrKey(n), getattr(obj, n)) for n in children],
+                tuple(getattr(obj, n) for n in static))
+
+    def flatten(obj):
+        return [getattr(obj, n) for n in children], tuple(getattr(obj, n) for n in static)
+
+    def unflatten(meta, leaves):
+        return cls(**dict(zip(static, meta)), **dict(zip(children, leaves)))
+
+    jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
 
 
 class PyTreeNode:
