@@ -477,7 +477,8 @@ def clear_buffer_memory(platform: Optional[str] = None, array: bool = True,
     """Delete the live device buffers of ``platform`` (with ``array``) and JAX's compilation
     caches (with ``compilation``), then collect garbage."""
     if array:
-        for buf in jax.live_arrays(platform) if platform else jax.live_arrays():
+        from .. import _compatible_import
+        for buf in _compatible_import.get_backend(platform).live_buffers():
             try:
                 buf.delete()
             except Exception as e:  # a buffer in use elsewhere: keep going
