@@ -169,6 +169,12 @@ class StateAPI:
             self.__dict__['_hook_mgr'] = manager
         return manager
 
+    @hooks.setter
+    def hooks(self, manager):
+        self.__dict__['_hook_mgr'] = manager
+        from ._state_observe import refresh
+        refresh(manager)
+
     _hooks_manager = hooks
 
     def register_hook(self, hook_type: str, callback: Callable, priority: int = 0,
