@@ -19,6 +19,12 @@ from ._walk import _is_graph_node, iter_leaf, iter_node
 __all__ = ['graph_to_tree', 'tree_to_graph', 'NodeStates']
 
 
+def _get_rand_state() -> type:
+    """The class of random-number states (imported late: brainstate.random imports us)."""
+    from ..random import RandomState
+    return RandomState
+
+
 def check_consistent_aliasing(node, prefix, /, *, node_prefixes=None) -> None:
     """Raise if an object reachable from several leaves gets different prefixes."""
     node_prefixes = RefMap() if node_prefixes is None else node_prefixes

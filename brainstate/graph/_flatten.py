@@ -45,6 +45,8 @@ class _Encoder:
             fields = tuple((k, self.edge((*path, k), v)) for k, v in items)
             self.specs.append(NodeSpec(impl.type, index, metadata, fields))
             return NodeEdge(index)
+        if value is None:  # an empty pytree to JAX, a static value to us
+            return StaticEdge(None)
         if kind == PYTREE:
             items, metadata = PYTREE_NODE_IMPL.flatten(value)
             fields = tuple((k, self.edge((*path, k), v)) for k, v in items)
