@@ -25,3 +25,15 @@ __all__ = ['filter', 'FlatMapping', 'DictManager', 'DotDict', 'split_total', 'ge
            'flat_mapping', 'nest_mapping', 'PrettyList', 'PrettyObject', 'StateJaxTracer',
            'struct', 'field', 'is_dataclass', 'dataclass', 'PyTreeNode', 'FrozenDict', 'freeze',
            'unfreeze', 'copy', 'pop', 'pretty_repr']
+
+
+def breakpoint_if(*args, **kwargs):
+    """Same as :func:`brainstate.transform.breakpoint_if` (kept here as published)."""
+    from .. import transform
+    if not hasattr(transform, 'breakpoint_if'):
+        raise NotImplementedError('brainstate.transform.breakpoint_if is not available in this '
+                                  'version.')
+    return transform.breakpoint_if(*args, **kwargs)
+
+
+__all__.append('breakpoint_if')
