@@ -25,7 +25,12 @@ class StateValueError(BrainStateError, ValueError):
     """A state was given a value whose tree structure, shape or dtype it cannot hold."""
 
 
-class TracerLeakError(BrainStateError):
+class TraceContextError(BrainStateError):
+    """A State was used in the wrong trace context (e.g. a JAX tracer written into it outside
+    any brainstate transform)."""
+
+
+class TracerLeakError(TraceContextError):
     """A JAX tracer was about to be stored in a State outside any brainstate transform.
 
     This is the common first mistake: stateful code run under raw ``jax.jit`` or ``jax.vmap``.
@@ -54,3 +59,6 @@ class ArgumentTypeError(BrainStateError, TypeError):
     """A transform, optimizer or sampler was given an argument of the wrong kind (a branch that
     is not callable, a non-integer ``argnums``), or a loop carry or branch result changed its
     type."""
+
+
+BatchAxisError.__module__ = 'brainstate.transform'

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from ._errors import StateValueError, TracerLeakError
+from ._state_api import StateAPI
 
 __all__ = [
     'State',
@@ -59,6 +60,10 @@ def lane_view(lanes):
         _LANE_VIEW.lanes = previous
 
 
+# True while something observes state operations (hooks, StateTraceStack, catch_new_states):
+# then reads and writes take the observed path of brainstate/_state_observe.py. Set by it.
+_observed = False
+
 _ids = itertools.count()
 _Tracer = jax.core.Tracer
 _ArrayImpl = type(jax.numpy.zeros(()))
@@ -82,7 +87,7 @@ def _as_array(leaf, label: str):
         f'attributes of your Module instead.')
 
 
-class State:
+class State(StateAPI):
     """A mutable cell holding a pytree of arrays.
 
     Its class names its role, and transforms select states by class: ``ParamState`` (trainable
@@ -105,7 +110,14 @@ class State:
         self._id = next(_ids)
         self.name = name
         self._owner = None  # (weakref to Module, key path), set when a Module registers us
+        tag = metadata.pop('tag', None)
+        self.tag = {tag} if isinstance(tag, str) else (None if tag is None else set(tag))
         self._metadata = metadata
+        if type(value).__name__ == 'StateMetadata':
+            metadata = {**dict(value.metadata), **metadata}
+            value = value.raw_value
+        if isinstance(value, State):
+            value = value.value
         for key, item in metadata.items():
             setattr(self, key, item)
         label = self.label()
@@ -121,12 +133,16 @@ class State:
         # Whether code outside any trace may hold the current buffers (it read or set the
         # value eagerly): such buffers are never donated. See transform/_state_io.py.
         self._exposed = True
+        if _observed:
+            _observe().observed_init(self, value, metadata)
 
     # -- the value ---------------------------------------------------------------------------
 
     @property
     def value(self):
         """The current value; inside a brainstate trace, a traced read of the state."""
+        if _observed:
+            return _observe().observed_read(self)
         if TRACE_STACK:
             return TRACE_STACK[-1].read(self)
         self._exposed = True
@@ -134,10 +150,24 @@ class State:
 
     @value.setter
     def value(self, new_value):
+        if _observed:
+            _observe().observed_write(self, new_value)
+        elif TRACE_STACK:
+            TRACE_STACK[-1].write(self, new_value)
+        else:
+            self._set_outside_trace(new_value)
+
+    def _plain_read(self):
+        if TRACE_STACK:
+            return TRACE_STACK[-1].read(self)
+        self._exposed = True
+        return self._value
+
+    def _plain_write(self, new_value):
         if TRACE_STACK:
             TRACE_STACK[-1].write(self, new_value)
-            return
-        self._set_outside_trace(new_value)
+        else:
+            self._set_outside_trace(new_value)
 
     def _set_outside_trace(self, new_value):
         leaves, treedef = jax.tree.flatten(new_value)
@@ -156,6 +186,17 @@ class State:
 
     def restore_value(self, value):
         """Set the value without recording anything in an active trace (used by transforms)."""
+        if isinstance(value, State):
+            raise ValueError('Cannot set value to a State, use `copy_from` method instead')
+        if jax.tree.structure(value) != self._treedef:
+            raise ValueError(f'The given value {jax.tree.structure(value)} does not match with '
+                             f'the origin tree structure {self._treedef} of State '
+                             f'{self.label()}.')
+        if _observed:
+            old_value = self._value
+            self._set_outside_trace(value)
+            _observe().observed_restore(self, value, old_value)
+            return
         self._set_outside_trace(value)
 
     @property
@@ -234,6 +275,8 @@ class State:
         shapes = jax.tree.unflatten(self._treedef, [_Bare(a.str_short(short_dtypes=True))
                                                     for a in self._avals])
         extra = ''.join(f', {k}={v!r}' for k, v in self._metadata.items())
+        if self.tag:
+            extra += f', tag={self.tag!r}'
         name = f', name={self.name!r}' if self.name is not None else ''
         return f'{type(self).__name__}({shapes}{name}{extra})'
 
@@ -243,6 +286,11 @@ class State:
         raise TypeError(
             f'State {self.label()} cannot be copied: a State is an identity. Copy its value '
             f'(`state.value`) instead.')
+
+
+def _observe():
+    from . import _state_observe
+    return _state_observe
 
 
 class _Bare(str):
@@ -261,10 +309,6 @@ def _tracer_leak_message(state: State) -> str:
         f'`.for_loop`, ...) instead, which thread state updates through the compiled code.')
 
 
-class ParamState(State):
-    """A trainable parameter. ``model.states(brainstate.ParamState)`` selects what to train."""
-
-
 class ShortTermState(State):
     """A state that lives for one run or one trial, e.g. a step counter or last input."""
 
@@ -273,9 +317,62 @@ class LongTermState(State):
     """A state that persists across runs, e.g. running statistics or optimizer buffers."""
 
 
+class ParamState(LongTermState):
+    """A trainable parameter. ``model.states(brainstate.ParamState)`` selects what to train."""
+
+
 class HiddenState(ShortTermState):
-    """A dynamical variable of a model, e.g. a neuron's membrane potential."""
+    """A dynamical variable of a model, e.g. a neuron's membrane potential: one array (a
+    JAX or NumPy array, or a brainunit Quantity)."""
+
+    def __init__(self, value, name: str | None = None, **metadata):
+        _check_hidden_array(type(self), value)
+        super().__init__(value, name=name, **metadata)
+
+    @property
+    def varshape(self) -> tuple:
+        """The shape of the variable."""
+        return tuple(self.value.shape)
+
+    @property
+    def num_state(self) -> int:
+        """How many variables the state holds (1)."""
+        return 1
+
+
+def _check_hidden_array(cls, value):
+    if isinstance(value, (np.ndarray, jax.Array)) or type(value).__name__ == 'Quantity':
+        return
+    raise TypeError(f'Currently, {cls.__name__} only supports numpy.ndarray, jax.Array or '
+                    f'brainunit.Quantity. But we got {type(value)}.')
 
 
 class BatchState(LongTermState):
     """A state holding batch statistics."""
+
+
+class DelayState(ShortTermState):
+    """The buffer of a delay line."""
+
+
+class NonBatchState(ShortTermState):
+    """A short-term state that is never batched."""
+
+
+def maybe_state(val):
+    """``val.value`` for a State, else ``val`` unchanged."""
+    return val.value if isinstance(val, State) else val
+
+
+def __getattr__(name):
+    # Names the published library keeps in this module.
+    if name in ('NewStateCatcher', 'TRACE_CONTEXT', 'StateTraceStack', 'catch_new_states',
+                'check_state_value_tree', 'check_state_jax_tracer'):
+        return getattr(_observe(), name)
+    if name == 'StateMetadata':
+        from ._state_api import StateMetadata
+        return StateMetadata
+    if name == 'TreefyState':
+        from ._state_api import TreefyState
+        return TreefyState
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -26,10 +26,12 @@ class Net(brainstate.Module):
 def test_states_keyed_by_path_in_stable_order():
     net = Net()
     states = net.states()
+    # Attributes in alphabetical order (as the published BrainState walks a Node).
     assert list(states) == [
-        ('layers', 0, 'w'), ('layers', 0, 'b'), ('layers', 0, 'v'),
-        ('layers', 1, 'w'), ('layers', 1, 'b'), ('layers', 1, 'v'),
-        ('extra', 'count'), ('pair', 0)]
+        ('extra', 'count'),
+        ('layers', 0, 'b'), ('layers', 0, 'v'), ('layers', 0, 'w'),
+        ('layers', 1, 'b'), ('layers', 1, 'v'), ('layers', 1, 'w'),
+        ('pair', 0)]
     assert states[('layers', 1, 'w')] is net.layers[1].w
 
 
@@ -50,7 +52,9 @@ def test_filter_combinators():
     net = Net()
     sel = net.states(F.All(brainstate.ParamState, F.Not(F.WithTag('bias'))))
     assert set(sel) == {('layers', 0, 'w'), ('layers', 1, 'w')}
-    sel = net.states(F.Any(F.OfType(brainstate.LongTermState), F.PathContains('extra')))
+    # ParamState is a LongTermState (as published): exclude the parameters.
+    sel = net.states(F.Any(F.All(F.OfType(brainstate.LongTermState),
+                                 F.Not(brainstate.ParamState)), F.PathContains('extra')))
     assert set(sel) == {('extra', 'count'), ('pair', 0)}
     sel = net.states(F.All(F.PathContains(1), brainstate.HiddenState))
     assert set(sel) == {('layers', 1, 'v')}
@@ -67,13 +71,13 @@ def test_a_state_reachable_twice_appears_once():
     net = Net()
     net.alias = net.layers[0].w
     paths = [p for p, s in net.states().items() if s is net.layers[0].w]
-    assert paths == [('layers', 0, 'w')]
+    assert paths == [('alias',)]   # the first path in alphabetical attribute order
 
 
 def test_nodes_and_function_forms():
     net = Net()
     nodes = net.nodes()
-    assert list(nodes) == [(), ('layers', 0), ('layers', 1)]
+    assert list(nodes) == [('layers', 0), ('layers', 1), ()]   # children before their parent
     assert brainstate.graph.nodes(net, Layer).keys() == {('layers', 0), ('layers', 1)}
     assert brainstate.graph.states(net, brainstate.ParamState) == net.states(brainstate.ParamState)
     assert brainstate.nn.Module is brainstate.Module
@@ -98,12 +102,15 @@ def test_flat_mapping_helpers():
     params = net.states(brainstate.ParamState)
     values = params.to_dict_values()
     assert values[('layers', 0, 'w')].shape == (2, 2)
-    params.assign_dict_values({('layers', 0, 'b'): jnp.ones(2)})
+    values[('layers', 0, 'b')] = jnp.ones(2)
+    params.assign_dict_values(values)       # every key must be given, as published
     assert float(net.layers[0].b.value.sum()) == 2.0
+    with pytest.raises(KeyError):
+        params.assign_dict_values({('layers', 0, 'b'): jnp.ones(2)})
     assert params.to_nest()['layers'][1]['w'] is net.layers[1].w
     assert set(params.filter('bias')) == {('layers', 0, 'b'), ('layers', 1, 'b')}
 
 
 def test_bad_filter_is_explained():
-    with pytest.raises(TypeError, match='not a filter'):
+    with pytest.raises(TypeError, match='Invalid collection filter'):
         Net().states(3)

@@ -61,7 +61,7 @@ def test_repr_shows_shape_and_dtype():
 
 def test_metadata_and_tag():
     s = brainstate.State(jnp.zeros(1), tag='fast', unit='mV')
-    assert s.tag == 'fast' and s.unit == 'mV'
+    assert s.tag == {'fast'} and s.unit == 'mV'   # tags are a set, as published
 
 
 def test_label_is_name_or_class_and_serial():

@@ -1,9 +1,9 @@
-"""Node: the base of Modules. Its attributes hold states and sub-nodes, forming a tree.
+"""Node: the base of Modules. Its attributes hold states and sub-nodes, forming a graph.
 
 Assigning a State or a Node as an attribute (also inside lists, tuples and dicts) registers it,
 which gives the state a path (``Net.layers.0.w``) for error messages and the printed IR.
-The tree is walked afresh by :func:`states` / :func:`nodes`, so states appended to a list later
-are found too.
+The graph is walked afresh by :func:`brainstate.graph.states` / ``nodes`` (attributes in
+alphabetical order, as published), so states appended to a list later are found too.
 """
 
 from __future__ import annotations
@@ -11,20 +11,50 @@ from __future__ import annotations
 import weakref
 from typing import Iterator
 
+from copy import deepcopy
+
+import jax
+
 from .._state import State
-from ..util._flat_mapping import FlatMapping
+from .._state_api import TreefyState
+from ..util._pretty_pytree import PrettyObject
+from ._walk import register_graph_node_type
 
-__all__ = ['Node', 'states', 'nodes', 'iter_leaves']
+__all__ = ['Node', 'iter_leaves']
 
 
-class Node:
-    """Base class of objects whose attributes hold States and other Nodes.
+class Node(PrettyObject):
+    """Base class of objects whose attributes hold States and other Nodes: a graph node (see
+    :func:`brainstate.graph.flatten`). ``brainstate.Module`` derives from it.
 
-    ``brainstate.Module`` (alias ``brainstate.nn.Module``) derives from it.
+    ``graph_invisible_attrs``: names of attributes the graph functions do not see.
     """
+
+    graph_invisible_attrs: tuple = ()
 
     # Where this node hangs in the tree that first registered it: (weakref(parent), key path).
     _bs_parent = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        register_graph_node_type(type=cls, flatten=_node_flatten, set_key=_node_set_key,
+                                 pop_key=_node_pop_key, create_empty=_node_create_empty,
+                                 clear=_node_clear)
+
+    def __pretty_repr_item__(self, name, value):
+        if value is None or name.startswith('_bs_'):
+            return None
+        if name in getattr(self, 'graph_invisible_attrs', ()):
+            return None
+        return name, value
+
+    def __deepcopy__(self, memo=None):
+        from ._operations import treefy_merge, treefy_split
+        graphdef, state = treefy_split(self)
+        return treefy_merge(graphdef, jax.tree.map(deepcopy, state))
+
+    def check_valid_context(self, error_msg) -> None:
+        """Kept for compatibility: our States are valid in every trace."""
 
     def __setattr__(self, name, value):
         object.__setattr__(self, name, value)
@@ -46,13 +76,17 @@ class Node:
             node = parent
         return tuple(part for chunk in reversed(parts) for part in chunk)
 
-    def states(self, *filter_args):
-        """The states in this tree, keyed by path: see :func:`brainstate.graph.states`."""
-        return states(self, *filter_args)
+    def states(self, *filter_args, **kwargs):
+        """The states in this graph, keyed by path: see :func:`brainstate.graph.states`."""
+        from ._operations import states
+        _register_tree(self)
+        return states(self, *filter_args, **kwargs)
 
-    def nodes(self, *filter_args):
-        """The nodes in this tree (itself at path ``()``): see :func:`brainstate.graph.nodes`."""
-        return nodes(self, *filter_args)
+    def nodes(self, *filter_args, **kwargs):
+        """The nodes in this graph (itself at path ``()``): see :func:`brainstate.graph.nodes`."""
+        from ._operations import nodes
+        _register_tree(self)
+        return nodes(self, *filter_args, **kwargs)
 
 
 def _register(owner: Node, key: tuple, value):
@@ -71,10 +105,58 @@ def _register(owner: Node, key: tuple, value):
             _register(owner, key + (k,), item)
 
 
-def iter_leaves(root: Node) -> Iterator[tuple[tuple, object]]:
+
+
+def _node_flatten(node):
+    """A Node's children: its attributes, alphabetically, minus ``graph_invisible_attrs`` and
+    brainstate's own bookkeeping (``_bs_*``)."""
+    hidden = getattr(node, 'graph_invisible_attrs', ())
+    items = sorted(((k, v) for k, v in vars(node).items()
+                    if k not in hidden and not k.startswith('_bs_')), key=lambda kv: kv[0])
+    return items, (type(node),)
+
+
+def _node_set_key(node, key, value) -> None:
+    if not isinstance(key, str):
+        raise KeyError(f'Invalid key: {key!r}')
+    current = vars(node).get(key)
+    if isinstance(current, State) and isinstance(value, TreefyState):
+        current.update_from_ref(value)
+    else:
+        setattr(node, key, value)
+
+
+def _node_pop_key(node, key):
+    if not isinstance(key, str):
+        raise KeyError(f'Invalid key: {key!r}')
+    return vars(node).pop(key)
+
+
+def _node_create_empty(static):
+    node_type, = static
+    return object.__new__(node_type)
+
+
+def _node_clear(node) -> None:
+    vars(node).clear()
+
+
+register_graph_node_type(type=Node, flatten=_node_flatten, set_key=_node_set_key,
+                         pop_key=_node_pop_key, create_empty=_node_create_empty,
+                         clear=_node_clear)
+
+
+def _register_tree(root):
+    """Give every State and Node reachable from ``root`` its path label (for messages)."""
+    for _ in iter_leaves(root):
+        pass
+
+
+def iter_leaves(root):
     """Walk the tree depth-first in attribute order, yielding ``(path, obj)`` for every State
-    and Node reached (the root itself at ``()``), each object once, at the first path found."""
-    seen: set[int] = set()
+    and Node reached (the root itself at ``()``), each object once, at the first path found.
+    Registers paths on the way (used for labels)."""
+    seen: set = set()
 
     def walk(path, obj):
         if isinstance(obj, (State, Node)):
@@ -95,37 +177,3 @@ def iter_leaves(root: Node) -> Iterator[tuple[tuple, object]]:
                 yield from walk(path + (k,), item)
 
     yield from walk((), root)
-
-
-def _select(root, kind, filter_args):
-    if not isinstance(root, Node):
-        raise TypeError(f'Expected a brainstate Module (graph.Node), got {type(root).__name__}.')
-    items = FlatMapping((p, o) for p, o in iter_leaves(root) if isinstance(o, kind))
-    if not filter_args:
-        return items
-    return items.filter(*filter_args)
-
-
-def states(root: Node, *filter_args):
-    """The states of a module tree, as a flat mapping keyed by path tuples.
-
-    Args:
-      root: the module.
-      *filter_args: filters (see :mod:`brainstate.util.filter`): a State class, a tag string,
-        ``...``, a predicate ``f(path, state)``, or a combinator. With none, every state. With
-        several, a tuple of mappings, one per filter; each state goes to the first that matches.
-
-    A state reachable by two paths appears once, at the first path in attribute order.
-
-    Example::
-
-        params = net.states(brainstate.ParamState)      # {('w',): ParamState(...), ...}
-        params, others = net.states(brainstate.ParamState, ...)
-    """
-    return _select(root, State, filter_args)
-
-
-def nodes(root: Node, *filter_args):
-    """The nodes (modules) of a tree, the root included at path ``()``; filters as in
-    :func:`states`."""
-    return _select(root, Node, filter_args)

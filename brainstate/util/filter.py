@@ -12,7 +12,10 @@ A filter is anything :func:`to_predicate` accepts:
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Callable
+
+import jax
 
 __all__ = ['to_predicate', 'All', 'Any', 'Not', 'OfType', 'WithTag', 'PathContains', 'Everything',
            'Nothing']
@@ -35,9 +38,22 @@ def to_predicate(filter) -> Predicate:
     if callable(filter):
         return filter
     raise TypeError(
-        f'{filter!r} is not a filter. Use a State class (brainstate.ParamState), a tag string, '
+        f'Invalid collection filter: {filter!r}. Use a State class (brainstate.ParamState), a tag string, '
         f'`...` for everything, a predicate `f(path, state) -> bool`, or a combinator from '
         f'brainstate.util.filter (All, Any, Not, OfType, WithTag, PathContains).')
+
+
+def _path_entry(entry):
+    """The key inside a JAX key-path entry (``DictKey('w')`` -> ``'w'``); others as they are."""
+    if isinstance(entry, jax.tree_util.DictKey):
+        return entry.key
+    if isinstance(entry, jax.tree_util.GetAttrKey):
+        return entry.name
+    if isinstance(entry, jax.tree_util.SequenceKey):
+        return entry.idx
+    if isinstance(entry, jax.tree_util.FlattenedIndexKey):
+        return entry.key
+    return entry
 
 
 class _Filter:
@@ -52,48 +68,63 @@ class _Filter:
         return type(self) is type(other) and self._args == other._args
 
     def __hash__(self):
-        return hash((type(self), self._args))
+        try:
+            return hash((type(self), self._args))
+        except TypeError:  # wraps an unhashable predicate: equal filters still hash equal
+            return hash(type(self))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f'{type(self).__name__} is immutable; create a new filter instead.')
 
 
 class OfType(_Filter):
     """Objects that are instances of ``type``."""
 
     def __init__(self, type: type):
-        self.type = type
-        self._args = (type,)
+        object.__setattr__(self, 'type', type)
+        object.__setattr__(self, '_args', (type,))
 
     def __call__(self, path, obj):
-        return isinstance(obj, self.type)
+        if isinstance(obj, self.type):
+            return True
+        # A reference to a state (TreefyState) names its class in `.type`.
+        held = getattr(obj, 'type', None)
+        return isinstance(held, builtins.type) and issubclass(held, self.type)
 
 
 class WithTag(_Filter):
-    """Objects whose ``tag`` attribute equals ``tag`` (set with ``State(value, tag=...)``)."""
+    """Objects tagged ``tag`` (``State(value, tag=...)``: a state's ``tag`` is a set)."""
 
     def __init__(self, tag: str):
-        self.tag = tag
-        self._args = (tag,)
+        if not isinstance(tag, str):
+            raise TypeError(f'WithTag takes a string tag, got {type(tag).__name__}: {tag!r}.')
+        object.__setattr__(self, 'tag', tag)
+        object.__setattr__(self, '_args', (tag,))
 
     def __call__(self, path, obj):
-        return getattr(obj, 'tag', None) == self.tag
+        tag = getattr(obj, 'tag', None)
+        if isinstance(tag, (set, frozenset, tuple, list)):
+            return self.tag in tag
+        return tag == self.tag
 
 
 class PathContains(_Filter):
     """Objects whose path in the module tree contains ``key`` (an attribute name or index)."""
 
     def __init__(self, key):
-        self.key = key
-        self._args = (key,)
+        object.__setattr__(self, 'key', key)
+        object.__setattr__(self, '_args', (key,))
 
     def __call__(self, path, obj):
-        return self.key in path
+        return any(_path_entry(entry) == self.key for entry in path)
 
 
 class Any(_Filter):
     """Objects matched by at least one of the filters."""
 
     def __init__(self, *filters):
-        self._args = filters
-        self.predicates = tuple(to_predicate(f) for f in filters)
+        object.__setattr__(self, '_args', filters)
+        object.__setattr__(self, 'predicates', tuple(to_predicate(f) for f in filters))
 
     def __call__(self, path, obj):
         return any(p(path, obj) for p in self.predicates)
@@ -103,8 +134,8 @@ class All(_Filter):
     """Objects matched by every one of the filters."""
 
     def __init__(self, *filters):
-        self._args = filters
-        self.predicates = tuple(to_predicate(f) for f in filters)
+        object.__setattr__(self, '_args', filters)
+        object.__setattr__(self, 'predicates', tuple(to_predicate(f) for f in filters))
 
     def __call__(self, path, obj):
         return all(p(path, obj) for p in self.predicates)
@@ -114,8 +145,8 @@ class Not(_Filter):
     """Objects the filter does not match."""
 
     def __init__(self, filter):
-        self._args = (filter,)
-        self.predicate = to_predicate(filter)
+        object.__setattr__(self, '_args', (filter,))
+        object.__setattr__(self, 'predicate', to_predicate(filter))
 
     def __call__(self, path, obj):
         return not self.predicate(path, obj)
