@@ -31,8 +31,45 @@ __all__ = [
     'BatchState',
 ]
 
-# The active brainstate traces, innermost last. Managed by brainstate.ir's tracer.
-TRACE_STACK: list = []
+class _TraceStack(threading.local):
+    """The active brainstate traces of the current thread, innermost last (managed by
+    brainstate.ir's tracer). Per thread: one thread tracing never turns another thread's eager
+    ``State.value`` into a traced read. List-like; hot paths read ``.stack`` directly."""
+
+    def __init__(self):
+        self.stack = []
+
+    def __bool__(self):
+        return bool(self.stack)
+
+    def __len__(self):
+        return len(self.stack)
+
+    def __getitem__(self, index):
+        return self.stack[index]
+
+    def __iter__(self):
+        return iter(self.stack)
+
+    def append(self, ctx):
+        self.stack.append(ctx)
+
+    def pop(self):
+        return self.stack.pop()
+
+
+TRACE_STACK = _TraceStack()
+
+#: Held while States are read, a compiled program dispatched and its results stored (compiled
+#: calls), and around eager read-modify-write sequences that must not interleave between
+#: threads (a random key's split). Reentrant.
+STATE_LOCK = threading.RLock()
+
+
+def eager_state_lock():
+    """:data:`STATE_LOCK` outside any trace of this thread (an eager read-modify-write of
+    States); nothing inside a trace, where reads and writes are traced operations."""
+    return contextlib.nullcontext() if TRACE_STACK.stack else STATE_LOCK
 
 # Bumped whenever any state's value changes shape, dtype or tree structure outside a trace, so a
 # compiled call can tell in O(1) that the states it was traced with still have their avals.
@@ -67,19 +104,43 @@ _PY_SCALARS = (bool, int, float, complex)
 
 def _leaf_aval(leaf) -> jax.core.ShapedArray:
     """The (strong-typed) aval of one leaf of a state value."""
+    if isinstance(leaf, (jax.Array, _Tracer)):
+        return leaf.aval.strip_weak_type()
     return jax.core.ShapedArray(np.shape(leaf), jax.numpy.result_type(leaf))
 
 
-def _as_array(leaf, label: str):
-    """Convert a leaf of a state value to a JAX array, or explain why it cannot be held."""
-    if isinstance(leaf, (jax.Array, _Tracer)):
+def _bad_leaf_message(label: str, leaf) -> str:
+    return (f'State {label} was given a leaf of type {type(leaf).__name__}; a State holds a '
+            f'pytree of arrays (JAX or NumPy arrays, or Python numbers). Keep other objects as '
+            f'plain attributes of your Module instead.')
+
+
+def python_scalar_as(leaf, dtype, label: str):
+    """A Python number written to a state takes the state's dtype (as NumPy assignment does:
+    ``state.value = 0`` is a zero of the state's dtype; ``1.5`` into an int state is 1). A
+    complex number into a real state would lose its imaginary part: refused, naming the state.
+    """
+    if isinstance(leaf, complex) and not jax.numpy.issubdtype(dtype, jax.numpy.complexfloating):
+        raise StateValueError(
+            f'State {label} holds {np.dtype(dtype).name} values but was given the complex '
+            f'number {leaf!r}; its imaginary part would be lost. Write a real number, or '
+            f'create the state with a complex value.')
+    return jax.numpy.asarray(leaf, dtype=dtype)
+
+
+def _as_array(leaf, label: str, dtype=None):
+    """Convert a leaf of a state value to a JAX array of a definite (not weak) dtype, or explain
+    why it cannot be held. ``dtype``: the dtype a Python number takes (the state's)."""
+    if isinstance(leaf, jax.Array):
+        return jax.numpy.asarray(leaf, dtype=leaf.dtype) if leaf.aval.weak_type else leaf
+    if isinstance(leaf, _Tracer):
         return leaf
-    if isinstance(leaf, (np.ndarray, np.generic) + _PY_SCALARS):
+    if isinstance(leaf, _PY_SCALARS):
+        return python_scalar_as(leaf, jax.numpy.result_type(leaf) if dtype is None else dtype,
+                                label)
+    if isinstance(leaf, (np.ndarray, np.generic)):
         return jax.numpy.asarray(leaf)
-    raise StateValueError(
-        f'State {label} was given a leaf of type {type(leaf).__name__}; a State holds a pytree '
-        f'of arrays (JAX or NumPy arrays, or Python numbers). Keep other objects as plain '
-        f'attributes of your Module instead.')
+    raise StateValueError(_bad_leaf_message(label, leaf))
 
 
 class State:
@@ -94,6 +155,13 @@ class State:
       name: an optional name used in error messages and in the printed IR when the state does
         not belong to a Module.
       **metadata: free-form attributes; ``tag=`` is used by tag filters.
+
+    Types. A state holds a definite dtype, never a weak one: ``State(1.0)`` holds a float32.
+    A Python number written to a state takes the state's dtype, eagerly and under a transform
+    alike (``z.value = 0`` keeps a float32 state float32; ``1.5`` into an int32 state is 1).
+    Writing an array of another shape or dtype outside any transform is the one way to change a
+    state's type (compiled functions notice and retrace); inside a transform it is an error
+    naming the state.
 
     Example::
 
@@ -110,9 +178,10 @@ class State:
             setattr(self, key, item)
         label = self.label()
         leaves, treedef = jax.tree.flatten(value)
-        if TRACE_STACK or any(isinstance(leaf, _Tracer) for leaf in leaves):
+        stack = TRACE_STACK.stack
+        if stack or any(isinstance(leaf, _Tracer) for leaf in leaves):
             # A state created while tracing: it lives in the trace that made it.
-            for ctx in TRACE_STACK[-1:]:
+            for ctx in stack[-1:]:
                 ctx.register_new_state(self)
         leaves = [_as_array(leaf, label) for leaf in leaves]
         self._treedef = treedef
@@ -127,15 +196,17 @@ class State:
     @property
     def value(self):
         """The current value; inside a brainstate trace, a traced read of the state."""
-        if TRACE_STACK:
-            return TRACE_STACK[-1].read(self)
+        stack = TRACE_STACK.stack
+        if stack:
+            return stack[-1].read(self)
         self._exposed = True
         return self._value
 
     @value.setter
     def value(self, new_value):
-        if TRACE_STACK:
-            TRACE_STACK[-1].write(self, new_value)
+        stack = TRACE_STACK.stack
+        if stack:
+            stack[-1].write(self, new_value)
             return
         self._set_outside_trace(new_value)
 
@@ -144,7 +215,13 @@ class State:
         for leaf in leaves:
             if isinstance(leaf, _Tracer):
                 raise TracerLeakError(_tracer_leak_message(self))
-        leaves = [_as_array(leaf, self.label()) for leaf in leaves]
+        label = self.label()
+        if treedef == self._treedef:
+            # One rule with traced writes: a Python number takes the state's dtype.
+            leaves = [_as_array(leaf, label, aval.dtype)
+                      for leaf, aval in zip(leaves, self._avals)]
+        else:
+            leaves = [_as_array(leaf, label) for leaf in leaves]
         avals = tuple(_leaf_aval(leaf) for leaf in leaves)
         if treedef != self._treedef or avals != self._avals:
             # Allowed between calls; compiled calls notice through the epoch and retrace.
@@ -188,9 +265,16 @@ class State:
                 f'traced code wrote one with structure {treedef}. Write a value of the same '
                 f'structure (e.g. update each entry of the dict), or create a new State.')
         for i, (leaf, aval) in enumerate(zip(leaves, self._avals if avals is None else avals)):
-            if isinstance(leaf, _PY_SCALARS) and aval.shape == ():
+            if isinstance(leaf, (jax.Array, _Tracer)):
+                leaf_aval = leaf.aval
+                if getattr(leaf_aval, 'weak_type', False):
+                    # A state holds a definite dtype, written eagerly or traced.
+                    leaves[i] = leaf = jax.lax.convert_element_type(leaf, leaf_aval.dtype)
+            elif isinstance(leaf, _PY_SCALARS):
                 # `state.value = 0` means "zero of the state's dtype", as in NumPy assignment.
-                leaves[i] = leaf = jax.numpy.asarray(leaf, dtype=aval.dtype)
+                leaves[i] = leaf = python_scalar_as(leaf, aval.dtype, self.label())
+            elif not isinstance(leaf, (np.ndarray, np.generic)):
+                raise StateValueError(_bad_leaf_message(self.label(), leaf))
             shape, dtype = np.shape(leaf), jax.numpy.result_type(leaf)
             if shape != aval.shape or dtype != aval.dtype:
                 where = '' if len(leaves) == 1 else f' (leaf {i} of {len(leaves)})'

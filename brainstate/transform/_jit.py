@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 import time
 from typing import Callable, Sequence
 
@@ -31,8 +32,8 @@ from ._state_io import (STATE_LOCK, call_may_donate, check_donated_arguments, co
 
 __all__ = ['jit', 'JittedFunction']
 
-# The same list objects as in _state (mutated in place, never rebound): one global lookup each
-# on the per-call path instead of an attribute lookup.
+# The same objects as in _state (mutated in place, never rebound): one global lookup each on
+# the per-call path. The trace stack is per thread (``_TRACE_STACK.stack``).
 _TRACE_STACK = _state.TRACE_STACK
 _STRUCTURE_EPOCH = _state.STRUCTURE_EPOCH
 _Tracer = jax.core.Tracer
@@ -70,7 +71,8 @@ class _Entry:
         self.donated_states = tuple(s for s in self.read_states if s in written)
         self.kept_states = tuple(s for s in self.read_states if s not in written)
         self.layout = _layout_of(self.read_states + self.written_states)
-        self.pending: StatefulProgram | None = program
+        self._pending = threading.local()
+        self.pending = program
         self.last_program = program
         self.consts_as_args = consts_as_args
         self.may_donate = program_may_donate(lowered.closed_jaxpr) and bool(self.donated_states)
@@ -104,6 +106,16 @@ class _Entry:
         self._jitted_keep_states = None
         self._options = dict(options, donate_argnums=user_donated)
         self.refresh_layout()
+
+    @property
+    def pending(self) -> StatefulProgram | None:
+        """The program this thread just traced, for JAX's trace of the pure function to use
+        (per thread: two threads may trace the same function for different shapes at once)."""
+        return getattr(self._pending, 'program', None)
+
+    @pending.setter
+    def pending(self, program: StatefulProgram | None):
+        self._pending.program = program
 
     # -- the per-call path ---------------------------------------------------------------------
 
@@ -244,7 +256,7 @@ class JittedFunction:
         functools.update_wrapper(self, fun, updated=())
 
     def __call__(self, *args, **kwargs):
-        if _TRACE_STACK:
+        if _TRACE_STACK.stack:
             # Inside another brainstate transform: become part of its trace.
             return self.fun(*args, **kwargs)
         entry = self._last

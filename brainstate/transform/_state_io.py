@@ -27,8 +27,6 @@ the old buffers alive and every State as it was.
 
 from __future__ import annotations
 
-import threading
-
 import jax
 
 from .._compat import debug_checks_enabled
@@ -39,7 +37,7 @@ __all__ = ['STATE_LOCK', 'program_may_donate', 'call_may_donate', 'copy_exposed'
            'check_no_tracers', 'check_donated_arguments', 'foreign_trace_message']
 
 #: Held while a compiled call reads its states, dispatches and stores the results.
-STATE_LOCK = threading.RLock()
+STATE_LOCK = _state.STATE_LOCK
 
 _Tracer = jax.core.Tracer
 
