@@ -9,6 +9,7 @@ __version__ = '0.1.0'
 
 from ._errors import (ArgumentTypeError, ArgumentValueError, BatchAxisError, BrainStateError,
                       GradientError, StateArgumentError, StateValueError, TracerLeakError)
+from ._errors import TraceContextError
 from ._state import (BatchState, HiddenState, LongTermState, ParamState, ShortTermState, State)
 from . import util
 from . import graph
@@ -24,5 +25,6 @@ __all__ = [
     'State', 'ParamState', 'HiddenState', 'ShortTermState', 'LongTermState', 'BatchState',
     'Module', 'BrainStateError', 'StateValueError', 'TracerLeakError', 'StateArgumentError',
     'BatchAxisError', 'GradientError', 'ArgumentValueError', 'ArgumentTypeError',
+    'TraceContextError',
     'graph', 'ir', 'passes', 'transform', 'nn', 'optim', 'util', 'random',
 ]

@@ -9,6 +9,7 @@ __all__ = [
     'BrainStateError',
     'StateValueError',
     'TracerLeakError',
+    'TraceContextError',
     'StateArgumentError',
     'BatchAxisError',
     'GradientError',
@@ -30,6 +31,12 @@ class TracerLeakError(BrainStateError):
 
     This is the common first mistake: stateful code run under raw ``jax.jit`` or ``jax.vmap``.
     """
+
+
+class TraceContextError(BrainStateError):
+    """A State was used outside the trace it belongs to: a state created inside a traced
+    function (under a raw JAX transform, or in a trace that did not complete) read where it has
+    no value. The message says where the state was created."""
 
 
 class StateArgumentError(BrainStateError, TypeError):

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import sys
 import threading
 from typing import Any
 
 import jax
 import numpy as np
 
-from ._errors import StateValueError, TracerLeakError
+from ._compat import include_frame as _include_frame
+from ._compat import outside_any_jax_trace as _outside_any_jax_trace
+from ._errors import StateValueError, TraceContextError, TracerLeakError
 
 __all__ = [
     'State',
@@ -97,6 +101,20 @@ def lane_view(lanes):
 
 
 _ids = itertools.count()
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_site() -> str:
+    """``file:line (function)`` of the innermost caller outside brainstate and JAX."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_PACKAGE_DIR) and _include_frame(frame):
+            return f'{filename}:{frame.f_lineno} (in {frame.f_code.co_name})'
+        frame = frame.f_back
+    return '<unknown>'
+
+
 _Tracer = jax.core.Tracer
 _ArrayImpl = type(jax.numpy.zeros(()))
 _PY_SCALARS = (bool, int, float, complex)
@@ -134,6 +152,9 @@ def _as_array(leaf, label: str, dtype=None):
     if isinstance(leaf, jax.Array):
         return jax.numpy.asarray(leaf, dtype=leaf.dtype) if leaf.aval.weak_type else leaf
     if isinstance(leaf, _Tracer):
+        aval = leaf.aval
+        if getattr(aval, 'weak_type', False):
+            return jax.lax.convert_element_type(leaf, aval.dtype)
         return leaf
     if isinstance(leaf, _PY_SCALARS):
         return python_scalar_as(leaf, jax.numpy.result_type(leaf) if dtype is None else dtype,
@@ -178,18 +199,52 @@ class State:
             setattr(self, key, item)
         label = self.label()
         leaves, treedef = jax.tree.flatten(value)
-        stack = TRACE_STACK.stack
-        if stack or any(isinstance(leaf, _Tracer) for leaf in leaves):
-            # A state created while tracing: it lives in the trace that made it.
-            for ctx in stack[-1:]:
-                ctx.register_new_state(self)
         leaves = [_as_array(leaf, label) for leaf in leaves]
         self._treedef = treedef
         self._avals = tuple(_leaf_aval(leaf) for leaf in leaves)
-        self._value = treedef.unflatten(leaves)
         # Whether code outside any trace may hold the current buffers (it read or set the
         # value eagerly): such buffers are never donated. See transform/_state_io.py.
         self._exposed = True
+        stack = TRACE_STACK.stack
+        if stack or any(isinstance(leaf, _Tracer) for leaf in leaves):
+            # A state created while tracing: it lives in the trace that made it. Remember
+            # where, for the error if it is read after that trace without a value.
+            self._created_at = _user_site()
+            if not stack:
+                # Under a raw JAX transform: its value is a tracer of that trace, usable only
+                # while it runs (see __getattr__).
+                self._tracer_value = treedef.unflatten(leaves)
+                return
+            stack[-1].register_new_state(self)
+        self._value = treedef.unflatten(leaves)
+
+    def __getattr__(self, name):
+        # Only reached when ``name`` is not set: ``_value`` of a state created inside a trace
+        # that has no value outside it.
+        if name == '_value' and '_created_at' in self.__dict__:
+            tracer_value = self.__dict__.get('_tracer_value')
+            if tracer_value is not None and not _outside_any_jax_trace():
+                return tracer_value  # still inside the raw JAX transform that made it
+            raise TraceContextError(self._no_value_message())
+        raise AttributeError(f'{type(self).__name__!r} object has no attribute {name!r}')
+
+    def _no_value_message(self) -> str:
+        if '_tracer_value' in self.__dict__:
+            why = ('under a raw JAX transform (jax.jit, jax.vmap, ...): its value was a tracer '
+                   'of that transform, which has finished')
+        else:
+            why = ('inside a brainstate transform whose trace did not complete (it raised, or '
+                   'the function was traced again for new argument shapes and this trace was '
+                   'discarded), so it never received a value')
+        return (f'State {self.label()} was created at {self._created_at} {why}. Create the '
+                f'state outside the transform (or inside a brainstate transform that '
+                f'completes, which gives new states their values), or give it a value with '
+                f'`state.value = ...` before reading it.')
+
+    def has_value(self) -> bool:
+        """False for a state created inside a trace that never gave it a value (reading it
+        raises :class:`~brainstate.TraceContextError`)."""
+        return '_value' in self.__dict__
 
     # -- the value ---------------------------------------------------------------------------
 
@@ -214,6 +269,11 @@ class State:
         leaves, treedef = jax.tree.flatten(new_value)
         for leaf in leaves:
             if isinstance(leaf, _Tracer):
+                if '_tracer_value' in self.__dict__ and '_value' not in self.__dict__:
+                    # Created under the same raw JAX transform: it lives in that trace.
+                    self.check_compatible(new_value)
+                    self._tracer_value = new_value
+                    return
                 raise TracerLeakError(_tracer_leak_message(self))
         label = self.label()
         if treedef == self._treedef:

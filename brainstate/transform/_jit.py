@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import jax
 
 from .. import _state
+from .._compat import hide_brainstate_frames
 from .._errors import TracerLeakError
 from ..ir import Graph
 from ._arguments import ArgumentSpec
@@ -265,12 +266,25 @@ class JittedFunction:
                 return entry(args, kwargs)
             except _StateSetChanged:
                 pass
-            except (TypeError, ValueError):
+            except (TypeError, ValueError) as error:
                 # JAX's message for a bad argument is generic; ours names it and says what to
                 # do. If the arguments are fine, the error was the user's: re-raise it.
-                self.args.signature(args, kwargs)
+                try:
+                    self.args.signature(args, kwargs)
+                except Exception as ours:
+                    hide_brainstate_frames(ours)
+                    raise
+                hide_brainstate_frames(error)
                 raise
-        return self._slow_call(args, kwargs)
+            except Exception as error:
+                hide_brainstate_frames(error)
+                raise
+        try:
+            return self._slow_call(args, kwargs)
+        except Exception as error:
+            # As JAX does for its own: the traceback shows the user's frames, not ours.
+            hide_brainstate_frames(error)
+            raise
 
     def trace(self, sig) -> StatefulProgram:
         """Trace, optimize and lower the function for one call signature (the one pipeline)."""
