@@ -43,11 +43,26 @@ STATE_LOCK = _state.STATE_LOCK
 _Tracer = jax.core.Tracer
 
 
+def _calls_host(jaxpr) -> bool:
+    """Whether a jaxpr (or one nested in it) calls back into Python: ``pure_callback`` has no
+    effect, yet it can raise after dispatch like any callback."""
+    for eqn in jaxpr.eqns:
+        if 'callback' in eqn.primitive.name:
+            return True
+        for param in eqn.params.values():
+            for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+                inner = getattr(sub, 'jaxpr', sub)
+                if hasattr(inner, 'eqns') and _calls_host(inner):
+                    return True
+    return False
+
+
 def program_may_donate(closed_jaxpr) -> bool:
-    """Whether a program's state buffers may be donated: it cannot fail after dispatch (no host
-    callbacks or other effects). ``jax_debug_nans`` is checked per call (:func:`call_may_donate`).
+    """Whether a program's state buffers may be donated: it cannot fail after dispatch (no
+    effects, no host callbacks, pure ones included). ``jax_debug_nans`` is checked per call
+    (:func:`call_may_donate`).
     """
-    return not closed_jaxpr.effects
+    return not closed_jaxpr.effects and not _calls_host(closed_jaxpr.jaxpr)
 
 
 def call_may_donate() -> bool:
