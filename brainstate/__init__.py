@@ -11,6 +11,9 @@ from ._errors import (ArgumentTypeError, ArgumentValueError, BatchAxisError, Bra
                       GradientError, StateArgumentError, StateValueError, TracerLeakError)
 from ._errors import TraceContextError
 from ._state import (BatchState, HiddenState, LongTermState, ParamState, ShortTermState, State)
+from . import environ
+from . import typing
+from . import mixin
 from . import util
 from . import graph
 from ._module import Module
@@ -26,5 +29,5 @@ __all__ = [
     'Module', 'BrainStateError', 'StateValueError', 'TracerLeakError', 'StateArgumentError',
     'BatchAxisError', 'GradientError', 'ArgumentValueError', 'ArgumentTypeError',
     'TraceContextError',
-    'graph', 'ir', 'passes', 'transform', 'nn', 'optim', 'util', 'random',
+    'environ', 'typing', 'mixin', 'graph', 'ir', 'passes', 'transform', 'nn', 'optim', 'util', 'random',
 ]
