@@ -326,10 +326,7 @@ class State:
                 f'structure (e.g. update each entry of the dict), or create a new State.')
         for i, (leaf, aval) in enumerate(zip(leaves, self._avals if avals is None else avals)):
             if isinstance(leaf, (jax.Array, _Tracer)):
-                leaf_aval = leaf.aval
-                if getattr(leaf_aval, 'weak_type', False):
-                    # A state holds a definite dtype, written eagerly or traced.
-                    leaves[i] = leaf = jax.lax.convert_element_type(leaf, leaf_aval.dtype)
+                pass  # (a weakly typed value is stored strong: see _Entry._pure in jit)
             elif isinstance(leaf, _PY_SCALARS):
                 # `state.value = 0` means "zero of the state's dtype", as in NumPy assignment.
                 leaves[i] = leaf = python_scalar_as(leaf, aval.dtype, self.label())

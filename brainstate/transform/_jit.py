@@ -225,7 +225,11 @@ class _Entry:
         outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts if consts is None else consts,
                                    *state_leaves, *arg_leaves)
         n = lowered.num_outputs
-        return program.out_tree.unflatten(outs[:n]), list(outs[n:])
+        # A state holds a definite dtype: a weakly typed value written (`jnp.where(c, 1., 2.)`)
+        # is stored strong (a no-op convert, decided here, while JAX traces, not per call).
+        written = [jax.lax.convert_element_type(leaf, leaf.dtype)
+                   if getattr(leaf.aval, 'weak_type', False) else leaf for leaf in outs[n:]]
+        return program.out_tree.unflatten(outs[:n]), written
 
     def state_avals(self):
         def avals(states):

@@ -277,7 +277,7 @@ def _same(a, b) -> bool:
     return np.array_equal(a, b)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 50,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 50, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(programs())
 def test_four_ways_agree_bit_for_bit(program):
