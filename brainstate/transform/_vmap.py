@@ -379,20 +379,20 @@ class VmappedFunction(TransformedFunction):
         if len(expected) != 1:
             return
         size = expected.pop()
-        source = f'axis_size={self.axis_size}' if self.axis_size is not None else \
-            ', '.join(arg_sizes)
+        listed = '; '.join([f'{what}: {n}' for what, n in arg_sizes.items()] +
+                           ([f'axis_size={self.axis_size}'] if self.axis_size is not None
+                            else []))
         for state, state_size in lanes.sizes.items():
             if state_size != size:
                 axis = lanes.axes[state]
                 shapes = ', '.join(a.str_short() for a in state._avals)
                 raise BatchAxisError(
-                    f'{self.where}: State {state.label()} is listed in in_states, so its axis '
-                    f'{axis} is the batch axis and must have size {size} (the batch size, from '
-                    f'{source}), but it holds {shapes}, whose axis {axis} has size '
-                    f'{state_size}. Give the state one value per lane before the call (e.g. '
-                    f'`state.value = jnp.broadcast_to(v, ({size},) + v.shape)`, or create it '
-                    f'with vmap_new_states), or leave it out of in_states to share one value '
-                    f'across the batch.')
+                    f'{self.where}: the batch size is {size} ({listed}), but State '
+                    f'{state.label()}, listed in in_states, holds {shapes}, whose axis {axis} '
+                    f'(its batch axis) has size {state_size}, not {size}. Give the state one '
+                    f'value per lane before the call (e.g. `state.value = jnp.broadcast_to(v, '
+                    f'({size},) + v.shape)`, or create it with vmap_new_states), or leave it '
+                    f'out of in_states to share one value across the batch.')
 
     def _axis_size(self, sizes: dict[str, int], required: bool) -> int | None:
         distinct = set(sizes.values())
