@@ -46,6 +46,8 @@ class TraceContext:
     def read(self, state: State):
         if id(state) in self._new_ids:
             return state._value
+        if '_value' not in state.__dict__ and '_created_at' in state.__dict__:
+            state._missing_value()  # raises: a state created by a trace that left it no value
         # ``state.avals``: the avals the program being compiled sees (vmap's per-lane view).
         leaves = state_read_p.bind(state=state, avals=state.avals)
         return state._treedef.unflatten(leaves)
