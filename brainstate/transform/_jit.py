@@ -42,6 +42,15 @@ _acquire = STATE_LOCK.acquire
 _release = STATE_LOCK.release
 
 
+def _strong_array(leaf):
+    """``leaf`` as a JAX array (or tracer) of a definite, not weak, dtype."""
+    if not isinstance(leaf, (jax.Array, _Tracer)):
+        leaf = jax.numpy.asarray(leaf)
+    if leaf.aval.weak_type:
+        leaf = jax.lax.convert_element_type(leaf, leaf.dtype)
+    return leaf
+
+
 class _StateSetChanged(Exception):
     """Raised when a cached entry no longer fits: the function now touches other states (Python
     control flow on shapes chose other states), or a state's tree structure changed. The call
@@ -227,9 +236,12 @@ class _Entry:
         n = lowered.num_outputs
         # A state holds a definite dtype: a weakly typed value written (`jnp.where(c, 1., 2.)`)
         # is stored strong (a no-op convert, decided here, while JAX traces, not per call).
-        written = [jax.lax.convert_element_type(leaf, leaf.dtype)
-                   if getattr(leaf.aval, 'weak_type', False) else leaf for leaf in outs[n:]]
-        return program.out_tree.unflatten(outs[:n]), written
+        # Evaluated op by op (the eager runner's first run), an output that is a literal of the
+        # jaxpr comes back as a NumPy scalar: results and states hold JAX arrays.
+        written = [_strong_array(leaf) for leaf in outs[n:]]
+        results = [leaf if isinstance(leaf, (jax.Array, _Tracer)) else jax.numpy.asarray(leaf)
+                   for leaf in outs[:n]]
+        return program.out_tree.unflatten(results), written
 
     def state_avals(self):
         def avals(states):

@@ -467,3 +467,20 @@ def test_item16_tracer_error_names_user_function_and_argument():
     inside = [f for f in frames if '/brainstate/' in f.replace('\\', '/')]
     assert len(inside) <= 1, inside  # at most the entry point, as JAX keeps its own
     assert any('test_adv_items.py' in f for f in frames)
+
+
+# -- found by the fuzzer: an eager transform's first (op-by-op) run ------------------------------
+
+def test_eager_first_run_stores_and_returns_jax_arrays():
+    """Evaluated op by op, a constant-folded output is a jaxpr literal (a NumPy scalar): the
+    state and the caller still get JAX arrays of a definite dtype."""
+    s = brainstate.State(jnp.zeros(()))
+
+    def f():
+        s.value = jnp.float32(3.) * 2
+        return jnp.float32(1.) + 1
+
+    out = brainstate.transform.checkpoint(f)()
+    assert isinstance(out, jax.Array) and float(out) == 2.
+    assert isinstance(s.value, jax.Array) and float(s.value) == 6.
+    assert s.value.dtype == jnp.float32 and not s.value.weak_type
