@@ -123,8 +123,8 @@ def _chains():
     else:
         rng = random.Random(8)
         chains = [(n,) for n in names]
-        chains += rng.sample(list(itertools.product(names, repeat=2)), 6)
-        chains += rng.sample(list(itertools.product(names, repeat=3)), 6)
+        chains += rng.sample(list(itertools.product(names, repeat=2)), 4)
+        chains += rng.sample(list(itertools.product(names, repeat=3)), 3)
         chains += [('jit', 'grad', 'for_loop'), ('for_loop', 'grad', 'cond'),
                    ('vmap', 'for_loop', 'jit')]
     cases = []

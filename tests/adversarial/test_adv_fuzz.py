@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 import brainstate  # noqa: E402
 from brainstate.transform import cond, for_loop, jit, switch, while_loop  # noqa: E402
 
-EXAMPLES = int(os.environ.get('BRAINSTATE_FUZZ_EXAMPLES', '12'))
+EXAMPLES = int(os.environ.get('BRAINSTATE_FUZZ_EXAMPLES', '8'))
 PASSES = brainstate.passes.DEFAULT_PIPELINE.split(',')
 
 SHAPES = [(), (2,), (3,)]
