@@ -6,11 +6,13 @@ Pinned JAX range: see pyproject.toml. When JAX moves one of these, only this fil
 from __future__ import annotations
 
 import contextlib
+import os
 
 import jax.extend.core as jex_core
 
 __all__ = ['outside_any_jax_trace', 'inside_brainstate_trace', 'extend_axis_env',
-           'debug_checks_enabled']
+           'debug_checks_enabled', 'include_frame', 'hide_brainstate_frames',
+           'set_debug_info']
 
 try:  # 0.4us: is the current JAX trace the eager one?
     from jax._src.core import trace_ctx as _trace_ctx
@@ -69,3 +71,62 @@ except Exception:  # pragma: no cover
 
     def debug_checks_enabled() -> bool:
         return bool(_jax.config.jax_debug_nans or _jax.config.jax_debug_infs)
+
+
+# Which frames are the user's: JAX's own list of excluded paths (its internals, and brainstate's
+# package, registered in brainstate.ir), used to name where a user created something.
+try:
+    from jax._src.traceback_util import include_frame
+except Exception:  # pragma: no cover
+    def include_frame(frame) -> bool:
+        return '/jax/' not in frame.f_code.co_filename.replace('\\', '/')
+
+
+# Tracebacks as JAX shows its own: brainstate's frames are excluded like JAX's internals, so an
+# error in user code (a Python `if` on a traced value, ...) points at the user's lines. JAX's
+# entry points filter their part of the traceback; ours (a transform's call) filter the rest.
+try:
+    from jax._src import traceback_util as _traceback_util
+
+    _traceback_util.register_exclusion(
+        os.path.dirname(os.path.abspath(__file__)) + os.sep)
+
+    def hide_brainstate_frames(error: BaseException):
+        """Drop brainstate's and JAX's frames from ``error``'s traceback (as JAX's
+        ``api_boundary`` does, honouring ``JAX_TRACEBACK_FILTERING``); re-raise it after."""
+        mode = _traceback_util._filtering_mode()
+        if mode == 'off' or error.__traceback__ is None or \
+                _traceback_util._is_under_reraiser(error):
+            return
+        if mode == 'tracebackhide':
+            _traceback_util._add_tracebackhide_to_hidden_frames(error.__traceback__)
+            return
+        error.with_traceback(_traceback_util.filter_traceback(error.__traceback__))
+        note = '--------------------\n' + _traceback_util._simplified_tb_msg
+        if note not in getattr(error, '__notes__', ()):
+            error.add_note(note)
+except Exception:  # pragma: no cover - a JAX without traceback_util: full tracebacks
+    def hide_brainstate_frames(error: BaseException):
+        return
+
+
+# JAX's messages about traced values (TracerBoolConversionError, ...) name the function being
+# traced and the argument a value came from. brainstate traces a flattened wrapper, so it tells
+# JAX the user's function and argument names instead.
+try:
+    from jax._src import api_util as _api_util, core as _jax_core
+
+    _api_util.debug_info  # noqa: B018 - checks the attribute exists
+
+    def set_debug_info(wrapper, fun, arg_names, traced_for: str = 'a brainstate transform'):
+        """Make JAX describe ``wrapper``'s trace as one of ``fun`` with ``arg_names``."""
+        try:
+            source = _api_util.fun_sourceinfo(fun)
+            info = _jax_core.DebugInfo(traced_for, source, tuple(arg_names),
+                                       _jax_core.initial_result_paths)
+            _api_util.save_wrapped_fun_debug_info(wrapper, info)
+        except Exception:  # pragma: no cover - JAX changed: its generic description stays
+            pass
+except Exception:  # pragma: no cover
+    def set_debug_info(wrapper, fun, arg_names, traced_for: str = 'a brainstate transform'):
+        return

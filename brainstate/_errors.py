@@ -9,6 +9,7 @@ __all__ = [
     'BrainStateError',
     'StateValueError',
     'TracerLeakError',
+    'TraceContextError',
     'StateArgumentError',
     'BatchAxisError',
     'GradientError',
@@ -26,8 +27,10 @@ class StateValueError(BrainStateError, ValueError):
 
 
 class TraceContextError(BrainStateError):
-    """A State was used in the wrong trace context (e.g. a JAX tracer written into it outside
-    any brainstate transform)."""
+    """A State was used in the wrong trace context: a JAX tracer written into it outside any
+    brainstate transform, or a state created inside a traced function (under a raw JAX
+    transform, or in a trace that did not complete) read where it has no value (the message
+    says where the state was created)."""
 
 
 class TracerLeakError(TraceContextError):

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import sys
 import threading
 from typing import Any
 
 import jax
 import numpy as np
 
-from ._errors import StateValueError, TracerLeakError
+from ._compat import include_frame as _include_frame
+from ._compat import outside_any_jax_trace as _outside_any_jax_trace
+from ._errors import StateValueError, TraceContextError, TracerLeakError
 from ._state_api import StateAPI
 
 __all__ = [
@@ -32,8 +36,57 @@ __all__ = [
     'BatchState',
 ]
 
-# The active brainstate traces, innermost last. Managed by brainstate.ir's tracer.
-TRACE_STACK: list = []
+class _TraceStack(threading.local):
+    """The active brainstate traces of the current thread, innermost last (managed by
+    brainstate.ir's tracer). Per thread: one thread tracing never turns another thread's eager
+    ``State.value`` into a traced read. List-like; hot paths read ``.stack`` directly."""
+
+    def __init__(self):
+        self.stack = []
+
+    def __bool__(self):
+        return bool(self.stack)
+
+    def __len__(self):
+        return len(self.stack)
+
+    def __getitem__(self, index):
+        return self.stack[index]
+
+    def __iter__(self):
+        return iter(self.stack)
+
+    def append(self, ctx):
+        global _TRACES_ACTIVE
+        self.stack.append(ctx)
+        with _COUNT_LOCK:
+            _TRACES_ACTIVE += 1
+
+    def pop(self):
+        global _TRACES_ACTIVE
+        with _COUNT_LOCK:
+            _TRACES_ACTIVE -= 1
+        return self.stack.pop()
+
+
+# How many traces are active in all threads together: while none is (the eager common case),
+# ``State.value`` need not look up this thread's stack (a thread-local lookup costs ~30 ns).
+_TRACES_ACTIVE = 0
+_COUNT_LOCK = threading.Lock()
+
+
+TRACE_STACK = _TraceStack()
+
+#: Held while States are read, a compiled program dispatched and its results stored (compiled
+#: calls), and around eager read-modify-write sequences that must not interleave between
+#: threads (a random key's split). Reentrant.
+STATE_LOCK = threading.RLock()
+
+
+def eager_state_lock():
+    """:data:`STATE_LOCK` outside any trace of this thread (an eager read-modify-write of
+    States); nothing inside a trace, where reads and writes are traced operations."""
+    return contextlib.nullcontext() if TRACE_STACK.stack else STATE_LOCK
 
 # Bumped whenever any state's value changes shape, dtype or tree structure outside a trace, so a
 # compiled call can tell in O(1) that the states it was traced with still have their avals.
@@ -65,6 +118,20 @@ def lane_view(lanes):
 _observed = False
 
 _ids = itertools.count()
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_site() -> str:
+    """``file:line (function)`` of the innermost caller outside brainstate and JAX."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_PACKAGE_DIR) and _include_frame(frame):
+            return f'{filename}:{frame.f_lineno} (in {frame.f_code.co_name})'
+        frame = frame.f_back
+    return '<unknown>'
+
+
 _Tracer = jax.core.Tracer
 _ArrayImpl = type(jax.numpy.zeros(()))
 _PY_SCALARS = (bool, int, float, complex)
@@ -72,19 +139,46 @@ _PY_SCALARS = (bool, int, float, complex)
 
 def _leaf_aval(leaf) -> jax.core.ShapedArray:
     """The (strong-typed) aval of one leaf of a state value."""
+    if isinstance(leaf, (jax.Array, _Tracer)):
+        return leaf.aval.strip_weak_type()
     return jax.core.ShapedArray(np.shape(leaf), jax.numpy.result_type(leaf))
 
 
-def _as_array(leaf, label: str):
-    """Convert a leaf of a state value to a JAX array, or explain why it cannot be held."""
-    if isinstance(leaf, (jax.Array, _Tracer)):
+def _bad_leaf_message(label: str, leaf) -> str:
+    return (f'State {label} was given a leaf of type {type(leaf).__name__}; a State holds a '
+            f'pytree of arrays (JAX or NumPy arrays, or Python numbers). Keep other objects as '
+            f'plain attributes of your Module instead.')
+
+
+def python_scalar_as(leaf, dtype, label: str):
+    """A Python number written to a state takes the state's dtype (as NumPy assignment does:
+    ``state.value = 0`` is a zero of the state's dtype; ``1.5`` into an int state is 1). A
+    complex number into a real state would lose its imaginary part: refused, naming the state.
+    """
+    if isinstance(leaf, complex) and not jax.numpy.issubdtype(dtype, jax.numpy.complexfloating):
+        raise StateValueError(
+            f'State {label} holds {np.dtype(dtype).name} values but was given the complex '
+            f'number {leaf!r}; its imaginary part would be lost. Write a real number, or '
+            f'create the state with a complex value.')
+    return jax.numpy.asarray(leaf, dtype=dtype)
+
+
+def _as_array(leaf, label: str, dtype=None):
+    """Convert a leaf of a state value to a JAX array of a definite (not weak) dtype, or explain
+    why it cannot be held. ``dtype``: the dtype a Python number takes (the state's)."""
+    if isinstance(leaf, jax.Array):
+        return jax.numpy.asarray(leaf, dtype=leaf.dtype) if leaf.aval.weak_type else leaf
+    if isinstance(leaf, _Tracer):
+        aval = leaf.aval
+        if getattr(aval, 'weak_type', False):
+            return jax.lax.convert_element_type(leaf, aval.dtype)
         return leaf
-    if isinstance(leaf, (np.ndarray, np.generic) + _PY_SCALARS):
+    if isinstance(leaf, _PY_SCALARS):
+        return python_scalar_as(leaf, jax.numpy.result_type(leaf) if dtype is None else dtype,
+                                label)
+    if isinstance(leaf, (np.ndarray, np.generic)):
         return jax.numpy.asarray(leaf)
-    raise StateValueError(
-        f'State {label} was given a leaf of type {type(leaf).__name__}; a State holds a pytree '
-        f'of arrays (JAX or NumPy arrays, or Python numbers). Keep other objects as plain '
-        f'attributes of your Module instead.')
+    raise StateValueError(_bad_leaf_message(label, leaf))
 
 
 class State(StateAPI):
@@ -99,6 +193,13 @@ class State(StateAPI):
       name: an optional name used in error messages and in the printed IR when the state does
         not belong to a Module.
       **metadata: free-form attributes; ``tag=`` is used by tag filters.
+
+    Types. A state holds a definite dtype, never a weak one: ``State(1.0)`` holds a float32.
+    A Python number written to a state takes the state's dtype, eagerly and under a transform
+    alike (``z.value = 0`` keeps a float32 state float32; ``1.5`` into an int32 state is 1).
+    Writing an array of another shape or dtype outside any transform is the one way to change a
+    state's type (compiled functions notice and retrace); inside a transform it is an error
+    naming the state.
 
     Example::
 
@@ -122,19 +223,53 @@ class State(StateAPI):
             setattr(self, key, item)
         label = self.label()
         leaves, treedef = jax.tree.flatten(value)
-        if TRACE_STACK or any(isinstance(leaf, _Tracer) for leaf in leaves):
-            # A state created while tracing: it lives in the trace that made it.
-            for ctx in TRACE_STACK[-1:]:
-                ctx.register_new_state(self)
         leaves = [_as_array(leaf, label) for leaf in leaves]
         self._treedef = treedef
         self._avals = tuple(_leaf_aval(leaf) for leaf in leaves)
-        self._value = treedef.unflatten(leaves)
         # Whether code outside any trace may hold the current buffers (it read or set the
         # value eagerly): such buffers are never donated. See transform/_state_io.py.
         self._exposed = True
+        stack = TRACE_STACK.stack
+        if stack or any(isinstance(leaf, _Tracer) for leaf in leaves):
+            # A state created while tracing: it lives in the trace that made it. Remember
+            # where, for the error if it is read after that trace without a value.
+            self._created_at = _user_site()
+            if not stack:
+                # Under a raw JAX transform: its value is a tracer of that trace, usable only
+                # while it runs (see _missing_value).
+                self._tracer_value = treedef.unflatten(leaves)
+                return
+            stack[-1].register_new_state(self)
+        self._value = treedef.unflatten(leaves)
         if _observed:
             _observe().observed_init(self, value, metadata)
+
+    def _missing_value(self):
+        """The value of a state created inside a trace that has none outside it: its tracer,
+        while the raw JAX transform that made it still runs; otherwise a TraceContextError
+        saying where it was created."""
+        tracer_value = self.__dict__.get('_tracer_value')
+        if tracer_value is not None and not _outside_any_jax_trace():
+            return tracer_value
+        raise TraceContextError(self._no_value_message())
+
+    def _no_value_message(self) -> str:
+        if '_tracer_value' in self.__dict__:
+            why = ('under a raw JAX transform (jax.jit, jax.vmap, ...): its value was a tracer '
+                   'of that transform, which has finished')
+        else:
+            why = ('inside a brainstate transform whose trace did not complete (it raised, or '
+                   'the function was traced again for new argument shapes and this trace was '
+                   'discarded), so it never received a value')
+        return (f'State {self.label()} was created at {self._created_at} {why}. Create the '
+                f'state outside the transform (or inside a brainstate transform that '
+                f'completes, which gives new states their values), or give it a value with '
+                f'`state.value = ...` before reading it.')
+
+    def has_value(self) -> bool:
+        """False for a state created inside a trace that never gave it a value (reading it
+        raises :class:`~brainstate.TraceContextError`)."""
+        return '_value' in self.__dict__
 
     # -- the value ---------------------------------------------------------------------------
 
@@ -143,29 +278,42 @@ class State(StateAPI):
         """The current value; inside a brainstate trace, a traced read of the state."""
         if _observed:
             return _observe().observed_read(self)
-        if TRACE_STACK:
-            return TRACE_STACK[-1].read(self)
+        if _TRACES_ACTIVE:
+            stack = TRACE_STACK.stack
+            if stack:
+                return stack[-1].read(self)
         self._exposed = True
-        return self._value
+        try:
+            return self._value
+        except AttributeError:  # (free when not raised) a state created inside a trace
+            return self._missing_value()
 
     @value.setter
     def value(self, new_value):
         if _observed:
             _observe().observed_write(self, new_value)
-        elif TRACE_STACK:
-            TRACE_STACK[-1].write(self, new_value)
-        else:
-            self._set_outside_trace(new_value)
+            return
+        if _TRACES_ACTIVE:
+            stack = TRACE_STACK.stack
+            if stack:
+                stack[-1].write(self, new_value)
+                return
+        self._set_outside_trace(new_value)
 
     def _plain_read(self):
-        if TRACE_STACK:
-            return TRACE_STACK[-1].read(self)
+        stack = TRACE_STACK.stack
+        if stack:
+            return stack[-1].read(self)
         self._exposed = True
-        return self._value
+        try:
+            return self._value
+        except AttributeError:
+            return self._missing_value()
 
     def _plain_write(self, new_value):
-        if TRACE_STACK:
-            TRACE_STACK[-1].write(self, new_value)
+        stack = TRACE_STACK.stack
+        if stack:
+            stack[-1].write(self, new_value)
         else:
             self._set_outside_trace(new_value)
 
@@ -173,8 +321,19 @@ class State(StateAPI):
         leaves, treedef = jax.tree.flatten(new_value)
         for leaf in leaves:
             if isinstance(leaf, _Tracer):
+                if '_tracer_value' in self.__dict__ and '_value' not in self.__dict__:
+                    # Created under the same raw JAX transform: it lives in that trace.
+                    self.check_compatible(new_value)
+                    self._tracer_value = new_value
+                    return
                 raise TracerLeakError(_tracer_leak_message(self))
-        leaves = [_as_array(leaf, self.label()) for leaf in leaves]
+        label = self.label()
+        if treedef == self._treedef:
+            # One rule with traced writes: a Python number takes the state's dtype.
+            leaves = [_as_array(leaf, label, aval.dtype)
+                      for leaf, aval in zip(leaves, self._avals)]
+        else:
+            leaves = [_as_array(leaf, label) for leaf in leaves]
         avals = tuple(_leaf_aval(leaf) for leaf in leaves)
         if treedef != self._treedef or avals != self._avals:
             # Allowed between calls; compiled calls notice through the epoch and retrace.
@@ -229,9 +388,13 @@ class State(StateAPI):
                 f'traced code wrote one with structure {treedef}. Write a value of the same '
                 f'structure (e.g. update each entry of the dict), or create a new State.')
         for i, (leaf, aval) in enumerate(zip(leaves, self._avals if avals is None else avals)):
-            if isinstance(leaf, _PY_SCALARS) and aval.shape == ():
+            if isinstance(leaf, (jax.Array, _Tracer)):
+                pass  # (a weakly typed value is stored strong: see _Entry._pure in jit)
+            elif isinstance(leaf, _PY_SCALARS):
                 # `state.value = 0` means "zero of the state's dtype", as in NumPy assignment.
-                leaves[i] = leaf = jax.numpy.asarray(leaf, dtype=aval.dtype)
+                leaves[i] = leaf = python_scalar_as(leaf, aval.dtype, self.label())
+            elif not isinstance(leaf, (np.ndarray, np.generic)):
+                raise StateValueError(_bad_leaf_message(self.label(), leaf))
             shape, dtype = np.shape(leaf), jax.numpy.result_type(leaf)
             if shape != aval.shape or dtype != aval.dtype:
                 where = '' if len(leaves) == 1 else f' (leaf {i} of {len(leaves)})'

@@ -98,10 +98,10 @@ class BodyTraceContext(TraceContext):
     def write(self, state, value):
         if id(state) not in self._new_ids and self._created_outside(state):
             raise BrainStateError(
-                f'State {state.label()} was created inside the traced function and is written '
-                f'inside a {_FRIENDLY_NAMES.get(self.region, self.region)} body. Create the state '
-                f'(or its Module) before calling the transform, or carry the value through the '
-                f'loop instead of a State.')
+                f'State {state.label()} was created inside an enclosing loop or branch body '
+                f'and is written inside a nested {_FRIENDLY_NAMES.get(self.region, self.region)} '
+                f'body. Create the state (or its Module) outside the enclosing body, or carry '
+                f'the value through the loop instead of a State.')
         super().write(state, value)
 
     def finish(self):
@@ -122,6 +122,10 @@ def trace_body(flat_fun: Callable, in_avals: Sequence, name: str, region: str):
     of the enclosing trace or arrays, in order) followed by one input per entry of ``in_avals``.
     """
     parent = _state.TRACE_STACK[-1] if _state.TRACE_STACK else None
+    if parent is not None and not isinstance(parent, BodyTraceContext):
+        # States the enclosing function created so far become ordinary states, which the
+        # body may read and write (a body's own new states stay local to one run of it).
+        parent.promote_new_states()
     ctx = BodyTraceContext(parent, region)
 
     def traced(*leaves):

@@ -15,7 +15,7 @@ import jax
 from jax.extend import source_info_util
 
 from .. import _state
-from .._compat import inside_brainstate_trace
+from .._compat import inside_brainstate_trace, set_debug_info
 from .._errors import StateArgumentError
 from .._state import State
 from ._from_jaxpr import graph_from_jaxpr
@@ -46,6 +46,8 @@ class TraceContext:
     def read(self, state: State):
         if id(state) in self._new_ids:
             return state._value
+        if '_value' not in state.__dict__ and '_created_at' in state.__dict__:
+            state._missing_value()  # raises: a state created by a trace that left it no value
         # ``state.avals``: the avals the program being compiled sees (vmap's per-lane view).
         leaves = state_read_p.bind(state=state, avals=state.avals)
         return state._treedef.unflatten(leaves)
@@ -66,19 +68,32 @@ class TraceContext:
             return
         state_write_p.bind(*leaves, state=state)
 
-    def finish(self):
-        """Record the final values of states created during the trace as writes."""
+    def promote_new_states(self):
+        """Make the states created so far ordinary states of this trace: their current value
+        is recorded as a write here, and from now on they are read and written with state
+        operations like any other. A region calls this before tracing its bodies, so a body
+        may read and write a state its enclosing function created (it becomes a loop carry or
+        branch operand like any state)."""
         for state in self.new_states:
-            leaves = jax.tree.leaves(state._value)
-            self._new_ids.discard(id(state))
-            state_write_p.bind(*leaves, state=state)
+            if id(state) in self._new_ids:
+                self._new_ids.discard(id(state))
+                state_write_p.bind(*jax.tree.leaves(state._value), state=state)
+
+    def finish(self):
+        """Record the final values of states created during the trace as writes (those not
+        promoted already: theirs are written by their last state operation)."""
+        for state in self.new_states:
+            if id(state) in self._new_ids:
+                leaves = jax.tree.leaves(state._value)
+                self._new_ids.discard(id(state))
+                state_write_p.bind(*leaves, state=state)
 
     def scrub_new_states(self):
-        """Replace the tracers held by states created during the trace by shape placeholders;
-        the transform that traced stores the real values after running the compiled code."""
+        """Drop the tracers held by states created during the trace: until the transform that
+        traced stores their real values (after running the compiled code), they have none,
+        and reading one raises a TraceContextError saying where it was created."""
         for state in self.new_states:
-            state._value = jax.tree.unflatten(
-                state._treedef, [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in state._avals])
+            state.__dict__.pop('_value', None)
 
 
 def _check_no_states(tree, what: str, name: str):
@@ -92,8 +107,11 @@ def _check_no_states(tree, what: str, name: str):
 
 
 def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
-               input_names=None):
+               input_names=None, user_fun: Callable | None = None, arg_names=None):
     """Trace ``flat_fun(*leaves) -> list of leaves`` at ``in_avals`` into a Graph.
+
+    ``user_fun`` / ``arg_names``: the function and the names of the leaves (``'x'``,
+    ``"params['w']"``) JAX's errors about traced values should name (default: the wrapper).
 
     Returns ``(graph, context)``; the context lists the states created during the trace.
     """
@@ -109,6 +127,8 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
             assert popped is ctx, 'brainstate trace stack corrupted'
         return outs
 
+    if user_fun is not None and arg_names is not None and len(arg_names) == len(in_avals):
+        set_debug_info(traced, user_fun, arg_names)
     try:
         with inside_brainstate_trace():
             closed = jax.make_jaxpr(traced)(*in_avals)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _state
 from .._state import State
 from ._checks import as_key, output_shape, random_seed, size_to_shape
 from .._errors import ArgumentTypeError, ArgumentValueError
@@ -103,18 +104,21 @@ class RandomState(State):
         ``split_key(axis_size)``, lets lane ``i`` draw from key ``i``, and discards the lanes'
         keys afterwards, so the state advances once per call.
         """
-        if n is None:
-            key, sub = jax.random.split(self.value)
-            self.value = key
-            return sub
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                              or n < 1):
             raise ArgumentValueError(
                 f'RandomState.split_key: n must be None (one key) or a positive int '
                 f'(that many keys), got {n!r}.')
-        n = int(n)
-        keys = jax.random.split(self.value, n + 1)
-        self.value = keys[0]
-        return keys[1:]
+        # Eagerly, the read and the write are one step for other threads (no two threads draw
+        # from the same key); inside a trace they are traced operations of this thread.
+        with _state.eager_state_lock():
+            if n is None:
+                key, sub = jax.random.split(self.value)
+                self.value = key
+                return sub
+            keys = jax.random.split(self.value, int(n) + 1)
+            self.value = keys[0]
+            return keys[1:]
 
     def _key(self, key, where: str):
         """The key a sampler draws from: ``key=`` if given (state untouched), else a split."""

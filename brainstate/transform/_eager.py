@@ -26,7 +26,7 @@ from collections import OrderedDict
 from typing import Any, Callable
 
 from .. import _state
-from .._compat import outside_any_jax_trace
+from .._compat import hide_brainstate_frames, outside_any_jax_trace
 from ._fun_key import function_key
 
 __all__ = ['run_eagerly', 'call_eagerly', 'eager_cache_info', 'clear_eager_cache']
@@ -80,6 +80,16 @@ def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = 
             fun.__name__ = name
         except (AttributeError, TypeError):
             pass
+    try:
+        return _run_eagerly(fun, args, kwargs, static_argnums, passes, key)
+    except Exception as error:
+        # As JAX does for its own: the traceback shows the user's frames, not ours.
+        hide_brainstate_frames(error)
+        raise
+
+
+def _run_eagerly(fun, args, kwargs, static_argnums, passes, key):
+    from ._jit import JittedFunction, _Entry, _StateSetChanged
     owner = JittedFunction(fun, static_argnums=static_argnums, passes=passes)
     sig = owner.args.signature(args, kwargs)
     described = None if key is None else function_key((key, static_argnums, passes))

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 import time
 from typing import Callable, Sequence
 
 import jax
 
 from .. import _state
+from .._compat import hide_brainstate_frames
 from .._errors import TracerLeakError
 from ..ir import Graph
 from ._arguments import ArgumentSpec
@@ -31,13 +33,22 @@ from ._state_io import (STATE_LOCK, call_may_donate, check_donated_arguments, co
 
 __all__ = ['jit', 'JittedFunction']
 
-# The same list objects as in _state (mutated in place, never rebound): one global lookup each
-# on the per-call path instead of an attribute lookup.
+# The same objects as in _state (mutated in place, never rebound): one global lookup each on
+# the per-call path. The trace stack is per thread (``_TRACE_STACK.stack``).
 _TRACE_STACK = _state.TRACE_STACK
 _STRUCTURE_EPOCH = _state.STRUCTURE_EPOCH
 _Tracer = jax.core.Tracer
 _acquire = STATE_LOCK.acquire
 _release = STATE_LOCK.release
+
+
+def _strong_array(leaf):
+    """``leaf`` as a JAX array (or tracer) of a definite, not weak, dtype."""
+    if not isinstance(leaf, (jax.Array, _Tracer)):
+        leaf = jax.numpy.asarray(leaf)
+    if leaf.aval.weak_type:
+        leaf = jax.lax.convert_element_type(leaf, leaf.dtype)
+    return leaf
 
 
 class _StateSetChanged(Exception):
@@ -70,7 +81,8 @@ class _Entry:
         self.donated_states = tuple(s for s in self.read_states if s in written)
         self.kept_states = tuple(s for s in self.read_states if s not in written)
         self.layout = _layout_of(self.read_states + self.written_states)
-        self.pending: StatefulProgram | None = program
+        self._pending = threading.local()
+        self.pending = program
         self.last_program = program
         self.consts_as_args = consts_as_args
         self.may_donate = program_may_donate(lowered.closed_jaxpr) and bool(self.donated_states)
@@ -104,6 +116,16 @@ class _Entry:
         self._jitted_keep_states = None
         self._options = dict(options, donate_argnums=user_donated)
         self.refresh_layout()
+
+    @property
+    def pending(self) -> StatefulProgram | None:
+        """The program this thread just traced, for JAX's trace of the pure function to use
+        (per thread: two threads may trace the same function for different shapes at once)."""
+        return getattr(self._pending, 'program', None)
+
+    @pending.setter
+    def pending(self, program: StatefulProgram | None):
+        self._pending.program = program
 
     # -- the per-call path ---------------------------------------------------------------------
 
@@ -212,7 +234,14 @@ class _Entry:
         outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts if consts is None else consts,
                                    *state_leaves, *arg_leaves)
         n = lowered.num_outputs
-        return program.out_tree.unflatten(outs[:n]), list(outs[n:])
+        # A state holds a definite dtype: a weakly typed value written (`jnp.where(c, 1., 2.)`)
+        # is stored strong (a no-op convert, decided here, while JAX traces, not per call).
+        # Evaluated op by op (the eager runner's first run), an output that is a literal of the
+        # jaxpr comes back as a NumPy scalar: results and states hold JAX arrays.
+        written = [_strong_array(leaf) for leaf in outs[n:]]
+        results = [leaf if isinstance(leaf, (jax.Array, _Tracer)) else jax.numpy.asarray(leaf)
+                   for leaf in outs[:n]]
+        return program.out_tree.unflatten(results), written
 
     def state_avals(self):
         def avals(states):
@@ -249,7 +278,7 @@ class JittedFunction:
         functools.update_wrapper(self, fun, updated=())
 
     def __call__(self, *args, **kwargs):
-        if _TRACE_STACK:
+        if _TRACE_STACK.stack:
             # Inside another brainstate transform: become part of its trace.
             return self.fun(*args, **kwargs)
         entry = self._last
@@ -258,12 +287,25 @@ class JittedFunction:
                 return entry(args, kwargs)
             except _StateSetChanged:
                 pass
-            except (TypeError, ValueError):
+            except (TypeError, ValueError) as error:
                 # JAX's message for a bad argument is generic; ours names it and says what to
                 # do. If the arguments are fine, the error was the user's: re-raise it.
-                self.args.signature(args, kwargs)
+                try:
+                    self.args.signature(args, kwargs)
+                except Exception as ours:
+                    hide_brainstate_frames(ours)
+                    raise
+                hide_brainstate_frames(error)
                 raise
-        return self._slow_call(args, kwargs)
+            except Exception as error:
+                hide_brainstate_frames(error)
+                raise
+        try:
+            return self._slow_call(args, kwargs)
+        except Exception as error:
+            # As JAX does for its own: the traceback shows the user's frames, not ours.
+            hide_brainstate_frames(error)
+            raise
 
     def _cache_key(self):
         """What this jitted function computes, for the eager runner's reuse rule."""

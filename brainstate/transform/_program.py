@@ -14,6 +14,7 @@ means the same thing everywhere.
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Callable, Sequence
 
@@ -25,7 +26,7 @@ from .._state import State, lane_view
 from ..ir import LoweredGraph, lower_to_jaxpr, trace_flat
 from ._arguments import ArgumentSpec, CallSignature, leaf_aval
 
-__all__ = ['trace_program', 'StatefulProgram', 'check_outputs']
+__all__ = ['trace_program', 'StatefulProgram', 'check_outputs', 'argument_names']
 
 
 class StatefulProgram:
@@ -105,6 +106,30 @@ def _states_read(graph, out: set) -> set:
     return out
 
 
+def argument_names(fun: Callable, sig: CallSignature) -> list[str]:
+    """The name of each argument leaf of a call, as the user wrote it (``'x'``,
+    ``"params['w']"``, ``'args[2]'``), for JAX's messages about traced values."""
+    count = sig.treedef.num_leaves
+    dyn_args, dyn_kwargs = jax.tree.unflatten(sig.treedef, list(range(count)))
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY,
+                                                       p.POSITIONAL_OR_KEYWORD)]
+    varargs = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), 'args')
+    static = {i for i, _ in sig.static_args}
+    positions = [i for i in range(len(dyn_args) + len(static)) if i not in static]
+    names = [''] * count
+    named = [(positional[i] if i < len(positional) else f'{varargs}[{i - len(positional)}]',
+              arg) for i, arg in zip(positions, dyn_args)]
+    named += list(dyn_kwargs.items())
+    for base, arg in named:
+        for path, index in jax.tree_util.tree_flatten_with_path(arg)[0]:
+            names[index] = base + jax.tree_util.keystr(path)
+    return names
+
+
 def trace_program(fun: Callable, spec: ArgumentSpec, sig: CallSignature, *, passes=None,
                   lower: bool = True, in_avals: Sequence | None = None, lanes=None,
                   analyses: Sequence = (), keep_traced: bool = False,
@@ -146,7 +171,12 @@ def trace_program(fun: Callable, spec: ArgumentSpec, sig: CallSignature, *, pass
     arg_avals = list(in_avals) if in_avals is not None else [leaf_aval(x) for x in sig.leaves]
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    graph, ctx = trace_flat(flat_fun, arg_avals, name=name)
+    try:
+        arg_names = argument_names(spec.fun, sig)
+    except Exception:  # a signature we cannot map: JAX's generic names
+        arg_names = None
+    graph, ctx = trace_flat(flat_fun, arg_avals, name=name, user_fun=spec.fun,
+                            arg_names=arg_names)
     graph.in_tree, graph.out_tree = sig.treedef, out_tree_box[-1]
     timings['trace'] = time.perf_counter() - start
     if not lower:

@@ -27,8 +27,6 @@ the old buffers alive and every State as it was.
 
 from __future__ import annotations
 
-import threading
-
 import jax
 
 from .._compat import debug_checks_enabled
@@ -36,19 +34,35 @@ from .._errors import ArgumentValueError, TracerLeakError
 from .. import _state
 
 __all__ = ['STATE_LOCK', 'program_may_donate', 'call_may_donate', 'copy_exposed', 'write_back',
-           'check_no_tracers', 'check_donated_arguments', 'foreign_trace_message']
+           'check_no_tracers', 'check_donated_arguments', 'foreign_trace_message',
+           'store_new_state']
 
 #: Held while a compiled call reads its states, dispatches and stores the results.
-STATE_LOCK = threading.RLock()
+STATE_LOCK = _state.STATE_LOCK
 
 _Tracer = jax.core.Tracer
 
 
+def _calls_host(jaxpr) -> bool:
+    """Whether a jaxpr (or one nested in it) calls back into Python: ``pure_callback`` has no
+    effect, yet it can raise after dispatch like any callback."""
+    for eqn in jaxpr.eqns:
+        if 'callback' in eqn.primitive.name:
+            return True
+        for param in eqn.params.values():
+            for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+                inner = getattr(sub, 'jaxpr', sub)
+                if hasattr(inner, 'eqns') and _calls_host(inner):
+                    return True
+    return False
+
+
 def program_may_donate(closed_jaxpr) -> bool:
-    """Whether a program's state buffers may be donated: it cannot fail after dispatch (no host
-    callbacks or other effects). ``jax_debug_nans`` is checked per call (:func:`call_may_donate`).
+    """Whether a program's state buffers may be donated: it cannot fail after dispatch (no
+    effects, no host callbacks, pure ones included). ``jax_debug_nans`` is checked per call
+    (:func:`call_may_donate`).
     """
-    return not closed_jaxpr.effects
+    return not closed_jaxpr.effects and not _calls_host(closed_jaxpr.jaxpr)
 
 
 def call_may_donate() -> bool:
@@ -84,10 +98,31 @@ def write_back(states, values, where: str, reshaped=()):
         return
     check_no_tracers(jax.tree.leaves(values), where, states)
     for state, value in zip(states, values):
-        if state in reshaped and _state.TRACE_STACK:
+        if not state.has_value():
+            # Created by the computation just traced (a grad's function, ...): a new state of
+            # the enclosing trace too, or, eagerly, given its first value.
+            store_new_state(state, value)
+        elif state in reshaped and _state.TRACE_STACK:
             _state.TRACE_STACK[-1].write(state, value, reshape=True)
         else:
             state.value = value
+
+
+def store_new_state(state, value):
+    """Give a state created inside a finished trace its value: eagerly, the value; inside an
+    enclosing trace the state is new to that trace too (a local variable there, whose final
+    value that trace records), so it takes the value, its avals and no state operation."""
+    stack = _state.TRACE_STACK
+    if not stack:
+        state.restore_value(value)
+        return
+    ctx = stack[-1]
+    if id(state) not in ctx._new_ids:
+        ctx.register_new_state(state)
+    leaves, treedef = jax.tree.flatten(value)
+    state._treedef = treedef
+    state._value = value
+    state._avals = tuple(_state._leaf_aval(leaf) for leaf in leaves)
 
 
 def check_donated_arguments(donated_leaves, states, fun_name: str):

@@ -43,7 +43,7 @@ from ..util.filter import to_predicate
 from ._arguments import ArgumentSpec, CallSignature, describe_argument_path
 from ._eager import run_eagerly
 from ._program import trace_program
-from ._state_io import write_back
+from ._state_io import store_new_state, write_back
 from ._transformed import TransformedFunction
 
 from .._compat import extend_axis_env as _extend_axis_env
@@ -365,9 +365,34 @@ class VmappedFunction(TransformedFunction):
         for leaf, axis, path in zip(leaves, axes, paths):
             if axis is not None:
                 sizes[_describe(path)] = jax.typeof(leaf).shape[axis]
+        self._check_state_sizes(sizes, lanes)
         for state, size in lanes.sizes.items():
             sizes[f'State {state.label()} (in_states, axis {lanes.axes[state]})'] = size
         return sizes
+
+    def _check_state_sizes(self, arg_sizes: dict[str, int], lanes: _Lanes):
+        """When the mapped arguments (and ``axis_size``) agree on the batch size, a batched
+        state whose axis has another size is the state's fault: a BatchAxisError naming it."""
+        expected = set(arg_sizes.values())
+        if self.axis_size is not None:
+            expected.add(self.axis_size)
+        if len(expected) != 1:
+            return
+        size = expected.pop()
+        listed = '; '.join([f'{what}: {n}' for what, n in arg_sizes.items()] +
+                           ([f'axis_size={self.axis_size}'] if self.axis_size is not None
+                            else []))
+        for state, state_size in lanes.sizes.items():
+            if state_size != size:
+                axis = lanes.axes[state]
+                shapes = ', '.join(a.str_short() for a in state._avals)
+                raise BatchAxisError(
+                    f'{self.where}: the batch size is {size} ({listed}), but State '
+                    f'{state.label()}, listed in in_states, holds {shapes}, whose axis {axis} '
+                    f'(its batch axis) has size {state_size}, not {size}. Give the state one '
+                    f'value per lane before the call (e.g. `state.value = jnp.broadcast_to(v, '
+                    f'({size},) + v.shape)`, or create it with vmap_new_states), or leave it '
+                    f'out of in_states to share one value across the batch.')
 
     def _axis_size(self, sizes: dict[str, int], required: bool) -> int | None:
         distinct = set(sizes.values())
@@ -544,18 +569,9 @@ class VmappedFunction(TransformedFunction):
 
 
 def _store_new_state(state: State, leaves: list):
-    """Give a state created inside the mapped function its (possibly batched) value. Inside an
-    enclosing trace the state is new to that trace too: it becomes one of its new states."""
-    value = state.treedef.unflatten(leaves)
-    if not _state.TRACE_STACK:
-        state.restore_value(value)
-        return
-    ctx = _state.TRACE_STACK[-1]
-    if id(state) not in ctx._new_ids:
-        ctx.register_new_state(state)
-    state._value = value
-    state._avals = tuple(jax.core.ShapedArray(np.shape(leaf), jax.numpy.result_type(leaf))
-                         for leaf in leaves)
+    """Give a state created inside the mapped function its (possibly batched) value (see
+    :func:`._state_io.store_new_state`)."""
+    store_new_state(state, state.treedef.unflatten(leaves))
 
 
 # -- the public functions -----------------------------------------------------------------------
