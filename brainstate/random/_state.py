@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from .. import environ
 from .._errors import ArgumentTypeError, ArgumentValueError
 from .._state import State
 from . import _impl
@@ -863,20 +864,10 @@ def is_quantity_unit(unit) -> bool:
     return unit is not None and not unit.is_unitless
 
 
-def _environ():
-    try:
-        from .. import environ
-    except ImportError:
-        return None
-    return environ
-
-
 def _float(dtype):
     """The float dtype to draw in: ``brainstate.environ``'s default float for ``None``."""
     if dtype is None:
-        env = _environ()
-        return jnp.dtype(env.dftype()) if env is not None else \
-            jax.dtypes.canonicalize_dtype(float)
+        return jnp.dtype(environ.dftype())
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ArgumentTypeError(
@@ -888,9 +879,7 @@ def _float(dtype):
 def _int(dtype, where: str):
     """The integer dtype of counts: ``brainstate.environ``'s default int for ``None``."""
     if dtype is None or dtype is int:
-        env = _environ()
-        return jnp.dtype(env.ditype()) if env is not None else \
-            jax.dtypes.canonicalize_dtype(int)
+        return jnp.dtype(environ.ditype())
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.integer):
         raise ArgumentTypeError(f'{where}: dtype must be an integer dtype, got {dtype}.')
