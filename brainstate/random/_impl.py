@@ -11,7 +11,7 @@ BrainState library uses, so code written against it finds them here.
 
 from __future__ import annotations
 
-from typing import Optional
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -157,6 +157,22 @@ def _int_dtype(dtype):
     return jax.dtypes.canonicalize_dtype(int if dtype is None else dtype)
 
 
+def _jitted_sampler(fun):
+    """Compile ``fun(key, *params, shape=None, dtype=None)`` once per shape and dtype.
+
+    Eager calls then reuse the compiled program (a rejection loop would otherwise be traced
+    and compiled again on every call); under a transform it is inlined as usual.
+    """
+    jitted = jax.jit(fun, static_argnames=('shape', 'dtype'))
+
+    @functools.wraps(fun)
+    def sampler(key, *params, shape=None, dtype=None):
+        return jitted(key, *params, shape=_shape_of(shape, *params),
+                      dtype=None if dtype is None else jnp.dtype(dtype))
+
+    return sampler
+
+
 def _rejection_sample(key, shape, propose, dtype):
     """Entries of ``shape`` drawn by ``propose(key) -> (candidate, accepted)``, redrawing the
     rejected entries until all are accepted (a vectorized rejection loop)."""
@@ -176,6 +192,7 @@ def _rejection_sample(key, shape, propose, dtype):
 
 # -- discrete distributions -------------------------------------------------------------------
 
+@functools.partial(jax.jit, static_argnames=('n_max', 'shape'))
 def multinomial(key, p, n, *, n_max: int, shape=()):
     """Counts of ``n`` draws among ``p.shape[-1]`` categories with probabilities ``p``.
 
@@ -207,6 +224,7 @@ def multinomial(key, p, n, *, n_max: int, shape=()):
     return jnp.sum(hits, axis=0, dtype=int_dtype)
 
 
+@_jitted_sampler
 def logseries(key, p, shape=None, dtype=None):
     """Logarithmic (log-series) counts ``k >= 1`` with ``P(k) = -p^k / (k log(1 - p))``.
 
@@ -235,6 +253,7 @@ def logseries(key, p, shape=None, dtype=None):
     return _rejection_sample(key, shape, propose, fdtype).astype(dtype)
 
 
+@_jitted_sampler
 def zipf(key, a, shape=None, dtype=None):
     """Zipf counts ``k >= 1`` with ``P(k) = k^-a / zeta(a)`` (``a > 1``).
 
@@ -262,6 +281,7 @@ def zipf(key, a, shape=None, dtype=None):
     return _rejection_sample(key, shape, propose, fdtype).astype(dtype)
 
 
+@_jitted_sampler
 def hypergeometric(key, ngood, nbad, nsample, shape=None, dtype=None):
     """Good items among ``nsample`` drawn without replacement from ``ngood`` good and ``nbad``
     bad ones, simulated draw by draw (``max(nsample)`` steps)."""
@@ -293,6 +313,7 @@ def _chisquare(key, df, shape, dtype):
     return 2.0 * jr.gamma(key, 0.5 * df, shape, dtype)
 
 
+@_jitted_sampler
 def f(key, dfnum, dfden, shape=None, dtype=None):
     """F (Fisher-Snedecor) samples: ``(chi2(dfnum) / dfnum) / (chi2(dfden) / dfden)``."""
     shape = _shape_of(shape, dfnum, dfden)
@@ -316,6 +337,7 @@ def _noncentral_chisquare(key, df, nonc, shape, dtype):
     return jnp.where(big, chi2 + z * z, chi2)
 
 
+@_jitted_sampler
 def noncentral_f(key, dfnum, dfden, nonc, shape=None, dtype=None):
     """Non-central F: ``(noncentral_chisquare(dfnum, nonc) / dfnum) / (chi2(dfden) / dfden)``."""
     shape = _shape_of(shape, dfnum, dfden, nonc)
@@ -330,6 +352,7 @@ def noncentral_f(key, dfnum, dfden, nonc, shape=None, dtype=None):
     return (num / dfnum) / (den / dfden)
 
 
+@_jitted_sampler
 def power(key, a, shape=None, dtype=None):
     """Power-law samples on ``[0, 1]`` with density ``a x^(a - 1)``: ``U^(1 / a)``."""
     shape = _shape_of(shape, a)
@@ -341,6 +364,7 @@ def power(key, a, shape=None, dtype=None):
     return jnp.power(1.0 - jr.uniform(key, shape, dtype), 1.0 / a)
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3), static_argnames=('shape', 'dtype'))
 def von_mises_centered(key, concentration, shape, dtype=None):
     """Von Mises angles in ``[-pi, pi]`` with mean 0 and concentration ``kappa``.
 
@@ -376,3 +400,166 @@ def von_mises_centered(key, concentration, shape, dtype=None):
     angle = _rejection_sample(k_angle, shape, propose, work)
     uniform = jr.uniform(k_uniform, shape, work, -jnp.pi, jnp.pi)
     return jnp.where(positive, angle, uniform).astype(dtype)
+
+
+# -- the math of RandomState's composite samplers, one compiled program each -----------------
+#
+# RandomState's methods check their arguments and split their key in Python, then call one of
+# these with the key: an eager draw compiles one program per (sampler, shape, dtype) instead of
+# one per arithmetic operation, and is cached across calls. Under a transform they are inlined.
+
+def _kernel(*static):
+    def decorate(fun):
+        return jax.jit(fun, static_argnames=('shape', 'dtype') + static)
+    return decorate
+
+
+def _apply_loc_scale(z, loc, scale, dtype):
+    if scale is not None:
+        z = z * jnp.asarray(scale, dtype)
+    if loc is not None:
+        z = z + jnp.asarray(loc, dtype)
+    return z
+
+
+@_kernel('sampler', 'exp')
+def loc_scale_kernel(key, loc, scale, *, shape, dtype, sampler, exp=False):
+    """``sampler(key) * scale + loc`` (``exp`` of it for the log-normal)."""
+    z = _apply_loc_scale(sampler(key, shape, dtype), loc, scale, dtype)
+    return jnp.exp(z) if exp else z
+
+
+@_kernel()
+def uniform_kernel(key, low, high, *, shape, dtype):
+    return jr.uniform(key, shape, dtype, jnp.asarray(low, dtype), jnp.asarray(high, dtype))
+
+
+@_kernel()
+def gamma_kernel(key, k, scale, *, shape, dtype):
+    return _apply_loc_scale(jr.gamma(key, jnp.asarray(k, dtype), shape, dtype), None, scale,
+                            dtype)
+
+
+@_kernel()
+def chisquare_kernel(key, df, *, shape, dtype):
+    return _chisquare(key, jnp.asarray(df, dtype), shape, dtype)
+
+
+@_kernel()
+def t_kernel(key, df, *, shape, dtype):
+    k_normal, k_gamma = jr.split(key)
+    half_df = jnp.asarray(df, dtype) / 2
+    n = jr.normal(k_normal, shape, dtype)
+    return n * jnp.sqrt(half_df / jr.gamma(k_gamma, half_df, shape, dtype))
+
+
+@_kernel()
+def noncentral_chisquare_kernel(key, df, nonc, *, shape, dtype):
+    return _noncentral_chisquare(key, jnp.asarray(df, dtype), jnp.asarray(nonc, dtype), shape,
+                                 dtype)
+
+
+@_kernel()
+def truncated_normal_kernel(key, lower, upper, loc, scale, *, shape, dtype):
+    loc, scale = jnp.asarray(loc, dtype), jnp.asarray(scale, dtype)
+    z = jr.truncated_normal(key, (jnp.asarray(lower, dtype) - loc) / scale,
+                            (jnp.asarray(upper, dtype) - loc) / scale, shape, dtype)
+    return z * scale + loc
+
+
+@_kernel()
+def weibull_kernel(key, a, scale, *, shape, dtype):
+    u = jr.uniform(key, shape, dtype)
+    x = jnp.power(-jnp.log1p(-u), 1.0 / jnp.asarray(a, dtype))
+    return _apply_loc_scale(x, None, scale, dtype)
+
+
+@_kernel()
+def rayleigh_kernel(key, scale, *, shape, dtype):
+    # 1 - U lies in (0, 1]: no log(0).
+    x = jnp.sqrt(-2.0 * jnp.log1p(-jr.uniform(key, shape, dtype)))
+    return _apply_loc_scale(x, None, scale, dtype)
+
+
+@_kernel()
+def triangular_kernel(key, left, mode, right, *, shape, dtype):
+    left, mode, right = (jnp.asarray(v, dtype) for v in (left, mode, right))
+    u = jr.uniform(key, shape, dtype)
+    span = right - left
+    rising = left + jnp.sqrt(u * span * (mode - left))
+    falling = right - jnp.sqrt((1.0 - u) * span * (right - mode))
+    return jnp.where(u < (mode - left) / span, rising, falling)
+
+
+@_kernel()
+def vonmises_kernel(key, mu, kappa, *, shape, dtype):
+    kappa = jnp.broadcast_to(jnp.asarray(kappa, dtype), shape)
+    z = von_mises_centered(key, kappa, shape, dtype)
+    return (z + jnp.asarray(mu, dtype) + jnp.pi) % (2.0 * jnp.pi) - jnp.pi
+
+
+@_kernel()
+def wald_kernel(key, mean, scale, *, shape, dtype):
+    """Michael, Schucany and Haas's method, as NumPy."""
+    mean, scale = jnp.asarray(mean, dtype), jnp.asarray(scale, dtype)
+    k_normal, k_uniform = jr.split(key)
+    big_y = mean * jnp.square(jr.normal(k_normal, shape, dtype))
+    u = jr.uniform(k_uniform, shape, dtype)
+    # NumPy's x = mean + mean / (2 scale) * (Y - sqrt(4 scale Y + Y^2)), rewritten without
+    # cancellation: x = mean * 4 scale Y / (Y + sqrt(4 scale Y + Y^2))^2.
+    root = jnp.sqrt(4 * scale * big_y + jnp.square(big_y))
+    x = jnp.where(big_y > 0, mean * 4 * scale * big_y / jnp.square(big_y + root), mean)
+    return jnp.where(u <= mean / (mean + x), x, jnp.square(mean) / x)
+
+
+@_kernel()
+def maxwell_kernel(key, *, shape, dtype):
+    return jnp.linalg.norm(jr.normal(key, shape + (3,), dtype), axis=-1)
+
+
+@_kernel('n')
+def orthogonal_kernel(key, *, n, shape, dtype):
+    q, r = jnp.linalg.qr(jr.normal(key, shape + (n, n), dtype))
+    return q * jnp.expand_dims(jnp.sign(jnp.diagonal(r, 0, -2, -1)), -2)
+
+
+@_kernel('float_dtype')
+def negative_binomial_kernel(key, n, p, *, shape, dtype, float_dtype):
+    """A Gamma-Poisson mixture (so ``n`` may be any positive real)."""
+    p = jnp.asarray(p, float_dtype)
+    k_gamma, k_poisson = jr.split(key)
+    rate = jr.gamma(k_gamma, jnp.asarray(n, float_dtype), shape, float_dtype) * (1 - p) / p
+    return jr.poisson(k_poisson, rate, shape, dtype)
+
+
+@_kernel('float_dtype')
+def geometric_kernel(key, p, *, shape, dtype, float_dtype):
+    u = jr.uniform(key, shape, float_dtype)
+    # p = 1 gives log1p(-1) = -inf and k = 1 (0 / -inf = 0), as it should.
+    k = jnp.floor(jnp.log1p(-u) / jnp.log1p(-jnp.asarray(p, float_dtype))) + 1
+    return k.astype(dtype)
+
+
+@_kernel('float_dtype')
+def binomial_kernel(key, n, p, *, shape, dtype, float_dtype):
+    return jr.binomial(key, jnp.asarray(n, float_dtype), jnp.asarray(p, float_dtype), shape,
+                       float_dtype).astype(dtype)
+
+
+@_kernel()
+def randint_kernel(key, low, high, *, shape, dtype):
+    return jr.randint(key, shape, low, high, dtype)
+
+
+@_kernel('method')
+def multivariate_normal_kernel(key, mean, cov, *, shape, dtype, method='cholesky'):
+    if method == 'svd':
+        u, s, _ = jnp.linalg.svd(cov)
+        factor = u * jnp.sqrt(s[..., None, :])
+    elif method == 'eigh':
+        w, v = jnp.linalg.eigh(cov)
+        factor = v * jnp.sqrt(jnp.clip(w, 0)[..., None, :])
+    else:
+        factor = jnp.linalg.cholesky(cov)
+    z = jr.normal(key, shape + mean.shape[-1:], dtype)
+    return mean + jnp.einsum('...ij,...j->...i', factor, z)

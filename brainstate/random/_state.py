@@ -193,12 +193,6 @@ class RandomState(State):
             return self.split_key()
         return as_key(key, where)
 
-    def _keys(self, key, n: int, where: str):
-        """``n`` keys for a sampler that composes several draws."""
-        if key is None:
-            return self.split_key(n)
-        return jr.split(as_key(key, where), n)
-
     # -- uniform and integer draws ----------------------------------------------------------
 
     def rand(self, *dn: int, size: Size = None, key=None, dtype=None):
@@ -233,9 +227,8 @@ class RandomState(State):
         """
         low, high, unit = _loc_scale_unit(_seq(low), _seq(high))
         shape = output_shape(size, 'uniform', low=low, high=high)
-        dtype = _float(dtype)
-        r = jr.uniform(self._key(key, 'uniform'), shape, dtype,
-                       minval=jnp.asarray(low, dtype), maxval=jnp.asarray(high, dtype))
+        r = _impl.uniform_kernel(self._key(key, 'uniform'), low, high, shape=shape,
+                                 dtype=_float(dtype))
         return with_unit(r, unit)
 
     def randint(self, low, high=None, size: Size = None, dtype=None, key=None):
@@ -245,8 +238,8 @@ class RandomState(State):
         low = _remove_unit_param('low', _seq(low))
         high = _remove_unit_param('high', _seq(high))
         shape = output_shape(size, 'randint', low=low, high=high)
-        return jr.randint(self._key(key, 'randint'), shape, low, high,
-                          dtype=_int(dtype, 'randint'))
+        return _impl.randint_kernel(self._key(key, 'randint'), low, high, shape=shape,
+                                    dtype=_int(dtype, 'randint'))
 
     def random_integers(self, low, high=None, size: Size = None, key=None, dtype=None):
         """Uniform integers in ``[low, high]`` (both included); with one bound, in ``[1, low]``."""
@@ -255,8 +248,8 @@ class RandomState(State):
         low = _remove_unit_param('low', _seq(low))
         high = _remove_unit_param('high', _seq(high))
         shape = output_shape(size, 'random_integers', low=low, high=high)
-        return jr.randint(self._key(key, 'random_integers'), shape, low,
-                          jnp.asarray(high) + 1, dtype=_int(dtype, 'random_integers'))
+        return _impl.randint_kernel(self._key(key, 'random_integers'), low, jnp.asarray(high) + 1,
+                                    shape=shape, dtype=_int(dtype, 'random_integers'))
 
     def choice(self, a, size: Size = None, replace: bool = True, p=None, key=None):
         """Random elements of ``a`` (an array, or an int ``n`` for ``arange(n)``).
@@ -372,9 +365,9 @@ class RandomState(State):
     def _loc_scale_draw(self, where, sampler, loc, scale, size, key, dtype):
         loc, scale, unit = _loc_scale_unit(_seq(loc), _seq(scale))
         shape = output_shape(size, where, loc=loc, scale=scale)
-        dtype = _float(dtype)
-        z = sampler(self._key(key, where), shape, dtype)
-        return with_unit(_loc_scale(z, loc, scale, dtype), unit)
+        z = _impl.loc_scale_kernel(self._key(key, where), loc, scale, shape=shape,
+                                   dtype=_float(dtype), sampler=sampler)
+        return with_unit(z, unit)
 
     def lognormal(self, mean=None, sigma=None, size: Size = None, key=None, dtype=None):
         """``exp(normal(mean, sigma))``: ``mean`` and ``sigma`` are those of the logarithm."""
@@ -382,8 +375,8 @@ class RandomState(State):
         mean = _remove_unit_param('mean', _seq(mean))
         sigma = _remove_unit_param('sigma', _seq(sigma))
         shape = output_shape(size, 'lognormal', mean=mean, sigma=sigma)
-        z = jr.normal(self._key(key, 'lognormal'), shape, dtype)
-        return jnp.exp(_loc_scale(z, mean, sigma, dtype))
+        return _impl.loc_scale_kernel(self._key(key, 'lognormal'), mean, sigma, shape=shape,
+                                      dtype=dtype, sampler=jr.normal, exp=True)
 
     def truncated_normal(self, lower, upper, size: Size = None, loc=0.0, scale=1.0, key=None,
                          dtype=None, check_valid: bool = True):
@@ -403,19 +396,17 @@ class RandomState(State):
                    lambda lo, hi, m, s: (m < lo - 2 * s) | (m > hi + 2 * s),
                    'the mean is more than 2 std from [lower, upper]; the samples would be '
                    'inaccurate', lower=lower, upper=upper, loc=loc, scale=scale)
-        loc, scale = jnp.asarray(loc, dtype), jnp.asarray(scale, dtype)
-        z = jr.truncated_normal(
-            self._key(key, 'truncated_normal'), (jnp.asarray(lower, dtype) - loc) / scale,
-            (jnp.asarray(upper, dtype) - loc) / scale, shape, dtype)
-        return with_unit(z * scale + loc, unit)
+        z = _impl.truncated_normal_kernel(self._key(key, 'truncated_normal'), lower, upper, loc,
+                                          scale, shape=shape, dtype=dtype)
+        return with_unit(z, unit)
 
     def exponential(self, scale=None, size: Size = None, key=None, dtype=None):
         """Exponential floats with mean ``scale`` (NumPy's parameter, ``1 / rate``; default 1)."""
         scale, unit = _scale_unit(_seq(scale))
         shape = output_shape(size, 'exponential', scale=scale)
-        dtype = _float(dtype)
-        e = jr.exponential(self._key(key, 'exponential'), shape, dtype)
-        return with_unit(_loc_scale(e, None, scale, dtype), unit)
+        e = _impl.loc_scale_kernel(self._key(key, 'exponential'), None, scale, shape=shape,
+                                   dtype=_float(dtype), sampler=jr.exponential)
+        return with_unit(e, unit)
 
     def standard_exponential(self, size: Size = None, key=None, dtype=None):
         """Exponential floats with mean 1."""
@@ -430,9 +421,8 @@ class RandomState(State):
         k = _remove_unit_param('shape', _seq(shape))
         scale, unit = _scale_unit(_seq(scale))
         out = output_shape(size, 'gamma', shape=k, scale=scale)
-        dtype = _float(dtype)
-        g = jr.gamma(self._key(key, 'gamma'), jnp.asarray(k, dtype), out, dtype)
-        return with_unit(_loc_scale(g, None, scale, dtype), unit)
+        g = _impl.gamma_kernel(self._key(key, 'gamma'), k, scale, shape=out, dtype=_float(dtype))
+        return with_unit(g, unit)
 
     def standard_gamma(self, shape, size: Size = None, key=None, dtype=None):
         """Gamma floats with scale 1."""
@@ -489,12 +479,7 @@ class RandomState(State):
         """Student's t floats with ``df`` degrees of freedom: ``normal * sqrt(df / chi2(df))``."""
         df = _remove_unit_param('df', _seq(df))
         shape = output_shape(size, 't', df=df)
-        dtype = _float(dtype)
-        k_normal, k_gamma = self._keys(key, 2, 't')
-        half_df = jnp.asarray(df, dtype) / 2
-        n = jr.normal(k_normal, shape, dtype)
-        g = jr.gamma(k_gamma, half_df, shape, dtype)
-        return n * jnp.sqrt(half_df / g)
+        return _impl.t_kernel(self._key(key, 't'), df, shape=shape, dtype=_float(dtype))
 
     def chisquare(self, df, size: Size = None, key=None, dtype=None, check_valid: bool = True):
         """Chi-square floats with ``df`` degrees of freedom (any positive real): ``2 Gamma(df/2)``.
@@ -505,9 +490,8 @@ class RandomState(State):
         if check_valid:
             _check('chisquare', lambda df: df <= 0, 'df must be > 0', df=df)
         shape = output_shape(size, 'chisquare', df=df)
-        dtype = _float(dtype)
-        return 2.0 * jr.gamma(self._key(key, 'chisquare'), 0.5 * jnp.asarray(df, dtype), shape,
-                              dtype)
+        return _impl.chisquare_kernel(self._key(key, 'chisquare'), df, shape=shape,
+                                      dtype=_float(dtype))
 
     def noncentral_chisquare(self, df, nonc, size: Size = None, key=None, dtype=None):
         """Non-central chi-square floats with ``df`` degrees of freedom and non-centrality
@@ -515,10 +499,8 @@ class RandomState(State):
         df = _remove_unit_param('df', _seq(df))
         nonc = _remove_unit_param('nonc', _seq(nonc))
         shape = output_shape(size, 'noncentral_chisquare', df=df, nonc=nonc)
-        dtype = _float(dtype)
-        return _impl._noncentral_chisquare(self._key(key, 'noncentral_chisquare'),
-                                           jnp.asarray(df, dtype), jnp.asarray(nonc, dtype),
-                                           shape, dtype)
+        return _impl.noncentral_chisquare_kernel(self._key(key, 'noncentral_chisquare'), df,
+                                                 nonc, shape=shape, dtype=_float(dtype))
 
     def f(self, dfnum, dfden, size: Size = None, key=None, dtype=None):
         """F (Fisher-Snedecor) floats with ``dfnum`` and ``dfden`` degrees of freedom."""
@@ -548,18 +530,14 @@ class RandomState(State):
         """Rayleigh floats with scale ``scale`` (may carry a unit): ``scale sqrt(-2 log U)``."""
         scale, unit = _scale_unit(_seq(scale))
         shape = output_shape(size, 'rayleigh', scale=scale)
-        dtype = _float(dtype)
-        u = jr.uniform(self._key(key, 'rayleigh'), shape, dtype)
-        # 1 - U lies in (0, 1]: no log(0).
-        x = jnp.sqrt(-2.0 * jnp.log1p(-u))
-        return with_unit(_loc_scale(x, None, scale, dtype), unit)
+        x = _impl.rayleigh_kernel(self._key(key, 'rayleigh'), scale, shape=shape,
+                                  dtype=_float(dtype))
+        return with_unit(x, unit)
 
     def maxwell(self, size: Size = None, key=None, dtype=None):
         """Maxwell-Boltzmann speeds: the norm of a standard normal 3-vector."""
         shape = size_to_shape(size, 'maxwell')
-        dtype = _float(dtype)
-        z = jr.normal(self._key(key, 'maxwell'), shape + (3,), dtype)
-        return jnp.linalg.norm(z, axis=-1)
+        return _impl.maxwell_kernel(self._key(key, 'maxwell'), shape=shape, dtype=_float(dtype))
 
     def weibull(self, a, size: Size = None, key=None, dtype=None):
         """Weibull floats with shape ``a`` and scale 1: ``(-log(1 - U))^(1 / a)``.
@@ -578,10 +556,9 @@ class RandomState(State):
                 f'{_where}: `a` must be a scalar when size is given (got shape {np.shape(a)}); '
                 f'pass size=None to draw one sample per entry of `a`.')
         shape = output_shape(size, _where, a=a, scale=scale)
-        dtype = _float(dtype)
-        u = jr.uniform(self._key(key, _where), shape, dtype)
-        x = jnp.power(-jnp.log1p(-u), 1.0 / jnp.asarray(a, dtype))
-        return with_unit(_loc_scale(x, None, scale, dtype), unit)
+        x = _impl.weibull_kernel(self._key(key, _where), a, scale, shape=shape,
+                                 dtype=_float(dtype))
+        return with_unit(x, unit)
 
     def triangular(self, left=0.0, mode=0.5, right=1.0, size: Size = None, key=None,
                    dtype=None):
@@ -594,14 +571,9 @@ class RandomState(State):
                'requires left <= mode <= right and left < right', left=left, mode=mode,
                right=right)
         shape = output_shape(size, 'triangular', left=left, mode=mode, right=right)
-        dtype = _float(dtype)
-        left, mode, right = (jnp.asarray(v, dtype) for v in (left, mode, right))
-        u = jr.uniform(self._key(key, 'triangular'), shape, dtype)
-        span = right - left
-        split = (mode - left) / span
-        rising = left + jnp.sqrt(u * span * (mode - left))
-        falling = right - jnp.sqrt((1.0 - u) * span * (right - mode))
-        return with_unit(jnp.where(u < split, rising, falling), unit)
+        r = _impl.triangular_kernel(self._key(key, 'triangular'), left, mode, right, shape=shape,
+                                    dtype=_float(dtype))
+        return with_unit(r, unit)
 
     def vonmises(self, mu, kappa, size: Size = None, key=None, dtype=None):
         """Von Mises (circular normal) angles in ``[-pi, pi)`` with mean ``mu`` and concentration
@@ -610,9 +582,8 @@ class RandomState(State):
         mu, unit = _scale_unit(_seq(mu))
         kappa = _remove_unit_param('kappa', _seq(kappa))
         shape = output_shape(size, 'vonmises', mu=mu, kappa=kappa)
-        kappa = jnp.broadcast_to(jnp.asarray(kappa, dtype), shape)
-        z = _impl.von_mises_centered(self._key(key, 'vonmises'), kappa, shape, dtype)
-        angle = (z + jnp.asarray(mu, dtype) + jnp.pi) % (2.0 * jnp.pi) - jnp.pi
+        angle = _impl.vonmises_kernel(self._key(key, 'vonmises'), mu, kappa, shape=shape,
+                                      dtype=dtype)
         return with_unit(angle, unit)
 
     def wald(self, mean, scale, size: Size = None, key=None, dtype=None):
@@ -622,17 +593,9 @@ class RandomState(State):
         """
         mean, scale, unit = _loc_scale_unit(_seq(mean), _seq(scale))
         shape = output_shape(size, 'wald', mean=mean, scale=scale)
-        dtype = _float(dtype)
-        mean, scale = jnp.asarray(mean, dtype), jnp.asarray(scale, dtype)
-        k_normal, k_uniform = self._keys(key, 2, 'wald')
-        y = jnp.square(jr.normal(k_normal, shape, dtype))
-        u = jr.uniform(k_uniform, shape, dtype)
-        # NumPy's x = mean + mean / (2 scale) * (Y - sqrt(4 scale Y + Y^2)) with Y = mean y,
-        # rewritten without cancellation: x = mean * 4 scale Y / (Y + sqrt(4 scale Y + Y^2))^2.
-        big_y = mean * y
-        root = jnp.sqrt(4 * scale * big_y + jnp.square(big_y))
-        x = jnp.where(big_y > 0, mean * 4 * scale * big_y / jnp.square(big_y + root), mean)
-        return with_unit(jnp.where(u <= mean / (mean + x), x, jnp.square(mean) / x), unit)
+        r = _impl.wald_kernel(self._key(key, 'wald'), mean, scale, shape=shape,
+                              dtype=_float(dtype))
+        return with_unit(r, unit)
 
     def orthogonal(self, n: int, size: Size = None, key=None, dtype=None):
         """Random orthogonal ``n x n`` matrices (Haar measure), shape ``size + (n, n)``."""
@@ -642,11 +605,8 @@ class RandomState(State):
             raise ArgumentTypeError(f'orthogonal: n must be a Python int (the matrix size), got '
                                     f'{n!r}.') from None
         shape = size_to_shape(size, 'orthogonal')
-        dtype = _float(dtype)
-        z = jr.normal(self._key(key, 'orthogonal'), shape + (n, n), dtype)
-        q, r = jnp.linalg.qr(z)
-        d = jnp.diagonal(r, 0, -2, -1)
-        return q * jnp.expand_dims(jnp.sign(d), -2)
+        return _impl.orthogonal_kernel(self._key(key, 'orthogonal'), n=n, shape=shape,
+                                       dtype=_float(dtype))
 
     def multivariate_normal(self, mean, cov, size: Size = None, method: str = 'cholesky',
                             key=None, dtype=None):
@@ -687,16 +647,9 @@ class RandomState(State):
         else:
             shape = size_to_shape(size, 'multivariate_normal')
             _impl._check_shape('multivariate_normal', shape, mean.shape[:-1], cov.shape[:-2])
-        if method == 'svd':
-            u, s, _ = jnp.linalg.svd(cov)
-            factor = u * jnp.sqrt(s[..., None, :])
-        elif method == 'eigh':
-            w, v = jnp.linalg.eigh(cov)
-            factor = v * jnp.sqrt(jnp.clip(w, 0)[..., None, :])
-        else:
-            factor = jnp.linalg.cholesky(cov)
-        z = jr.normal(self._key(key, 'multivariate_normal'), shape + (n,), dtype)
-        return with_unit(mean + jnp.einsum('...ij,...j->...i', factor, z), unit)
+        r = _impl.multivariate_normal_kernel(self._key(key, 'multivariate_normal'), mean, cov,
+                                             shape=shape, dtype=dtype, method=method)
+        return with_unit(r, unit)
 
     # -- discrete counts --------------------------------------------------------------------
 
@@ -713,10 +666,8 @@ class RandomState(State):
         if check_valid:
             _check('binomial', lambda p: (p < 0) | (p > 1), 'p must be within [0, 1]', p=p)
         shape = output_shape(size, 'binomial', n=n, p=p)
-        fdtype = _float(None)
-        counts = jr.binomial(self._key(key, 'binomial'), jnp.asarray(n, fdtype),
-                             jnp.asarray(p, fdtype), shape, fdtype)
-        return counts.astype(_int(dtype, 'binomial'))
+        return _impl.binomial_kernel(self._key(key, 'binomial'), n, p, shape=shape,
+                                     dtype=_int(dtype, 'binomial'), float_dtype=_float(None))
 
     def negative_binomial(self, n, p, size: Size = None, key=None, dtype=None):
         """Negative binomial counts: failures before the ``n``-th success of probability ``p``.
@@ -726,11 +677,9 @@ class RandomState(State):
         n = _remove_unit_param('n', _seq(n))
         p = _remove_unit_param('p', _seq(p))
         shape = output_shape(size, 'negative_binomial', n=n, p=p)
-        fdtype = _float(None)
-        p = jnp.asarray(p, fdtype)
-        k_gamma, k_poisson = self._keys(key, 2, 'negative_binomial')
-        rate = jr.gamma(k_gamma, jnp.asarray(n, fdtype), shape, fdtype) * (1 - p) / p
-        return jr.poisson(k_poisson, rate, shape, _int(dtype, 'negative_binomial'))
+        return _impl.negative_binomial_kernel(self._key(key, 'negative_binomial'), n, p,
+                                              shape=shape, dtype=_int(dtype, 'negative_binomial'),
+                                              float_dtype=_float(None))
 
     def geometric(self, p, size: Size = None, key=None, dtype=None):
         """Geometric counts on ``{1, 2, ...}``: trials up to the first success of probability
@@ -738,11 +687,8 @@ class RandomState(State):
         p = _remove_unit_param('p', _seq(p))
         _check('geometric', lambda p: (p <= 0) | (p > 1), 'p must be in (0, 1]', p=p)
         shape = output_shape(size, 'geometric', p=p)
-        fdtype = _float(None)
-        u = jr.uniform(self._key(key, 'geometric'), shape, fdtype)
-        k = jnp.floor(jnp.log1p(-u) / jnp.log1p(-jnp.asarray(p, fdtype))) + 1
-        # p = 1 gives log1p(-1) = -inf and k = 1 (0 / -inf = 0), as it should.
-        return k.astype(_int(dtype, 'geometric'))
+        return _impl.geometric_kernel(self._key(key, 'geometric'), p, shape=shape,
+                                      dtype=_int(dtype, 'geometric'), float_dtype=_float(None))
 
     def multinomial(self, n, pvals, size: Size = None, key=None, dtype=None,
                     check_valid: bool = True):
@@ -884,20 +830,6 @@ def _int(dtype, where: str):
     if not jnp.issubdtype(dtype, jnp.integer):
         raise ArgumentTypeError(f'{where}: dtype must be an integer dtype, got {dtype}.')
     return dtype
-
-
-def _is_python_number(x, value) -> bool:
-    return type(x) in (int, float) and x == value
-
-
-def _loc_scale(z, loc, scale, dtype):
-    """``z * scale + loc`` in ``dtype``; ``None`` (and the Python defaults 1 and 0) are skipped,
-    so ``normal()`` is bit-identical to ``jax.random.normal``."""
-    if scale is not None and not _is_python_number(scale, 1):
-        z = z * jnp.asarray(scale, dtype)
-    if loc is not None and not _is_python_number(loc, 0):
-        z = z + jnp.asarray(loc, dtype)
-    return z
 
 
 def _check(where: str, is_bad, message: str, **params):
