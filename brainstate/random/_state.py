@@ -14,7 +14,7 @@ transform needs code of its own for random numbers, except ``vmap``, which split
 lane (see :meth:`RandomState.split_key`).
 
 The read-split-write of the key is the one critical section of this module: it runs under
-``_KEY_LOCK`` (in :meth:`RandomState.split_key` and :meth:`RandomState.self_assign_multi_keys`),
+``_key_lock()`` (in :meth:`RandomState.split_key` and :meth:`RandomState.self_assign_multi_keys`),
 so threads drawing from one state (typically the global ``DEFAULT``) never get the same key.
 """
 
@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import environ
 from .._errors import ArgumentTypeError, ArgumentValueError
+from .. import _state as _state_module
 from .._state import State
 from . import _impl
 # The published library's names for these helpers, importable from here as there.
@@ -48,6 +49,14 @@ Size = Optional[Union[int, Sequence[int]]]
 # is a few Python operations, and a module-level lock keeps RandomState free of unpicklable
 # attributes. Reentrant, so a guarded method may call another.
 _KEY_LOCK = threading.RLock()
+
+
+def _key_lock():
+    """The lock around a key's read-split-write: the State module's eager-state lock where it
+    has one (so random draws and other eager read-modify-writes share one lock), else
+    ``_KEY_LOCK``."""
+    eager_state_lock = getattr(_state_module, 'eager_state_lock', None)
+    return eager_state_lock() if eager_state_lock is not None else _KEY_LOCK
 
 
 class RandomState(State):
@@ -167,7 +176,7 @@ class RandomState(State):
         """
         if n is not None:
             n = _positive_int(n, 'RandomState.split_key')
-        with _KEY_LOCK:
+        with _key_lock():
             keys = jr.split(_typed(self.value), 2 if n is None else n + 1)
             if backup:
                 self.backup_key()
@@ -181,7 +190,7 @@ class RandomState(State):
         :meth:`restore_key` afterwards goes back to the single key.
         """
         n = _positive_int(n, 'RandomState.self_assign_multi_keys')
-        with _KEY_LOCK:
+        with _key_lock():
             keys = jr.split(_typed(self.value), n)
             if backup:
                 self.backup_key()
