@@ -106,7 +106,8 @@ class RandomState(State):
         self._backup = None
 
     def __repr__(self):
-        return f'{type(self).__name__}({self.value})'
+        # The stored key, not `.value`: printing inside a trace must not record a state read.
+        return f'{type(self).__name__}({self._value})'
 
     # -- the key ----------------------------------------------------------------------------
 
