@@ -3,7 +3,8 @@
 ``RandomState`` holds a typed JAX PRNG key; each draw splits it, stores one half back and samples
 from the other, so brainstate transforms thread the key like any written state: consecutive calls
 of a ``brainstate.transform.jit`` function draw different numbers, and ``seed(n)`` reproduces a
-run exactly. The module-level functions draw from the global state ``DEFAULT``.
+run exactly. The module-level functions draw from the global state ``DEFAULT``; drawing is
+thread-safe (the key's read-split-write is guarded by one lock).
 
 Example::
 
@@ -21,19 +22,14 @@ Example::
     idx = rng.permutation(10)
 """
 
-from ._rand_state import RandomState
-from ._default import (DEFAULT, default_rng, get_key, seed, seed_context, set_key, split_key,
-                       split_keys)
-from ._functions import (bernoulli, beta, binomial, categorical, choice, exponential, gamma,
-                         lognormal, normal, permutation, poisson, rand, randint, randn, random,
-                         random_sample, shuffle, standard_exponential, standard_gamma,
-                         standard_normal, truncated_normal, uniform)
+from ._state import RandomState
+from ._default import (DEFAULT, clone_rng, default_rng, get_key, get_key_data, restore_key, seed,
+                       seed_context, self_assign_multi_keys, set_key, split_key, split_keys)
+from ._functions import SAMPLERS as _SAMPLERS
+from ._functions import *  # noqa: F401,F403  (the samplers listed in _functions.SAMPLERS)
 
 __all__ = [
-    'RandomState', 'DEFAULT', 'seed', 'get_key', 'set_key', 'split_key', 'split_keys',
-    'seed_context', 'default_rng',
-    'rand', 'randn', 'random', 'random_sample', 'uniform', 'randint', 'choice', 'permutation',
-    'shuffle', 'bernoulli', 'categorical', 'standard_normal', 'normal', 'lognormal',
-    'truncated_normal', 'exponential', 'standard_exponential', 'gamma', 'standard_gamma', 'beta',
-    'poisson', 'binomial',
-]
+    'RandomState', 'DEFAULT', 'seed', 'set_key', 'get_key', 'get_key_data', 'default_rng',
+    'split_key', 'split_keys', 'seed_context', 'restore_key', 'self_assign_multi_keys',
+    'clone_rng',
+] + list(_SAMPLERS)

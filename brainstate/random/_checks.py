@@ -49,10 +49,15 @@ def as_key(seed_or_key, where: str):
     shape = np.shape(seed_or_key)
     dtype = jnp.result_type(seed_or_key) if hasattr(seed_or_key, 'dtype') else None
     if dtype is not None and jnp.issubdtype(dtype, jnp.integer):
-        if shape == ():
-            return jax.random.key(seed_or_key)
-        if shape == (2,) and dtype == jnp.uint32:
-            return jax.random.wrap_key_data(seed_or_key)
+        size = int(np.prod(shape))
+        if size == 1:
+            # A seed given as a 0-d or one-element integer array (np.array([42]) too).
+            if isinstance(seed_or_key, (np.ndarray, np.generic)):
+                return as_key(int(np.asarray(seed_or_key).reshape(())), where)
+            return jax.random.key(jnp.reshape(seed_or_key, ()))
+        if size == 2 and dtype == jnp.uint32:
+            # Legacy key data (jax.random.PRNGKey, or jax.random.key_data of a key).
+            return jax.random.wrap_key_data(jnp.reshape(jnp.asarray(seed_or_key), (2,)))
     raise ArgumentTypeError(
         f'{where}: expected an integer seed, a key from `jax.random.key(seed)`, or the uint32[2] '
         f'data of a `jax.random.PRNGKey`; got {type(seed_or_key).__name__}'

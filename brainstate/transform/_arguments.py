@@ -49,7 +49,8 @@ def _slow_leaf_signature(leaf, fun_name: str, where: Callable[[], str],
             f'not values: read the state inside the function (the transform threads it for '
             f'you), or pass `state.value`.')
     if isinstance(leaf, jax.Array):
-        return (leaf.shape, leaf.dtype, leaf.weak_type)
+        # Typed PRNG key arrays are jax.Arrays without a weak_type attribute.
+        return (leaf.shape, leaf.dtype, getattr(leaf, 'weak_type', False))
     if isinstance(leaf, jax.ShapeDtypeStruct):  # eval_shape / make_jaxpr on shapes only
         return (leaf.shape, leaf.dtype, bool(leaf.weak_type))
     if isinstance(leaf, (bool, int, float, complex)):
