@@ -32,7 +32,7 @@ class TracerLeakError(BrainStateError):
     """
 
 
-class StateArgumentError(BrainStateError, TypeError):
+class StateArgumentError(BrainStateError, TypeError, ValueError):
     """A State object was passed into, or returned from, a transformed function."""
 
 

@@ -418,7 +418,7 @@ def test_grad_through_for_loop_matches_lax_scan(loop):
     assert [s.label() for s in states] == ['w', 'V']
 
     def pure(wv, xs):
-        return jaxpr_as_fun(cj)(wv, jnp.zeros(6), xs)[0]
+        return jaxpr_as_fun(cj)(xs, wv, jnp.zeros(6))[0]  # (args, then states)
 
     np.testing.assert_allclose(jax.grad(pure)(w.value, xs), jax.grad(reference)(w.value, xs),
                                **TOL)
@@ -473,7 +473,7 @@ def test_checkpoint_with_states_and_grad():
 
     cj, states = make_jaxpr(loss)(jnp.float32(0.3))
     assert [s.label() for s in states] == ['calls', 'w']
-    g = jax.grad(lambda wv: jaxpr_as_fun(cj)(jnp.float32(0.), wv, jnp.float32(0.3))[0])(
+    g = jax.grad(lambda wv: jaxpr_as_fun(cj)(jnp.float32(0.3), jnp.float32(0.), wv)[0])(
         jnp.float32(2.))
     ref = jax.grad(lambda wv: jnp.sin(jnp.sin(0.3 * wv) * wv))(jnp.float32(2.))
     np.testing.assert_allclose(g, ref, **TOL)

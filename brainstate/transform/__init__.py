@@ -1,7 +1,7 @@
 """State-aware transforms: they read and write States for you, and never drop an update."""
 
 from ._jit import JittedFunction, jit
-from ._make_jaxpr import make_jaxpr
+from ._make_jaxpr import StatefulFunction, make_jaxpr
 from ._progress_bar import ProgressBar
 from ._checkpoint import checkpoint, remat
 from ._conditions import cond, ifelse, switch
@@ -11,7 +11,7 @@ from ._autograd import (GradientTransform, fwd_grad, grad, hessian, jacfwd, jaco
                         value_and_grad, vector_grad, vjp, jvp)
 from ._eval_shape import eval_shape
 
-__all__ = ['jit', 'JittedFunction', 'make_jaxpr',
+__all__ = ['jit', 'JittedFunction', 'make_jaxpr', 'StatefulFunction',
            'grad', 'value_and_grad', 'vector_grad', 'fwd_grad', 'jacrev', 'jacobian', 'jacfwd',
            'hessian', 'vjp', 'jvp', 'GradientTransform', 'eval_shape',
            'scan', 'for_loop', 'checkpointed_scan', 'checkpointed_for_loop', 'while_loop',
