@@ -407,6 +407,14 @@ class StatefulFunction:
 
     _get_compilation = _get
 
+    def record(self, args, kwargs, program: StatefulProgram):
+        """Keep a program another transform traced for these arguments (``jit`` shares its
+        traces this way)."""
+        key = get_arg_cache_key(self.static_argnums, self.static_argnames, args, kwargs,
+                                fn_to_check=None)
+        with self._cache_lock:
+            self._compilation_cache.set(key, _Compilation(program, self.return_only_write))
+
     def _compilation_is_stale(self, compilation: _Compilation) -> bool:
         """Whether a tracked state's tree, shape or dtype changed since ``compilation``."""
         return compilation.stale()
