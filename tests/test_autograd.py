@@ -327,11 +327,23 @@ def test_vjp_and_jvp(setup):
     ct = jnp.ones_like(y_ref) * jnp.array([1.0, -2.0])
     y, pullback = vjp(f, x, grad_states=model.w)
     assert_tree_close(y, y_ref)
-    dw, (dx,) = pullback(ct)
+    dw, dx = pullback(ct)   # argnums=0 (an int): the argument's cotangent unwrapped
     assert_tree_close((dw, dx), pullback_ref(ct))
     assert int(model.count.value) == 1
     y, pullback = vjp(f, x)
+    assert_tree_close(pullback(ct), pullback_ref(ct)[1])
+    _, pullback = vjp(f, x, argnums=(0,))
     assert_tree_close(pullback(ct), (pullback_ref(ct)[1],))
+    _, pullback = vjp(f, x, grad_states=model.w, argnums=None)
+    assert_tree_close(pullback(ct), pullback_ref(ct)[0])
+    _, pullback = vjp(lambda a, b: jnp.tanh(a @ b), x, model.w.value, argnums=-1)
+    assert_tree_close(pullback(ct), pullback_ref(ct)[0])
+    with pytest.raises(brainstate.GradientError, match='out of range'):
+        vjp(f, x, argnums=1)
+    with pytest.raises(ValueError, match='twice'):
+        vjp(lambda a, b: a @ b, x, model.w.value, argnums=(0, -2))
+    with pytest.raises(ValueError, match='nothing to differentiate'):
+        vjp(lambda: model.w.value.sum())
     # inside jit
     dw2 = jit(lambda x: vjp(f, x, grad_states=model.w)[1](ct)[0])(x)
     assert_tree_close(dw2, pullback_ref(ct)[0])

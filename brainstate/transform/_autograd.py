@@ -538,11 +538,13 @@ class _VJP(_Linearize):
         out, pullback, (result, written) = jax.vjp(pure, grad_values, diff_args, has_aux=True)
         _write_back(program.written_states, program.written_treedefs, list(written),
                     f'{self.kind} of {self.fun_name}')
-        given = self.grad.given
+        given, diff = self.grad.given, bool(self.arg_positions)
 
         def vjp_fn(cotangent):
             state_ct, arg_ct = pullback(cotangent)
-            return (state_ct, arg_ct) if given else arg_ct
+            if given:
+                return (state_ct, arg_ct) if diff else state_ct
+            return arg_ct
 
         if self.has_aux:
             return out, vjp_fn, result[1]
@@ -559,21 +561,28 @@ class _JVP(_Linearize):
         return dout, out, aux, extra[0]
 
 
-def _cached_linearizer(cls, fun, grad_states, num_primals: int, has_aux: bool, passes=None):
+_ALL = object()
+
+
+def _cached_linearizer(cls, fun, grad_states, num_primals: int, has_aux: bool, passes=None,
+                       argnums=_ALL):
     """vjp/jvp take the function on every call: keep one transform per function, grad states
-    and arity (a small LRU), so repeated calls reuse the traced and compiled program."""
+    and arity (a small LRU), so repeated calls reuse the traced and compiled program.
+    ``argnums``: the differentiated positions (default: every primal)."""
     states_key = None if grad_states is None else tuple(
         id(s) for s in _GradStates(grad_states, cls.kind).states)
     key = (cls, fun, states_key, _structure_key(grad_states), num_primals, has_aux,
-           passes if isinstance(passes, (str, type(None))) else tuple(map(str, passes)))
+           passes if isinstance(passes, (str, type(None))) else tuple(map(str, passes)),
+           argnums if argnums is not _ALL else '*')
     try:
         transform = _LINEARIZERS.pop(key, None)
     except TypeError:  # an unhashable callable: no caching
         key, transform = None, None
     if transform is None:
-        transform = cls(fun, grad_states, tuple(range(num_primals)) if num_primals else None,
-                        has_aux, passes=passes)
-        if grad_states is None and not num_primals:
+        if argnums is _ALL:
+            argnums = tuple(range(num_primals)) if num_primals else None
+        transform = cls(fun, grad_states, argnums, has_aux, passes=passes)
+        if argnums is None:
             transform.argnums, transform.arg_positions = None, ()
     if key is not None:
         _LINEARIZERS[key] = transform
@@ -767,20 +776,54 @@ def hessian(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None
 hessian.__doc__ = hessian.__doc__ % _RETURN_FORMS
 
 
-def vjp(fun: Callable, *primals, grad_states=None, has_aux: bool = False, passes=None):
+def vjp(fun: Callable, *primals, grad_states=None, argnums: int | Sequence[int] | None = 0,
+        has_aux: bool = False, passes=None):
     """Vector-Jacobian product of a stateful function, like ``jax.vjp``.
 
-    Returns ``(out, vjp_fn)`` (``(out, vjp_fn, aux)`` with ``has_aux``). ``vjp_fn(cotangent)``
-    returns the cotangents of the primals as a tuple, like ``jax.vjp``; with ``grad_states`` it
-    returns ``(state_cotangents, primal_cotangents)``, the first in ``grad_states``'s structure.
-    States ``fun`` writes are written back when ``vjp`` is called.
+    Returns ``(out, vjp_fn)`` (``(out, vjp_fn, aux)`` with ``has_aux``). What
+    ``vjp_fn(cotangent)`` returns:
+
+    * no ``grad_states``: the cotangent of the primal ``argnums`` (an int: that argument's,
+      unwrapped; a sequence: a tuple);
+    * ``grad_states`` and ``argnums``: ``(state_cotangents, argument_cotangents)``, the first
+      in ``grad_states``'s structure;
+    * ``grad_states`` with ``argnums=None`` or no primals: the state cotangents only.
+
+    ``argnums`` may count from the end (``-1``); a position out of range, a position given
+    twice, or nothing to differentiate (no primals and no grad_states) is a ValueError
+    (:class:`~brainstate.GradientError`). States ``fun`` writes are written back when ``vjp``
+    is called.
 
     Example::
 
         y, pullback = brainstate.transform.vjp(f, x, grad_states=net.w)
-        dw, (dx,) = pullback(jnp.ones_like(y))
+        dw, dx = pullback(jnp.ones_like(y))
     """
-    transform = _cached_linearizer(_VJP, fun, grad_states, len(primals), has_aux, passes)
+    n = len(primals)
+    if argnums is None or n == 0:
+        positions = None
+    else:
+        single = isinstance(argnums, (int, np.integer))
+        wanted = (argnums,) if single else tuple(argnums)
+        for i in wanted:
+            if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+                raise ArgumentTypeError(f'vjp: argnums must be an int or a sequence of ints, '
+                                        f'got {argnums!r}.')
+            if not -n <= i < n:
+                raise GradientError(
+                    f'vjp of {getattr(fun, "__name__", fun)}: argnums {i} is out of range for a '
+                    f'call with {n} positional argument(s).')
+        normalized = tuple(int(i) % n for i in wanted)
+        if len(set(normalized)) != len(normalized):
+            raise GradientError(f'vjp: argnums={argnums!r} names a positional argument twice; '
+                                f'differentiate each argument once.')
+        positions = normalized[0] if single else normalized
+    if positions is None and grad_states is None:
+        raise GradientError(
+            'vjp has nothing to differentiate: give positional arguments to differentiate '
+            '(selected by argnums) and/or grad_states.')
+    transform = _cached_linearizer(_VJP, fun, grad_states, n, has_aux, passes,
+                                   argnums=positions)
     return transform.run(primals)
 
 
