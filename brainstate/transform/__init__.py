@@ -20,3 +20,7 @@ from ._vmap import VmappedFunction, vmap, vmap_new_states
 from ._map import map
 
 __all__ += ['vmap', 'vmap_new_states', 'VmappedFunction', 'map']
+from ._unvmap import unvmap
+from ._error_if import jit_error_if
+
+__all__ += ['unvmap', 'jit_error_if']
