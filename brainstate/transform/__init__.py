@@ -24,3 +24,8 @@ from ._unvmap import unvmap
 from ._error_if import jit_error_if
 
 __all__ += ['unvmap', 'jit_error_if']
+from ._checkify import (all_checks, automatic_checks, check, check_error, checkify,
+                        div_checks, float_checks, index_checks, nan_checks, user_checks)
+
+__all__ += ['checkify', 'check', 'check_error', 'all_checks', 'user_checks', 'nan_checks',
+            'div_checks', 'index_checks', 'float_checks', 'automatic_checks']
