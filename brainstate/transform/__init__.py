@@ -29,3 +29,9 @@ from ._checkify import (all_checks, automatic_checks, check, check_error, checki
 
 __all__ += ['checkify', 'check', 'check_error', 'all_checks', 'user_checks', 'nan_checks',
             'div_checks', 'index_checks', 'float_checks', 'automatic_checks']
+from ._named_scope import named_call, named_scope
+
+__all__ += ['named_call', 'named_scope']
+from ._find_state import StateFinder
+
+__all__ += ['StateFinder']
