@@ -313,12 +313,26 @@ def test_switch_clamps_and_keeps_states():
 def test_ifelse_first_true_condition_wins():
     def pick(x):
         return ifelse([x > 5, x > 0, True],
-                      [lambda x: x * 100, lambda x: x * 10, lambda x: -x], x)
+                      [lambda x: x * 100, lambda x: x * 10, lambda x: -x], x, check_cond=False)
 
     assert float(pick(7.)) == 700.
     assert float(pick(2.)) == 20.
     assert float(pick(-3.)) == 3.
     assert float(jit(pick)(2.)) == 20.
+
+
+def test_ifelse_checks_exactly_one_condition_by_default():
+    def pick(x):
+        return ifelse([x > 5, (x > 0) & (x <= 5), x <= 0],
+                      [lambda x: x * 100, lambda x: x * 10, lambda x: -x], x)
+
+    assert float(pick(7.)) == 700.
+    assert float(pick(2.)) == 20.
+    assert float(jit(pick)(-3.)) == 3.
+    with pytest.raises(ValueError, match='exactly one condition'):
+        ifelse([True, True], [lambda: 1., lambda: 2.])
+    with pytest.raises(Exception, match='exactly one condition'):
+        jit(lambda x: ifelse([x > 0, x > 1], [lambda: 1., lambda: 2.]))(5.)
 
 
 def test_branch_errors_are_clear():

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, TypeVar
 
 import jax
+import numpy as np
 import jax.numpy as jnp
 
 from .. import _state
@@ -439,7 +440,7 @@ def _bounded_while_loop(cond_fun, body_fun, init_val, max_steps, name):
 
 
 def bounded_while_loop(cond_fun: Callable[[Carry], Any], body_fun: Callable[[Carry], Carry],
-                       init_val: Carry, max_steps: int) -> Carry:
+                       init_val: Carry, max_steps: int, base: int = 16) -> Carry:
     """:func:`while_loop` that stops after at most ``max_steps`` iterations and can be
     differentiated in reverse mode.
 
@@ -452,9 +453,15 @@ def bounded_while_loop(cond_fun: Callable[[Carry], Any], body_fun: Callable[[Car
     Args:
       cond_fun, body_fun, init_val: as for :func:`while_loop`.
       max_steps: a Python int bounding the number of iterations.
+      base: accepted for compatibility (an int >= 2): the published library nests loops of
+        ``base`` steps to bound compile time; our loop compiles ``body_fun`` once whatever
+        ``max_steps`` is, so it does not change the program.
     """
     if not callable(cond_fun) or not callable(body_fun):
         raise ArgumentTypeError('bounded_while_loop: `cond_fun` and `body_fun` must be callable.')
+    if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base < 2:
+        raise ArgumentValueError(f'bounded_while_loop: base must be an integer >= 2, got '
+                                 f'{base!r}.')
     name = fun_name(body_fun)
     if not _state.TRACE_STACK:
         return call_eagerly(
