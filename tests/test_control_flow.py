@@ -466,7 +466,7 @@ def test_checkpointed_scan_matches_scan():
 
     xs = jnp.arange(11.)
     expected = jax.lax.scan(lambda c, x: (c * 0.9 + x, c), 1., xs)
-    for base in (1, 3, 4, 11, 16):
+    for base in (2, 3, 4, 11, 16):  # base >= 2, as published
         state.value = jnp.zeros(())
         out = checkpointed_scan(step, 1., xs, base=base)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), out, expected)
@@ -560,3 +560,36 @@ def test_progress_bar_keeps_the_compilation_cache(capsys, monkeypatch):
     np.testing.assert_allclose(for_loop(lambda x: x, jnp.ones(4), pbar=True), jnp.ones(4))
     np.testing.assert_allclose(scan(lambda c, x: (c + x, c), 0., jnp.ones(4), pbar=2)[0], 4.)
     jax.effects_barrier()
+
+
+def test_checkpointed_scan_reverse_and_published_checks():
+    xs = jnp.arange(1., 8.)
+
+    def step(c, x):
+        return c * 0.5 + x, c
+
+    ref = jax.lax.scan(step, 1., xs, reverse=True)
+    out = checkpointed_scan(step, 1., xs, base=3, reverse=True)
+    np.testing.assert_allclose(out[0], ref[0], rtol=1e-6)
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-6)
+    with pytest.raises(ValueError, match='base'):
+        checkpointed_scan(step, 1., xs, base=1)
+    with pytest.raises(ValueError, match='length'):
+        checkpointed_scan(step, 1., jnp.zeros((0,)))
+    with pytest.raises(ValueError, match='pair'):
+        checkpointed_scan(lambda c, x: c + x, 1., xs)
+
+
+def test_scan_under_disable_jit_is_a_python_loop():
+    order = []
+
+    def step(c, x):
+        order.append(float(x))
+        return c + x, c
+
+    with jax.disable_jit():
+        carry, ys = brainstate.transform.scan(step, 0., jnp.arange(1., 4.), reverse=True)
+    assert order == [3., 2., 1.]
+    ref = jax.lax.scan(lambda c, x: (c + x, c), 0., jnp.arange(1., 4.), reverse=True)
+    np.testing.assert_allclose(ys, ref[1])
+    assert float(carry) == 6.
