@@ -390,15 +390,18 @@ def test_fwd_grad_default_key_is_brainstate_random():
 
 def test_eval_shape(setup):
     model, loss, x, scale = setup
-    out, written = eval_shape(loss, jax.ShapeDtypeStruct((5, 3), jnp.float32), scale)
+    shape = jax.ShapeDtypeStruct((5, 3), jnp.float32)
+    states, out = eval_shape(loss, shape, scale, return_state_shapes=True)
     assert out.shape == () and out.dtype == jnp.float32
-    assert set(written) == {model.count}
-    assert written[model.count].shape == () and written[model.count].dtype == jnp.int32
+    assert {model.count, model.w} <= set(states)   # read and written states
+    assert states[model.count].shape == () and states[model.count].dtype == jnp.int32
+    assert states[model.w].shape == model.w.value.shape
     assert int(model.count.value) == 0
+    out_only = eval_shape(loss, shape, scale)
+    assert out_only.shape == () and out_only.dtype == jnp.float32
 
     def uses_shapes(x):
-        out, written = eval_shape(lambda x: (x @ model.w.value, x.sum()), x)
-        assert written == {}
+        out = eval_shape(lambda x: (x @ model.w.value, x.sum()), x)
         return jnp.zeros(out[0].shape)
 
     assert jit(uses_shapes)(x).shape == (2, 2)
