@@ -35,3 +35,6 @@ __all__ += ['named_call', 'named_scope']
 from ._find_state import StateFinder
 
 __all__ += ['StateFinder']
+from ._eager import clear_eager_cache, eager_cache_info
+
+__all__ += ['eager_cache_info', 'clear_eager_cache']
