@@ -38,3 +38,6 @@ __all__ += ['StateFinder']
 from ._eager import clear_eager_cache, eager_cache_info
 
 __all__ += ['eager_cache_info', 'clear_eager_cache']
+from ._debug import breakpoint_if, debug_nan, debug_nan_if
+
+__all__ += ['debug_nan', 'debug_nan_if', 'breakpoint_if']

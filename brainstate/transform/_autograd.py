@@ -366,7 +366,7 @@ class _StatefulTransform(TransformedFunction):
         if getattr(self, 'debug_nan', False):
             from ._error_if import jit_error_if
             jit_error_if(_check_nan_jit_compatible(derivs),
-                         f'{self.kind} of {self.fun_name}: the derivatives contain NaN or Inf '
+                         f'{self.kind} of {self.fun_name}: NaN/Inf in the derivatives '
                          f'(debug_nan=True).')
         return self._format(derivs, out, result)
 
