@@ -328,3 +328,10 @@ def test_switch_and_loops_inside_raw_jax_transforms():
     assert float(st.value) == 0.
     with pytest.raises(ValueError, match='base'):
         T.bounded_while_loop(lambda v: v < 5., lambda v: v, 1., max_steps=3, base=1)
+
+
+def test_checkpoint_refuses_negative_static_argnums():
+    with pytest.raises(ValueError, match='negative'):
+        T.checkpoint(lambda x, n: x * n, static_argnums=-1)
+    f = T.checkpoint(lambda x, n: jnp.sin(x) * n, static_argnums=1)
+    np.testing.assert_allclose(jax.grad(lambda x: f(x, 3))(0.5), 3 * np.cos(0.5), **TOL)
