@@ -335,3 +335,28 @@ def test_checkpoint_refuses_negative_static_argnums():
         T.checkpoint(lambda x, n: x * n, static_argnums=-1)
     f = T.checkpoint(lambda x, n: jnp.sin(x) * n, static_argnums=1)
     np.testing.assert_allclose(jax.grad(lambda x: f(x, 3))(0.5), 3 * np.cos(0.5), **TOL)
+
+
+def test_shard_map_with_replicated_and_sharded_states():
+    from jax.sharding import PartitionSpec as P
+    n = jax.device_count()
+    mesh = jax.make_mesh((n,), ('x',))
+    w = brainstate.ParamState(jnp.array(2.0))
+    buf = brainstate.State(jnp.zeros(n * 2))
+
+    def step(x):
+        y = x * w.value
+        buf.value = buf.value + y
+        return y
+
+    f = T.shard_map(step, mesh, in_specs=(P('x'),), out_specs=P('x'),
+                    state_in_specs={buf: P('x')})
+    x = jnp.arange(n * 2, dtype=jnp.float32)
+    np.testing.assert_allclose(f(x), x * 2., **TOL)
+    np.testing.assert_allclose(buf.value, x * 2., **TOL)
+    assert float(w.value) == 2.
+    total = T.shard_map(lambda x: jax.lax.psum(jnp.sum(x, keepdims=True), 'x'), mesh,
+                        in_specs=(P('x'),), out_specs=P())(x)
+    np.testing.assert_allclose(total, jnp.sum(x), **TOL)
+    with pytest.raises(ValueError, match='in_specs'):
+        T.shard_map(lambda a, b: a + b, mesh, in_specs=(P('x'),), out_specs=P('x'))(x, x)

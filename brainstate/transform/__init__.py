@@ -41,3 +41,6 @@ __all__ += ['eager_cache_info', 'clear_eager_cache']
 from ._debug import breakpoint_if, debug_nan, debug_nan_if
 
 __all__ += ['debug_nan', 'debug_nan_if', 'breakpoint_if']
+from ._shard_map import shard_map
+
+__all__ += ['shard_map']
