@@ -360,3 +360,26 @@ def test_shard_map_with_replicated_and_sharded_states():
     np.testing.assert_allclose(total, jnp.sum(x), **TOL)
     with pytest.raises(ValueError, match='in_specs'):
         T.shard_map(lambda a, b: a + b, mesh, in_specs=(P('x'),), out_specs=P('x'))(x, x)
+
+
+def test_jaxpr_utilities_inline_and_rebuild():
+    @jax.jit
+    def inner(x):
+        return jnp.sin(x) * 2.
+
+    def outer(x):
+        return inner(x) + inner(x + 1.)
+
+    closed = jax.make_jaxpr(outer)(1.)
+    flat = T.inline_jit(closed)
+    assert not any(e.primitive.name in ('jit', 'pjit') for e in flat.jaxpr.eqns)
+    np.testing.assert_allclose(jaxpr_as_fun(flat)(0.3)[0], outer(0.3), **TOL)
+    rebuilt = T.eqns_to_closed_jaxpr(flat.jaxpr.eqns, invars=flat.jaxpr.invars,
+                                     outvars=flat.jaxpr.outvars)
+    np.testing.assert_allclose(jaxpr_as_fun(rebuilt)(0.3)[0], outer(0.3), **TOL)
+    jaxpr = T.eqns_to_jaxpr(jax.make_jaxpr(lambda a, b: a * b + a)(1., 2.).jaxpr.eqns)
+    assert len(jaxpr.invars) == 2 and len(jaxpr.outvars) == 1
+    with pytest.raises(ValueError):
+        T.eqns_to_closed_jaxpr(jaxpr.eqns, invars=[1])
+    with pytest.raises(ValueError):
+        T.inline_jit(123)

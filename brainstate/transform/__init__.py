@@ -44,3 +44,9 @@ __all__ += ['debug_nan', 'debug_nan_if', 'breakpoint_if']
 from ._shard_map import shard_map
 
 __all__ += ['shard_map']
+from ._ir_processing import eqns_to_closed_jaxpr, eqns_to_jaxpr
+
+__all__ += ['eqns_to_jaxpr', 'eqns_to_closed_jaxpr']
+from ._ir_inline import inline_jit
+
+__all__ += ['inline_jit']
