@@ -35,6 +35,7 @@ from . import transform
 from . import nn
 from . import optim
 from . import random
+from ._deprecated_alias import augment, compile  # deprecated names of brainstate.transform
 
 __all__ = [
     'State', 'ParamState', 'HiddenState', 'ShortTermState', 'LongTermState', 'BatchState',

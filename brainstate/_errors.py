@@ -40,7 +40,7 @@ class TracerLeakError(TraceContextError):
     """
 
 
-class StateArgumentError(BrainStateError, TypeError):
+class StateArgumentError(BrainStateError, TypeError, ValueError):
     """A State object was passed into, or returned from, a transformed function."""
 
 

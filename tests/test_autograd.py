@@ -327,11 +327,23 @@ def test_vjp_and_jvp(setup):
     ct = jnp.ones_like(y_ref) * jnp.array([1.0, -2.0])
     y, pullback = vjp(f, x, grad_states=model.w)
     assert_tree_close(y, y_ref)
-    dw, (dx,) = pullback(ct)
+    dw, dx = pullback(ct)   # argnums=0 (an int): the argument's cotangent unwrapped
     assert_tree_close((dw, dx), pullback_ref(ct))
     assert int(model.count.value) == 1
     y, pullback = vjp(f, x)
+    assert_tree_close(pullback(ct), pullback_ref(ct)[1])
+    _, pullback = vjp(f, x, argnums=(0,))
     assert_tree_close(pullback(ct), (pullback_ref(ct)[1],))
+    _, pullback = vjp(f, x, grad_states=model.w, argnums=None)
+    assert_tree_close(pullback(ct), pullback_ref(ct)[0])
+    _, pullback = vjp(lambda a, b: jnp.tanh(a @ b), x, model.w.value, argnums=-1)
+    assert_tree_close(pullback(ct), pullback_ref(ct)[0])
+    with pytest.raises(brainstate.GradientError, match='out of range'):
+        vjp(f, x, argnums=1)
+    with pytest.raises(ValueError, match='twice'):
+        vjp(lambda a, b: a @ b, x, model.w.value, argnums=(0, -2))
+    with pytest.raises(ValueError, match='nothing to differentiate'):
+        vjp(lambda: model.w.value.sum())
     # inside jit
     dw2 = jit(lambda x: vjp(f, x, grad_states=model.w)[1](ct)[0])(x)
     assert_tree_close(dw2, pullback_ref(ct)[0])
@@ -378,15 +390,18 @@ def test_fwd_grad_default_key_is_brainstate_random():
 
 def test_eval_shape(setup):
     model, loss, x, scale = setup
-    out, written = eval_shape(loss, jax.ShapeDtypeStruct((5, 3), jnp.float32), scale)
+    shape = jax.ShapeDtypeStruct((5, 3), jnp.float32)
+    states, out = eval_shape(loss, shape, scale, return_state_shapes=True)
     assert out.shape == () and out.dtype == jnp.float32
-    assert set(written) == {model.count}
-    assert written[model.count].shape == () and written[model.count].dtype == jnp.int32
+    assert {model.count, model.w} <= set(states)   # read and written states
+    assert states[model.count].shape == () and states[model.count].dtype == jnp.int32
+    assert states[model.w].shape == model.w.value.shape
     assert int(model.count.value) == 0
+    out_only = eval_shape(loss, shape, scale)
+    assert out_only.shape == () and out_only.dtype == jnp.float32
 
     def uses_shapes(x):
-        out, written = eval_shape(lambda x: (x @ model.w.value, x.sum()), x)
-        assert written == {}
+        out = eval_shape(lambda x: (x @ model.w.value, x.sum()), x)
         return jnp.zeros(out[0].shape)
 
     assert jit(uses_shapes)(x).shape == (2, 2)

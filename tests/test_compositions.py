@@ -852,7 +852,8 @@ def test_eval_shape_of_a_composition_changes_no_state():
             return T.for_loop(step, xs)
         return T.grad(lambda xs: T.vmap(trial, in_states=h)(xs).sum(), W, return_value=True)(xs)
 
-    (g, value), written = T.eval_shape(run, jax.ShapeDtypeStruct((4, 5, N), jnp.float32))
+    written, (g, value) = T.eval_shape(run, jax.ShapeDtypeStruct((4, 5, N), jnp.float32),
+                                       return_state_shapes=True)
     assert g.shape == (N, N) and value.shape == ()
     assert written[h].shape == (4, N)
     np.testing.assert_array_equal(np.asarray(h.value), before)

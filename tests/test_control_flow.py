@@ -313,12 +313,26 @@ def test_switch_clamps_and_keeps_states():
 def test_ifelse_first_true_condition_wins():
     def pick(x):
         return ifelse([x > 5, x > 0, True],
-                      [lambda x: x * 100, lambda x: x * 10, lambda x: -x], x)
+                      [lambda x: x * 100, lambda x: x * 10, lambda x: -x], x, check_cond=False)
 
     assert float(pick(7.)) == 700.
     assert float(pick(2.)) == 20.
     assert float(pick(-3.)) == 3.
     assert float(jit(pick)(2.)) == 20.
+
+
+def test_ifelse_checks_exactly_one_condition_by_default():
+    def pick(x):
+        return ifelse([x > 5, (x > 0) & (x <= 5), x <= 0],
+                      [lambda x: x * 100, lambda x: x * 10, lambda x: -x], x)
+
+    assert float(pick(7.)) == 700.
+    assert float(pick(2.)) == 20.
+    assert float(jit(pick)(-3.)) == 3.
+    with pytest.raises(ValueError, match='exactly one condition'):
+        ifelse([True, True], [lambda: 1., lambda: 2.])
+    with pytest.raises(Exception, match='exactly one condition'):
+        jit(lambda x: ifelse([x > 0, x > 1], [lambda: 1., lambda: 2.]))(5.)
 
 
 def test_branch_errors_are_clear():
@@ -418,7 +432,7 @@ def test_grad_through_for_loop_matches_lax_scan(loop):
     assert [s.label() for s in states] == ['w', 'V']
 
     def pure(wv, xs):
-        return jaxpr_as_fun(cj)(wv, jnp.zeros(6), xs)[0]
+        return jaxpr_as_fun(cj)(xs, wv, jnp.zeros(6))[0]  # (args, then states)
 
     np.testing.assert_allclose(jax.grad(pure)(w.value, xs), jax.grad(reference)(w.value, xs),
                                **TOL)
@@ -452,7 +466,7 @@ def test_checkpointed_scan_matches_scan():
 
     xs = jnp.arange(11.)
     expected = jax.lax.scan(lambda c, x: (c * 0.9 + x, c), 1., xs)
-    for base in (1, 3, 4, 11, 16):
+    for base in (2, 3, 4, 11, 16):  # base >= 2, as published
         state.value = jnp.zeros(())
         out = checkpointed_scan(step, 1., xs, base=base)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), out, expected)
@@ -473,7 +487,7 @@ def test_checkpoint_with_states_and_grad():
 
     cj, states = make_jaxpr(loss)(jnp.float32(0.3))
     assert [s.label() for s in states] == ['calls', 'w']
-    g = jax.grad(lambda wv: jaxpr_as_fun(cj)(jnp.float32(0.), wv, jnp.float32(0.3))[0])(
+    g = jax.grad(lambda wv: jaxpr_as_fun(cj)(jnp.float32(0.3), jnp.float32(0.), wv)[0])(
         jnp.float32(2.))
     ref = jax.grad(lambda wv: jnp.sin(jnp.sin(0.3 * wv) * wv))(jnp.float32(2.))
     np.testing.assert_allclose(g, ref, **TOL)
@@ -515,15 +529,9 @@ def test_state_written_with_new_shape_in_loop_is_an_error():
 
 
 def test_progress_bar_keeps_the_compilation_cache(capsys, monkeypatch):
-    import builtins
-    real_import = builtins.__import__
-
-    def no_tqdm(name, *args, **kwargs):  # exercise the plain-text bar even if tqdm exists
-        if name.startswith('tqdm'):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, '__import__', no_tqdm)
+    from brainstate.transform import _progress_bar
+    # exercise the plain-text bar even if tqdm exists
+    monkeypatch.setattr(_progress_bar, 'tqdm_installed', False)
     traces = []
     acc = brainstate.ShortTermState(jnp.zeros(()), name='acc')
 
@@ -540,9 +548,43 @@ def test_progress_bar_keeps_the_compilation_cache(capsys, monkeypatch):
     np.testing.assert_allclose(out, jnp.arange(21., 41.), **TOL)
     assert len(traces) == 1
     err = capsys.readouterr().err
-    assert err.count('sim: 20/20 (100%)') == 2
-    assert 'sim: 5/20' in err
+    finals = [line for line in err.splitlines() if line.startswith('sim: 100%')]
+    assert len(finals) == 2 and all('20/20' in line for line in finals)
+    assert '5/20' in err
     # pbar=True and an int frequency work too
     np.testing.assert_allclose(for_loop(lambda x: x, jnp.ones(4), pbar=True), jnp.ones(4))
     np.testing.assert_allclose(scan(lambda c, x: (c + x, c), 0., jnp.ones(4), pbar=2)[0], 4.)
     jax.effects_barrier()
+
+
+def test_checkpointed_scan_reverse_and_published_checks():
+    xs = jnp.arange(1., 8.)
+
+    def step(c, x):
+        return c * 0.5 + x, c
+
+    ref = jax.lax.scan(step, 1., xs, reverse=True)
+    out = checkpointed_scan(step, 1., xs, base=3, reverse=True)
+    np.testing.assert_allclose(out[0], ref[0], rtol=1e-6)
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-6)
+    with pytest.raises(ValueError, match='base'):
+        checkpointed_scan(step, 1., xs, base=1)
+    with pytest.raises(ValueError, match='length'):
+        checkpointed_scan(step, 1., jnp.zeros((0,)))
+    with pytest.raises(ValueError, match='pair'):
+        checkpointed_scan(lambda c, x: c + x, 1., xs)
+
+
+def test_scan_under_disable_jit_is_a_python_loop():
+    order = []
+
+    def step(c, x):
+        order.append(float(x))
+        return c + x, c
+
+    with jax.disable_jit():
+        carry, ys = brainstate.transform.scan(step, 0., jnp.arange(1., 4.), reverse=True)
+    assert order == [3., 2., 1.]
+    ref = jax.lax.scan(lambda c, x: (c + x, c), 0., jnp.arange(1., 4.), reverse=True)
+    np.testing.assert_allclose(ys, ref[1])
+    assert float(carry) == 6.

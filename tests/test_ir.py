@@ -133,9 +133,10 @@ def test_make_jaxpr_returns_jaxpr_and_states():
     net = Net()
     jaxpr, states = brainstate.transform.make_jaxpr(step_fn(net))(jnp.ones(3))
     assert states == (net.count, net.w)
+    # the published layout: the arguments, then every state; the result, then every state
     assert [str(v.aval.str_short()) for v in jaxpr.jaxpr.invars] == [
-        'float32[]', 'float32[2]', 'float32[3,2]', 'float32[3]']
-    assert len(jaxpr.jaxpr.outvars) == 2  # the result, then the new count
+        'float32[3]', 'float32[]', 'float32[2]', 'float32[3,2]']
+    assert len(jaxpr.jaxpr.outvars) == 4  # the result, the new count, then w's leaves passed through
     assert 'state_read' not in str(jaxpr)
 
 

@@ -127,7 +127,9 @@ def test_read_only_states_are_not_written_back():
     f(jnp.ones(3))
     assert w.value is before
     jaxpr, states = brainstate.transform.make_jaxpr(f)(jnp.ones(3))
-    assert states == (w,) and len(jaxpr.jaxpr.outvars) == 1
+    # published layout: outputs are the result, then every state (a read-only one passes through)
+    assert states == (w,) and len(jaxpr.jaxpr.outvars) == 2
+    assert jaxpr.jaxpr.outvars[1] is jaxpr.jaxpr.invars[1]
 
 
 def test_written_state_buffers_are_donated_unless_held_elsewhere():

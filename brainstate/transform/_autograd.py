@@ -46,6 +46,15 @@ __all__ = [
 _Tracer = jax.core.Tracer
 
 
+class GradientTypeError(GradientError, TypeError):
+    """A gradient error the published library raises as TypeError (a non-scalar or tuple
+    output, a has_aux function not returning a pair, integer inputs of fwd_grad)."""
+
+
+class _ArgnumsTypeError(ArgumentTypeError, ValueError):
+    """argnums of the wrong type (the published library raises ValueError)."""
+
+
 # -- grad_states: what to differentiate, and the structure the gradients come back in ----------
 
 class _GradStates:
@@ -125,8 +134,8 @@ def _normalize_argnums(argnums, name: str):
         positions = (argnums,)  # not iterable: rejected just below, naming it
     for n in positions:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
-            raise ArgumentTypeError(f'{name}: argnums must be an int or a sequence of ints, got '
-                                    f'{argnums!r}.')
+            raise _ArgnumsTypeError(f'{name}: argnums must be an int or a sequence of ints, '
+                                    f'got {argnums!r}.')
         if n < 0:
             raise GradientError(
                 f'{name}: argnums={argnums!r} has a negative position; give positions counted '
@@ -146,14 +155,14 @@ class _Program:
     """The pure function of one call signature, and where its inputs come from."""
 
     def __init__(self, program: StatefulProgram, grad_states: list, name: str,
-                 traced_reads: set):
+                 traced_reads: set, check_states: bool = True):
         lowered = program.lowered
         read = list(lowered.read_states)
         slot = {state: i for i, state in enumerate(read)}
         for state in grad_states:
             # A state read while tracing but whose value no result uses was removed by the
             # passes: its gradient is zero. One never read at all is a mistake.
-            if state not in slot and state not in traced_reads:
+            if state not in slot and state not in traced_reads and check_states:
                 written = state in set(lowered.written_states)
                 raise GradientError(
                     f'{name}: grad state {state.label()} is never read by '
@@ -249,7 +258,8 @@ class _StatefulTransform(TransformedFunction):
                     return entry
         program = trace_program(self.fun, self._spec, sig, passes=self.passes)
         self._last_program = program
-        entry = _Program(program, self.grad.states, self.kind, program.traced_reads)
+        entry = _Program(program, self.grad.states, self.kind, program.traced_reads,
+                         getattr(self, 'check_states', True))
         if entry.cacheable:
             self._cache.setdefault(sig.key, []).append(entry)
         return entry
@@ -282,7 +292,7 @@ class _StatefulTransform(TransformedFunction):
             result, written = program.run(consts, grad_leaves, other_values, arg_leaves)
             if self.has_aux:
                 if not (isinstance(result, (tuple, list)) and len(result) == 2):
-                    raise GradientError(
+                    raise GradientTypeError(
                         f'{self.kind} of {self.fun_name} with has_aux=True: the function must '
                         f'return a pair (output, aux), but it returned '
                         f'{type(result).__name__}.')
@@ -352,7 +362,13 @@ class _StatefulTransform(TransformedFunction):
         return self._traced_call(*args, **kwargs)
 
     def _traced_call(self, *args, **kwargs):
-        return self._format(*self._call(args, kwargs))
+        derivs, out, result = self._call(args, kwargs)
+        if getattr(self, 'debug_nan', False):
+            from ._error_if import jit_error_if
+            jit_error_if(_check_nan_jit_compatible(derivs),
+                         f'{self.kind} of {self.fun_name}: NaN/Inf in the derivatives '
+                         f'(debug_nan=True).')
+        return self._format(derivs, out, result)
 
     def _select(self, state_derivs, arg_derivs):
         """The derivatives in the documented form: ``(state part, argument part)`` when both
@@ -368,6 +384,16 @@ class _StatefulTransform(TransformedFunction):
         return (derivs, aux) if self.has_aux else derivs
 
 
+def _check_nan_jit_compatible(tree):
+    """A boolean scalar (traceable): whether any float or complex leaf of ``tree`` holds a NaN
+    or an Inf. Integer, boolean and non-array leaves are skipped."""
+    flags = [jnp.any(~jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)
+             if hasattr(leaf, 'dtype') and jnp.issubdtype(leaf.dtype, jnp.inexact)]
+    if not flags:
+        return jnp.asarray(False)
+    return jnp.any(jnp.stack(flags))
+
+
 def _write_back(states: list, treedefs: list, leaves: list, where: str):
     """Store the written values, once, after everything succeeded (see _state_io)."""
     values, offset = [], 0
@@ -380,7 +406,7 @@ def _write_back(states: list, treedefs: list, leaves: list, where: str):
 
 def _check_scalar(out, kind: str, fun_name: str, has_aux: bool):
     if isinstance(out, (tuple, list, dict)) and not has_aux:
-        raise GradientError(
+        raise GradientTypeError(
             f'{kind} of {fun_name}: the function returned a {type(out).__name__}, but {kind} '
             f'differentiates a scalar. If it returns (loss, aux), pass has_aux=True; for '
             f'several outputs use vector_grad or jacrev.')
@@ -396,27 +422,87 @@ def _check_scalar(out, kind: str, fun_name: str, has_aux: bool):
             f'{jnp.result_type(out)}; it must be a float (integer outputs have no gradient).')
 
 
+def _unit_autograd():
+    try:
+        import brainunit
+    except ImportError:  # pragma: no cover - brainunit is an optional dependency
+        raise ArgumentValueError('unit_aware=True needs brainunit (pip install brainunit).')
+    return brainunit.autograd
+
+
 class GradientTransform(_StatefulTransform):
-    """The function :func:`grad` returns. Call it like the original function."""
+    """A stateful function differentiated by a JAX-style transform: what :func:`grad`,
+    :func:`vector_grad`, :func:`jacrev`, :func:`jacfwd`, :func:`hessian` and
+    :func:`fwd_grad` return. Call it like the original function.
+
+    Built directly (the published form), ``transform`` is any function with ``jax.grad``'s
+    interface (``transform(f, argnums=..., has_aux=True, **transform_params)``), applied to the
+    pure form of ``target`` with respect to the values of ``grad_states`` and the arguments
+    ``argnums``; the return forms are those of :func:`grad`.
+
+    Args:
+      target: the function.
+      transform: ``jax.grad``, ``jax.jacrev``, ... (None: :func:`grad`'s own).
+      grad_states, argnums, return_value, has_aux: as for :func:`grad`.
+      transform_params: extra keyword arguments of ``transform``.
+      check_states: a grad state the function never reads is an error (False: its
+        derivative is zero).
+      debug_nan: raise when a derivative holds NaN or Inf.
+
+    Example::
+
+        gt = brainstate.transform.GradientTransform(loss, jax.grad, grad_states=params)
+        grads = gt(x)
+    """
 
     kind = 'grad'
 
-    def __init__(self, fun, grad_states=None, argnums=None, has_aux=False, return_value=False,
-                 holomorphic=False, allow_int=False, passes=None):
-        super().__init__(fun, grad_states, argnums, has_aux, return_value, passes)
+    def __init__(self, target: Callable = None, transform: Callable | None = None,
+                 grad_states=None, argnums=None, return_value: bool = False,
+                 has_aux: bool = False, transform_params: dict | None = None,
+                 check_states: bool = True, debug_nan: bool = False, *, fun=None,
+                 holomorphic: bool = False, allow_int: bool = False, unit_aware: bool = False,
+                 passes=None):
+        target = fun if target is None else target
+        super().__init__(target, grad_states, argnums, has_aux, return_value, passes)
+        self.transform = transform
+        self.transform_params = dict(transform_params or {})
         self.holomorphic = holomorphic
         self.allow_int = allow_int
+        self.unit_aware = bool(unit_aware)
+        self.check_states = bool(check_states)
+        self.debug_nan = bool(debug_nan)
+
+    def __repr__(self):
+        states = [s.label() for s in self.grad.states] if self.grad.given else None
+        return (f'GradientTransform(target={self.fun_name}, kind={self.kind!r}, '
+                f'grad_states={states}, argnums={self.argnums!r}, '
+                f'return_value={self.return_value}, has_aux={self.has_aux}, '
+                f'check_states={self.check_states}, debug_nan={self.debug_nan})')
 
     def _apply(self, f, grad_values, diff_args, extra):
+        if self.transform is not None:
+            def with_value(gv, da):
+                out, aux = f(gv, da)
+                return out, (out, aux)
+            derivs, (out, aux) = self.transform(with_value, argnums=self._wrt(), has_aux=True,
+                                                **self.transform_params)(grad_values, diff_args)
+            return derivs, out, aux, extra[0]
+
         def scalar_f(gv, da):
             out, aux = f(gv, da)
-            if not self.holomorphic:
+            if not self.holomorphic and not self.unit_aware:
                 _check_scalar(out, self.kind, self.fun_name, self.has_aux)
             return out, (out, aux)
 
-        derivs, (out, aux) = jax.grad(scalar_f, argnums=self._wrt(), has_aux=True,
-                                      holomorphic=self.holomorphic,
-                                      allow_int=self.allow_int)(grad_values, diff_args)
+        if self.unit_aware:
+            derivs, (out, aux) = _unit_autograd().grad(
+                scalar_f, argnums=self._wrt(), has_aux=True, holomorphic=self.holomorphic,
+                allow_int=self.allow_int)(grad_values, diff_args)
+        else:
+            derivs, (out, aux) = jax.grad(scalar_f, argnums=self._wrt(), has_aux=True,
+                                          holomorphic=self.holomorphic,
+                                          allow_int=self.allow_int)(grad_values, diff_args)
         return derivs, out, aux, extra[0]
 
 
@@ -429,26 +515,42 @@ class _ValueAndGrad(GradientTransform):
         return out, derivs
 
 
-class _VectorGrad(_StatefulTransform):
+class _VectorGrad(GradientTransform):
     kind = 'vector_grad'
 
     def _apply(self, f, grad_values, diff_args, extra):
+        if self.unit_aware:
+            def with_value(gv, da):
+                out, aux = f(gv, da)
+                return out, (out, aux)
+            derivs, (out, aux) = _unit_autograd().vector_grad(
+                with_value, argnums=self._wrt(), has_aux=True)(grad_values, diff_args)
+            return derivs, out, aux, extra[0]
         out, pullback, aux = jax.vjp(f, grad_values, diff_args, has_aux=True)
         state_ct, arg_ct = pullback(jax.tree.map(jnp.ones_like, out))
         return self._select(state_ct, arg_ct), out, aux, extra[0]
 
 
-class _Jacobian(_StatefulTransform):
+class _Jacobian(GradientTransform):
     kind = 'jacrev'
 
     def __init__(self, fun, grad_states=None, argnums=None, has_aux=False, return_value=False,
-                 holomorphic=False, allow_int=False, mode='rev', passes=None):
-        super().__init__(fun, grad_states, argnums, has_aux, return_value, passes)
+                 holomorphic=False, allow_int=False, mode='rev', passes=None,
+                 unit_aware=False, check_states=True, debug_nan=False):
         self.kind = {'rev': 'jacrev', 'fwd': 'jacfwd', 'hessian': 'hessian'}[mode]
+        super().__init__(fun, grad_states=grad_states, argnums=argnums, has_aux=has_aux,
+                         return_value=return_value, passes=passes, unit_aware=unit_aware,
+                         check_states=check_states, debug_nan=debug_nan)
         self.options = dict(holomorphic=holomorphic)
         if mode == 'rev':
             self.options['allow_int'] = allow_int
-        self.jax_transform = {'rev': jax.jacrev, 'fwd': jax.jacfwd, 'hessian': jax.hessian}[mode]
+        if unit_aware:
+            autograd = _unit_autograd()
+            self.jax_transform = {'rev': autograd.jacrev, 'fwd': autograd.jacfwd,
+                                  'hessian': autograd.hessian}[mode]
+        else:
+            self.jax_transform = {'rev': jax.jacrev, 'fwd': jax.jacfwd,
+                                  'hessian': jax.hessian}[mode]
 
     def _apply(self, f, grad_values, diff_args, extra):
         def with_value(gv, da):
@@ -460,19 +562,26 @@ class _Jacobian(_StatefulTransform):
         return derivs, out, aux, extra[0]
 
 
-class _ForwardGrad(_StatefulTransform):
+class _ForwardGrad(GradientTransform):
     kind = 'fwd_grad'
 
     def __init__(self, fun, grad_states=None, argnums=None, has_aux=False, return_value=False,
-                 num_samples=1, key=None, passes=None):
-        super().__init__(fun, grad_states, argnums, has_aux, return_value, passes)
+                 num_samples=1, key=None, passes=None, drct_der_clip=None, check_states=True,
+                 debug_nan=False):
+        super().__init__(fun, grad_states=grad_states, argnums=argnums, has_aux=has_aux,
+                         return_value=return_value, passes=passes, check_states=check_states,
+                         debug_nan=debug_nan)
         if int(num_samples) < 1:
             raise ArgumentValueError(
                 f'fwd_grad: num_samples must be at least 1, got {num_samples}.')
         self.num_samples = int(num_samples)
+        self.drct_der_clip = None if drct_der_clip is None else float(drct_der_clip)
         if key is None:
             self._key_state = None  # brainstate.random.DEFAULT, looked up at call time
         else:
+            if isinstance(key, np.ndarray) and key.size == 1 and \
+                    np.issubdtype(key.dtype, np.integer):
+                key = int(key.reshape(()))
             if isinstance(key, (int, np.integer)):
                 key = jax.random.key(int(key))
             elif not jnp.issubdtype(jnp.result_type(key), jax.dtypes.prng_key):
@@ -504,6 +613,12 @@ class _ForwardGrad(_StatefulTransform):
             return out, aux
 
         leaves, treedef = jax.tree.flatten(primal)
+        for leaf in leaves:
+            if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+                raise GradientTypeError(
+                    f'fwd_grad of {self.fun_name}: a differentiated input has dtype '
+                    f'{jnp.result_type(leaf)}; forward gradients need inexact (float or '
+                    f'complex) inputs. Cast it (e.g. `.astype(jnp.float32)`).')
 
         def tangent(k):
             keys = jax.random.split(k, max(len(leaves), 1))
@@ -513,6 +628,8 @@ class _ForwardGrad(_StatefulTransform):
         def estimate(k):
             v = tangent(k)
             out, dout, aux = jax.jvp(g, (primal,), (v,), has_aux=True)
+            if self.drct_der_clip is not None:
+                dout = jnp.clip(dout, -self.drct_der_clip, self.drct_der_clip)
             return jax.tree.map(lambda t: dout * t, v), out, aux
 
         if self.num_samples == 1:
@@ -546,11 +663,13 @@ class _VJP(_Linearize):
         out, pullback, (result, written) = jax.vjp(pure, grad_values, diff_args, has_aux=True)
         _write_back(program.written_states, program.written_treedefs, list(written),
                     f'{self.kind} of {self.fun_name}')
-        given = self.grad.given
+        given, diff = self.grad.given, bool(self.arg_positions)
 
         def vjp_fn(cotangent):
             state_ct, arg_ct = pullback(cotangent)
-            return (state_ct, arg_ct) if given else arg_ct
+            if given:
+                return (state_ct, arg_ct) if diff else state_ct
+            return arg_ct
 
         if self.has_aux:
             return out, vjp_fn, result[1]
@@ -567,21 +686,28 @@ class _JVP(_Linearize):
         return dout, out, aux, extra[0]
 
 
-def _cached_linearizer(cls, fun, grad_states, num_primals: int, has_aux: bool, passes=None):
+_ALL = object()
+
+
+def _cached_linearizer(cls, fun, grad_states, num_primals: int, has_aux: bool, passes=None,
+                       argnums=_ALL):
     """vjp/jvp take the function on every call: keep one transform per function, grad states
-    and arity (a small LRU), so repeated calls reuse the traced and compiled program."""
+    and arity (a small LRU), so repeated calls reuse the traced and compiled program.
+    ``argnums``: the differentiated positions (default: every primal)."""
     states_key = None if grad_states is None else tuple(
         id(s) for s in _GradStates(grad_states, cls.kind).states)
     key = (cls, fun, states_key, _structure_key(grad_states), num_primals, has_aux,
-           passes if isinstance(passes, (str, type(None))) else tuple(map(str, passes)))
+           passes if isinstance(passes, (str, type(None))) else tuple(map(str, passes)),
+           argnums if argnums is not _ALL else '*')
     try:
         transform = _LINEARIZERS.pop(key, None)
     except TypeError:  # an unhashable callable: no caching
         key, transform = None, None
     if transform is None:
-        transform = cls(fun, grad_states, tuple(range(num_primals)) if num_primals else None,
-                        has_aux, passes=passes)
-        if grad_states is None and not num_primals:
+        if argnums is _ALL:
+            argnums = tuple(range(num_primals)) if num_primals else None
+        transform = cls(fun, grad_states, argnums, has_aux, passes=passes)
+        if argnums is None:
             transform.argnums, transform.arg_positions = None, ()
     if key is not None:
         _LINEARIZERS[key] = transform
@@ -626,8 +752,9 @@ def _decorator_or_transform(cls, fun, **options):
 
 
 def grad(fun: Callable | None = None, grad_states=None, argnums: int | Sequence[int] | None = None,
-         has_aux: bool = False, return_value: bool = False, holomorphic: bool = False,
-         allow_int: bool = False, *, passes=None) -> GradientTransform:
+         holomorphic: bool = False, allow_int: bool = False, has_aux: bool = False,
+         return_value: bool = False, unit_aware: bool = False, check_states: bool = True, *,
+         debug_nan: bool = False, passes=None) -> GradientTransform:
     """Gradient of a scalar function with respect to States (and/or its arguments).
 
     Args:
@@ -640,6 +767,9 @@ def grad(fun: Callable | None = None, grad_states=None, argnums: int | Sequence[
       has_aux: ``fun`` returns ``(output, aux)``; only ``output`` is differentiated.
       return_value: also return the output.
       holomorphic, allow_int: as for ``jax.grad``.
+      unit_aware: differentiate brainunit quantities with their units (``brainunit.autograd``).
+      check_states: a grad state the function never reads is an error (False: zero gradient).
+      debug_nan: raise when a derivative holds NaN or Inf.
       passes: the optimization pipeline the function is compiled with (``None``: the default;
         ``[]``: only what lowering needs), as for ``jit``. Every transform of this module takes
         it.
@@ -666,7 +796,9 @@ def grad(fun: Callable | None = None, grad_states=None, argnums: int | Sequence[
     """
     return _decorator_or_transform(GradientTransform, fun, grad_states=grad_states,
                                    argnums=argnums, has_aux=has_aux, return_value=return_value,
-                                   holomorphic=holomorphic, allow_int=allow_int, passes=passes)
+                                   holomorphic=holomorphic, allow_int=allow_int,
+                                   unit_aware=unit_aware, check_states=check_states,
+                                   debug_nan=debug_nan, passes=passes)
 
 
 grad.__doc__ = grad.__doc__ % _RETURN_FORMS
@@ -674,7 +806,8 @@ grad.__doc__ = grad.__doc__ % _RETURN_FORMS
 
 def value_and_grad(fun: Callable | None = None, grad_states=None,
                    argnums: int | Sequence[int] | None = None, has_aux: bool = False,
-                   holomorphic: bool = False, allow_int: bool = False, *, passes=None):
+                   holomorphic: bool = False, allow_int: bool = False, *,
+                   check_states: bool = True, passes=None):
     """Like :func:`grad`, returning the value too, in ``jax.value_and_grad``'s form.
 
     A call returns ``(value, grads)``, or ``((value, aux), grads)`` with ``has_aux=True``;
@@ -686,12 +819,14 @@ def value_and_grad(fun: Callable | None = None, grad_states=None,
     """
     return _decorator_or_transform(_ValueAndGrad, fun, grad_states=grad_states,
                                    argnums=argnums, has_aux=has_aux, return_value=False,
-                                   holomorphic=holomorphic, allow_int=allow_int, passes=passes)
+                                   holomorphic=holomorphic, allow_int=allow_int,
+                                   check_states=check_states, passes=passes)
 
 
 def vector_grad(fun: Callable | None = None, grad_states=None,
-                argnums: int | Sequence[int] | None = None, has_aux: bool = False,
-                return_value: bool = False, *, passes=None):
+                argnums: int | Sequence[int] | None = None, return_value: bool = False,
+                has_aux: bool = False, unit_aware: bool = False, check_states: bool = True, *,
+                debug_nan: bool = False, passes=None):
     """Gradient of a function with a non-scalar output: the vector-Jacobian product with ones
     (the gradient of the sum of the outputs, computed without summing).
     %s
@@ -700,15 +835,19 @@ def vector_grad(fun: Callable | None = None, grad_states=None,
         dv = brainstate.transform.vector_grad(lambda: neuron.v.value ** 2, neuron.v)()
     """
     return _decorator_or_transform(_VectorGrad, fun, grad_states=grad_states, argnums=argnums,
-                                   has_aux=has_aux, return_value=return_value, passes=passes)
+                                   has_aux=has_aux, return_value=return_value,
+                                   unit_aware=unit_aware, check_states=check_states,
+                                   debug_nan=debug_nan, passes=passes)
 
 
 vector_grad.__doc__ = vector_grad.__doc__ % _RETURN_FORMS
 
 
 def fwd_grad(fun: Callable | None = None, grad_states=None,
-             argnums: int | Sequence[int] | None = None, has_aux: bool = False,
-             return_value: bool = False, num_samples: int = 1, key=None, *, passes=None):
+             argnums: int | Sequence[int] | None = None, return_value: bool = False,
+             has_aux: bool = False, tangent_size: int | None = None,
+             drct_der_clip: float | None = None, key=None, *, num_samples: int | None = None,
+             check_states: bool = True, passes=None):
     """Forward-mode gradient estimate (the "forward gradient"): for a random direction
     ``v ~ N(0, I)`` over every differentiated leaf, ``(grad . v) v``, computed with one JVP and
     no backward pass. It is an unbiased estimate of the gradient; ``num_samples`` directions
@@ -716,15 +855,18 @@ def fwd_grad(fun: Callable | None = None, grad_states=None,
 
     Args:
       fun, grad_states, argnums, has_aux, return_value: as for :func:`grad`.
-      num_samples: number of random directions averaged.
+      tangent_size (or num_samples): number of random directions averaged (default 1).
+      drct_der_clip: clip each directional derivative to ``[-clip, clip]``.
       key: an int seed or a JAX PRNG key for the directions; the transform then keeps its own
         key State. By default the directions come from ``brainstate.random.DEFAULT``, whose
         key is advanced (written back) on every call, like any random draw.
     %s
     """
+    samples = num_samples if num_samples is not None else (tangent_size or 1)
     return _decorator_or_transform(_ForwardGrad, fun, grad_states=grad_states, argnums=argnums,
                                    has_aux=has_aux, return_value=return_value,
-                                   num_samples=num_samples, key=key, passes=passes)
+                                   num_samples=samples, key=key, drct_der_clip=drct_der_clip,
+                                   check_states=check_states, passes=passes)
 
 
 fwd_grad.__doc__ = fwd_grad.__doc__ % _RETURN_FORMS
@@ -732,7 +874,8 @@ fwd_grad.__doc__ = fwd_grad.__doc__ % _RETURN_FORMS
 
 def jacrev(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None = None,
            has_aux: bool = False, return_value: bool = False, holomorphic: bool = False,
-           allow_int: bool = False, *, passes=None):
+           allow_int: bool = False, unit_aware: bool = False, check_states: bool = True, *,
+           debug_nan: bool = False, passes=None):
     """Jacobian by reverse mode (as ``jax.jacrev``) with respect to States and/or arguments.
     %s
     The Jacobian of an output leaf of shape ``S`` with respect to an input leaf of shape ``T``
@@ -740,7 +883,8 @@ def jacrev(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None 
     pair sits at each output leaf, as with ``jax.jacrev(..., argnums=(0, 1))``.
     """
     return _Jacobian(fun, grad_states, argnums, has_aux, return_value, holomorphic, allow_int,
-                     mode='rev', passes=passes)
+                     mode='rev', passes=passes, unit_aware=unit_aware,
+                     check_states=check_states, debug_nan=debug_nan)
 
 
 jacrev.__doc__ = jacrev.__doc__ % _RETURN_FORMS
@@ -748,20 +892,23 @@ jacobian = jacrev
 
 
 def jacfwd(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None = None,
-           has_aux: bool = False, return_value: bool = False, holomorphic: bool = False, *,
+           has_aux: bool = False, return_value: bool = False, holomorphic: bool = False,
+           unit_aware: bool = False, check_states: bool = True, *, debug_nan: bool = False,
            passes=None):
     """Jacobian by forward mode (as ``jax.jacfwd``); same forms as :func:`jacrev`.
     %s
     """
     return _Jacobian(fun, grad_states, argnums, has_aux, return_value, holomorphic,
-                     mode='fwd', passes=passes)
+                     mode='fwd', passes=passes, unit_aware=unit_aware,
+                     check_states=check_states, debug_nan=debug_nan)
 
 
 jacfwd.__doc__ = jacfwd.__doc__ % _RETURN_FORMS
 
 
 def hessian(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None = None,
-            has_aux: bool = False, return_value: bool = False, holomorphic: bool = False, *,
+            return_value: bool = False, holomorphic: bool = False, has_aux: bool = False,
+            unit_aware: bool = False, check_states: bool = True, *, debug_nan: bool = False,
             passes=None):
     """Hessian of a scalar function (as ``jax.hessian``: ``jacfwd`` of ``jacrev``).
     %s
@@ -769,26 +916,61 @@ def hessian(fun: Callable, grad_states=None, argnums: int | Sequence[int] | None
     ``jax.hessian(..., argnums=(0, 1))`` gives.
     """
     return _Jacobian(fun, grad_states, argnums, has_aux, return_value, holomorphic,
-                     mode='hessian', passes=passes)
+                     mode='hessian', passes=passes, unit_aware=unit_aware,
+                     check_states=check_states, debug_nan=debug_nan)
 
 
 hessian.__doc__ = hessian.__doc__ % _RETURN_FORMS
 
 
-def vjp(fun: Callable, *primals, grad_states=None, has_aux: bool = False, passes=None):
+def vjp(fun: Callable, *primals, grad_states=None, argnums: int | Sequence[int] | None = 0,
+        has_aux: bool = False, passes=None):
     """Vector-Jacobian product of a stateful function, like ``jax.vjp``.
 
-    Returns ``(out, vjp_fn)`` (``(out, vjp_fn, aux)`` with ``has_aux``). ``vjp_fn(cotangent)``
-    returns the cotangents of the primals as a tuple, like ``jax.vjp``; with ``grad_states`` it
-    returns ``(state_cotangents, primal_cotangents)``, the first in ``grad_states``'s structure.
-    States ``fun`` writes are written back when ``vjp`` is called.
+    Returns ``(out, vjp_fn)`` (``(out, vjp_fn, aux)`` with ``has_aux``). What
+    ``vjp_fn(cotangent)`` returns:
+
+    * no ``grad_states``: the cotangent of the primal ``argnums`` (an int: that argument's,
+      unwrapped; a sequence: a tuple);
+    * ``grad_states`` and ``argnums``: ``(state_cotangents, argument_cotangents)``, the first
+      in ``grad_states``'s structure;
+    * ``grad_states`` with ``argnums=None`` or no primals: the state cotangents only.
+
+    ``argnums`` may count from the end (``-1``); a position out of range, a position given
+    twice, or nothing to differentiate (no primals and no grad_states) is a ValueError
+    (:class:`~brainstate.GradientError`). States ``fun`` writes are written back when ``vjp``
+    is called.
 
     Example::
 
         y, pullback = brainstate.transform.vjp(f, x, grad_states=net.w)
-        dw, (dx,) = pullback(jnp.ones_like(y))
+        dw, dx = pullback(jnp.ones_like(y))
     """
-    transform = _cached_linearizer(_VJP, fun, grad_states, len(primals), has_aux, passes)
+    n = len(primals)
+    if argnums is None or n == 0:
+        positions = None
+    else:
+        single = isinstance(argnums, (int, np.integer))
+        wanted = (argnums,) if single else tuple(argnums)
+        for i in wanted:
+            if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+                raise ArgumentTypeError(f'vjp: argnums must be an int or a sequence of ints, '
+                                        f'got {argnums!r}.')
+            if not -n <= i < n:
+                raise GradientError(
+                    f'vjp of {getattr(fun, "__name__", fun)}: argnums {i} is out of range for a '
+                    f'call with {n} positional argument(s).')
+        normalized = tuple(int(i) % n for i in wanted)
+        if len(set(normalized)) != len(normalized):
+            raise GradientError(f'vjp: argnums={argnums!r} names a positional argument twice; '
+                                f'differentiate each argument once.')
+        positions = normalized[0] if single else normalized
+    if positions is None and grad_states is None:
+        raise GradientError(
+            'vjp has nothing to differentiate: give positional arguments to differentiate '
+            '(selected by argnums) and/or grad_states.')
+    transform = _cached_linearizer(_VJP, fun, grad_states, n, has_aux, passes,
+                                   argnums=positions)
     return transform.run(primals)
 
 

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 
 from .. import _state
+from .._errors import ArgumentValueError
 from ..ir import bind_region
 from ._eager import run_eagerly
 from ._region_tracing import as_leaves, aval_of, check_no_states, fun_name, trace_region_body
@@ -51,6 +52,10 @@ def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True, policy=
     if isinstance(static_argnums, int):
         static_argnums = (static_argnums,)
     static_argnums = tuple(static_argnums)
+    if any(isinstance(i, int) and i < 0 for i in static_argnums):
+        raise ArgumentValueError(
+            f'checkpoint of {fun_name(fun)}: negative static_argnums {static_argnums} are not '
+            f'supported (as published); count positions from 0.')
     name = fun_name(fun)
 
     @functools.wraps(fun)

@@ -77,7 +77,7 @@ def _check_scalar(value, what: str):
 def _cond(pred, true_fun, false_fun, operands):
     dtype = _check_scalar(pred, 'cond: the predicate')
     if dtype != jnp.bool_:
-        if not jnp.issubdtype(dtype, jnp.number):
+        if not jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.complexfloating):
             raise ArgumentTypeError(
                 f'cond: the predicate must be a boolean or a number, got {dtype}.')
         pred = pred != 0
@@ -166,22 +166,27 @@ def switch(index, branches: Sequence[Callable], *operands) -> Any:
     return _switch(index, branches, operands)
 
 
-def ifelse(conditions: Sequence, branches: Sequence[Callable], *operands) -> Any:
-    """``if``/``elif``/``else`` over States: run the branch of the first true condition.
+def ifelse(conditions: Sequence, branches: Sequence[Callable], *operands,
+           check_cond: bool = True) -> Any:
+    """``if``/``elif``/``else`` over States: run the branch whose condition holds.
 
-    ``branches[i]`` runs when ``conditions[i]`` is the first true condition; the last branch is
-    the ``else``: it runs when no earlier condition holds (so the last condition is not looked
-    at; ``True`` is a natural way to write it).
+    With ``check_cond=True`` (the default, as published) the conditions must be mutually
+    exclusive: exactly one is true, else a ValueError is raised (at run time under
+    compilation, through :func:`jit_error_if`). With ``check_cond=False`` the first true
+    condition wins and the last branch is the ``else`` (its condition is not looked at).
 
     Args:
       conditions: a sequence of boolean scalars, as long as ``branches``.
       branches: a sequence of callables returning the same structure, shapes and dtypes.
       *operands: passed to the chosen branch.
+      check_cond: check that exactly one condition is true.
 
     Example::
 
-        y = brainstate.transform.ifelse([x > 5, x > 0, True],
+        y = brainstate.transform.ifelse([x > 5, (x > 0) & (x <= 5), x <= 0],
                                         [big, positive, other], x)
+        y = brainstate.transform.ifelse([x > 5, x > 0, True], [big, positive, other], x,
+                                        check_cond=False)
     """
     branches = tuple(branches)
     conditions = tuple(conditions)
@@ -193,11 +198,17 @@ def ifelse(conditions: Sequence, branches: Sequence[Callable], *operands) -> Any
             f'give one condition per branch (the last one is the `else`).')
     if len(branches) == 1:
         return branches[0](*operands)
-    flags = [jnp.asarray(c) for c in conditions[:-1]]
+    flags = [jnp.asarray(c) for c in (conditions if check_cond else conditions[:-1])]
     for i, flag in enumerate(flags):
         if flag.shape != ():
             raise ArgumentTypeError(
                 f'ifelse: condition {i} must be a scalar, got shape {flag.shape}.')
+    if check_cond:
+        from ._error_if import jit_error_if
+        as_int = jnp.stack([f.astype(jnp.int32) for f in flags])
+        jit_error_if(jnp.sum(as_int) != 1, 'ifelse: exactly one condition must be True (or '
+                     'pass check_cond=False for first-true-wins), but got {c}.', c=as_int)
+        flags = flags[:-1]
     flags = jnp.stack([f.astype(bool) for f in flags] + [jnp.asarray(True)])
     index = jnp.argmax(flags).astype(jnp.int32)
     return switch(index, branches, *operands)

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable
 
+import jax
+
 from .. import _state
 from .._compat import hide_brainstate_frames, outside_any_jax_trace
 from ._fun_key import function_key
@@ -70,11 +72,16 @@ def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = 
     jit's argument check.
     """
     from ._jit import JittedFunction, _Entry, _StateSetChanged
-    if inside_raw_jax and not outside_any_jax_trace():
-        # Under a raw JAX transform (jax.vmap of a brainstate grad): nothing can be compiled or
-        # stored here; run in that trace. States are read as stored; a write is refused when
-        # it is stored back (state I/O's tracer check), before anything changes.
-        return fun(*args, **kwargs)
+    if not outside_any_jax_trace():
+        if inside_raw_jax:
+            # Under a raw JAX transform (jax.vmap of a brainstate grad): nothing can be
+            # compiled or stored here; run in that trace. States are read as stored; a write is
+            # refused when it is stored back (state I/O's tracer check), before anything
+            # changes.
+            return fun(*args, **kwargs)
+        # Loops and branches under a raw JAX transform: evaluate the lowered program there.
+        return run_in_foreign_trace(fun, args, kwargs, static_argnums=static_argnums,
+                                    passes=passes)
     if name is not None:
         try:
             fun.__name__ = name
@@ -142,6 +149,34 @@ def _remember(cache: OrderedDict, key, value):
     cache[key] = value
     if len(cache) > _MAX_CACHED:
         cache.popitem(last=False)
+
+
+def run_in_foreign_trace(fun: Callable, args: tuple, kwargs: dict, *, static_argnums=(),
+                         passes=None) -> Any:
+    """Run ``fun`` inside a raw JAX transform (``jax.vmap``/``jax.grad``/``jax.jit`` of a
+    function calling a brainstate loop or branch): trace it through the one pipeline at the
+    tracers' avals and evaluate the lowered program in that JAX trace. States are read as
+    stored (constants of that trace); a state write is refused by state I/O's tracer check
+    before anything is stored."""
+    from ._arguments import ArgumentSpec
+    from ._program import trace_program
+    from ._state_io import write_back
+    spec = ArgumentSpec(fun, static_argnums)
+    sig = spec.signature(args, kwargs, allow_tracers=True)
+    program = trace_program(fun, spec, sig, passes=passes)
+    lowered = program.lowered
+    closed = lowered.closed_jaxpr
+    state_leaves = [leaf for s in lowered.read_states for leaf in jax.tree.leaves(s.value)]
+    outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *state_leaves, *sig.leaves)
+    n = lowered.num_outputs
+    values, offset = [], n
+    for state in lowered.written_states:
+        count = state.treedef.num_leaves
+        values.append(state.treedef.unflatten(outs[offset:offset + count]))
+        offset += count
+    write_back(list(lowered.written_states), values, f'{spec.fun_name} (a brainstate '
+                                                     f'transform)')
+    return program.out_tree.unflatten(outs[:n])
 
 
 def call_eagerly(key, build: Callable[..., Any], name: str, *args):

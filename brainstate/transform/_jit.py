@@ -26,7 +26,7 @@ from .. import _state
 from .._compat import hide_brainstate_frames
 from .._errors import TracerLeakError
 from ..ir import Graph
-from ._arguments import ArgumentSpec
+from ._arguments import ArgumentSpec, CallSignature
 from ._program import StatefulProgram, trace_program
 from ._state_io import (STATE_LOCK, call_may_donate, check_donated_arguments, copy_exposed,
                         foreign_trace_message, program_may_donate)
@@ -49,6 +49,17 @@ def _strong_array(leaf):
     if leaf.aval.weak_type:
         leaf = jax.lax.convert_element_type(leaf, leaf.dtype)
     return leaf
+
+
+def _abstract_tracers(tree):
+    """Tracers of an enclosing trace replaced by ShapeDtypeStructs (ahead-of-time staging
+    inside another transform looks at shapes only)."""
+    def abstract(x):
+        if isinstance(x, _Tracer):
+            return jax.ShapeDtypeStruct(x.aval.shape, x.aval.dtype,
+                                        weak_type=getattr(x.aval, 'weak_type', False))
+        return x
+    return jax.tree.map(abstract, tree)
 
 
 class _StateSetChanged(Exception):
@@ -103,6 +114,7 @@ class _Entry:
         static = tuple(i + shift for i in spec.static_argnums)
         user_donated = tuple(i + shift for i in spec.donate_argnums)
         options = dict(static_argnums=static, static_argnames=spec.static_argnames)
+        options.update(owner.jax_jit_options(shift))
         if consts_as_args:
             def pure(donated, kept, consts, *args, **kwargs):
                 return self._pure(donated, kept, consts, args, kwargs)
@@ -110,7 +122,7 @@ class _Entry:
             def pure(donated, kept, *args, **kwargs):
                 return self._pure(donated, kept, None, args, kwargs)
 
-        pure.__name__ = pure.__qualname__ = spec.fun_name
+        pure.__name__ = pure.__qualname__ = owner.name or spec.fun_name
         self._pure_fn = pure
         self.jitted = jax.jit(pure, donate_argnums=(0,) + user_donated, **options)
         self._jitted_keep_states = None
@@ -267,8 +279,12 @@ class JittedFunction:
     """
 
     def __init__(self, fun: Callable, static_argnums=(), static_argnames=(), donate_argnums=(),
-                 passes=None):
+                 passes=None, *, jit_options: dict | None = None, name: str | None = None):
         self.fun = fun
+        # The published jit's extra jax.jit options (see jit()) and name.
+        self.jit_options = dict(jit_options or {})
+        self.name = name
+        self._stateful = None
         self.args = ArgumentSpec(fun, static_argnums, static_argnames, donate_argnums)
         self.passes = passes
         self._entries: list[_Entry] = []
@@ -313,9 +329,13 @@ class JittedFunction:
         return ('jit', self.fun, spec.static_argnums, spec.static_argnames,
                 spec.donate_argnums, self.passes)
 
-    def trace(self, sig) -> StatefulProgram:
-        """Trace, optimize and lower the function for one call signature (the one pipeline)."""
-        return trace_program(self.fun, self.args, sig, passes=self.passes)
+    def trace(self, *args, **kwargs):
+        """``trace(sig)`` (a CallSignature): trace, optimize and lower the function for one
+        call signature (the one pipeline), giving our StatefulProgram. ``trace(*args,
+        **kwargs)`` (the published form): JAX's ``Traced`` object of the compiled call."""
+        if len(args) == 1 and not kwargs and isinstance(args[0], CallSignature):
+            return trace_program(self.fun, self.args, args[0], passes=self.passes)
+        return self._staged('trace', args, kwargs)
 
     def check_donation(self, args, states):
         """Refuse to donate an argument that is also a state's current value."""
@@ -330,6 +350,7 @@ class JittedFunction:
         """Trace the call once and find (or make) the entry for the states it touches."""
         sig = self.args.signature(args, kwargs)
         program = self.trace(sig)
+        self._record(args, kwargs, program)
         for entry in self._entries:
             if entry.matches(program):
                 entry.pending = program
@@ -359,11 +380,7 @@ class JittedFunction:
 
     def lower(self, *args, **kwargs):
         """JAX's ``Lowered`` object for the compiled program (``.as_text()`` shows StableHLO)."""
-        entry = self._entry_for(args, kwargs)
-        try:
-            return entry.jitted.lower(*entry.state_avals(), *args, **kwargs)
-        finally:
-            entry.pending = None
+        return self._staged('lower', args, kwargs)
 
     def timings(self, *args, **kwargs) -> dict:
         """Seconds spent tracing, in passes, lowering (to a jaxpr, then to StableHLO) and
@@ -385,6 +402,71 @@ class JittedFunction:
         """Forget every compiled program; the next call traces and compiles again."""
         self._entries.clear()
         self._last = None
+        if self._stateful is not None:
+            self._stateful.clear_cache()
+
+    # -- the published JittedFunction attributes (a layer over the entries above) ----------
+
+    def jax_jit_options(self, shift: int) -> dict:
+        """The extra ``jax.jit`` options of the pure function, whose first ``shift``
+        arguments are the state lists (and constants): shardings get ``None`` there."""
+        options = dict(self.jit_options)
+        if 'in_shardings' in options:
+            options['in_shardings'] = (None,) * shift + tuple(options['in_shardings'])
+        if 'out_shardings' in options:
+            options['out_shardings'] = (options['out_shardings'], None)
+        return options
+
+    @property
+    def origin_fun(self) -> Callable:
+        """The function as given to ``jit``."""
+        return self.fun
+
+    @property
+    def stateful_fun(self):
+        """A :class:`~brainstate.transform.StatefulFunction` view of the compiled signatures:
+        every signature this function traced is in its cache (``get_arg_cache_key``,
+        ``get_states_by_cache``, ``get_jaxpr_by_cache``...)."""
+        if self._stateful is None:
+            from ._stateful_function import StatefulFunction
+            self._stateful = StatefulFunction(self.fun, self.args.static_argnums,
+                                              self.args.static_argnames, name=self.name,
+                                              passes=self.passes)
+        return self._stateful
+
+    def _record(self, args, kwargs, program: StatefulProgram):
+        """Keep a traced program in ``stateful_fun``'s cache (slow path only)."""
+        self.stateful_fun.record(args, kwargs, program)
+
+    @property
+    def jitted_fun(self) -> Callable:
+        """The ``jax.jit``-compiled pure function of the latest call (before any call: this
+        object)."""
+        return self._last.jitted if self._last is not None else self
+
+    def _staged(self, method: str, args, kwargs):
+        args, kwargs = _abstract_tracers((args, kwargs))
+        entry = self._entry_for(args, kwargs)
+        try:
+            return getattr(entry.jitted, method)(*entry.state_avals(), *args, **kwargs)
+        finally:
+            entry.pending = None
+
+    def compile(self, *args, **kwargs):
+        """JAX's ``Compiled`` object of the call (ahead of time: nothing runs, no State
+        changes)."""
+        return self.lower(*args, **kwargs).compile()
+
+    def eval_shape(self, *args, **kwargs):
+        """The shapes of the call's result (``jax.ShapeDtypeStruct``s); nothing runs and no
+        State changes, also inside another transform."""
+        args, kwargs = _abstract_tracers((args, kwargs))
+        sig = self.args.signature(args, kwargs)
+        program = trace_program(self.fun, self.args, sig, passes=[])
+        lowered = program.lowered
+        avals = lowered.closed_jaxpr.out_avals[:lowered.num_outputs]
+        return program.out_tree.unflatten(
+            [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals])
 
     def __get__(self, obj, objtype=None):
         # A jitted method: the instance is not an array argument; its states are read like any
@@ -407,9 +489,14 @@ class JittedFunction:
         return f'<brainstate.transform.jit of {self.args.fun_name}>'
 
 
-def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
-        static_argnames: str | Sequence[str] = (), donate_argnums: int | Sequence[int] = (),
-        passes=None):
+_UNSPECIFIED = object()
+
+
+def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_UNSPECIFIED,
+        static_argnums: int | Sequence[int] | None = (), donate_argnums: int | Sequence[int] |
+        None = (), static_argnames: str | Sequence[str] | None = (), donate_argnames=None,
+        keep_unused: bool = False, device=None, backend: str | None = None,
+        inline: bool = False, name: str | None = None, *, passes=None, **kwargs):
     """Compile a function that reads and writes States; its state updates are kept.
 
     Args:
@@ -419,6 +506,10 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
         each distinct value compiles its own program.
       donate_argnums: positional arguments whose buffers XLA may reuse for outputs. Written
         states are donated automatically when no one else holds their old buffer.
+      in_shardings / out_shardings: as for ``jax.jit``, for the arguments (a tuple, one per
+        positional argument) and the result; the states keep their own placement.
+      donate_argnames, keep_unused, device, backend, inline: passed to ``jax.jit``.
+      name: the name of the compiled program (default: the function's).
       passes: the optimization pipeline (see ``brainstate.passes``); ``None`` for the default.
 
     Returns:
@@ -436,8 +527,47 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
     explaining this instead); here it is kept. As with ``jax.jit``, Python side effects (such as
     creating new States) happen only when the function is traced.
     """
+    options = dict(in_shardings=in_shardings, out_shardings=out_shardings,
+                   static_argnums=static_argnums, donate_argnums=donate_argnums,
+                   static_argnames=static_argnames, donate_argnames=donate_argnames,
+                   keep_unused=keep_unused, device=device, backend=backend, inline=inline,
+                   name=name, passes=passes, **kwargs)
     if fun is None:
-        return functools.partial(jit, static_argnums=static_argnums,
-                                 static_argnames=static_argnames,
-                                 donate_argnums=donate_argnums, passes=passes)
-    return JittedFunction(fun, static_argnums, static_argnames, donate_argnums, passes)
+        return functools.partial(jit, **options)
+    return _make_jitted(fun, **options)
+
+
+def _make_jitted(fun, in_shardings, out_shardings, static_argnums, donate_argnums,
+                 static_argnames, donate_argnames, keep_unused, device, backend, inline, name,
+                 passes, **kwargs) -> JittedFunction:
+    from .._errors import ArgumentTypeError, ArgumentValueError
+    if kwargs.pop('abstracted_axes', None) is not None:
+        raise ArgumentValueError('jit: abstracted_axes is not supported.')
+    if kwargs:
+        raise ArgumentTypeError(f'jit: unexpected keyword argument(s) {sorted(kwargs)}.')
+    if not callable(fun):
+        raise ArgumentTypeError(f'jit: expected a function, got {type(fun).__name__}.')
+    for label, nums in (('static_argnums', static_argnums), ('donate_argnums', donate_argnums)):
+        values = () if nums is None else ((nums,) if isinstance(nums, int) else tuple(nums))
+        if any(isinstance(n, int) and n < 0 for n in values):
+            raise ArgumentValueError(
+                f'jit of {getattr(fun, "__name__", fun)!r}: negative {label} {nums!r} are not '
+                f'supported; count positions from 0 (the first positional argument).')
+    options = {}
+    if in_shardings is not _UNSPECIFIED and in_shardings is not None:
+        if not isinstance(in_shardings, (tuple, list)):
+            raise NotImplementedError(
+                'brainstate.transform.jit supports in_shardings only as a tuple/list with one '
+                'entry per positional argument (the states are passed separately); got '
+                f'{in_shardings!r}.')
+        options['in_shardings'] = tuple(in_shardings)
+    if out_shardings is not _UNSPECIFIED and out_shardings is not None:
+        options['out_shardings'] = out_shardings
+    if donate_argnames is not None:
+        options['donate_argnames'] = donate_argnames
+    for key, value, default in (('keep_unused', keep_unused, False), ('device', device, None),
+                                ('backend', backend, None), ('inline', inline, False)):
+        if value != default:
+            options[key] = value
+    return JittedFunction(fun, static_argnums or (), static_argnames or (), donate_argnums or (),
+                          passes, jit_options=options, name=name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, TypeVar
 
 import jax
+import numpy as np
 import jax.numpy as jnp
 
 from .. import _state
@@ -34,6 +35,36 @@ __all__ = ['scan', 'for_loop', 'checkpointed_scan', 'checkpointed_for_loop', 'wh
 Carry = TypeVar('Carry')
 X = TypeVar('X')
 Y = TypeVar('Y')
+
+
+class _BodyReturnError(ArgumentTypeError, ValueError):
+    """A loop body that does not return ``(new_carry, y)`` (the published library raises
+    ValueError)."""
+
+
+def _disable_jit_eagerly() -> bool:
+    """Under ``jax.disable_jit()``, outside every trace: loops run as Python loops."""
+    from .._compat import outside_any_jax_trace
+    return bool(jax.config.jax_disable_jit) and not _state.TRACE_STACK and \
+        outside_any_jax_trace()
+
+
+def _python_scan(f, init, xs, length, reverse):
+    """scan's documented semantics as a plain Python loop (for ``jax.disable_jit()``)."""
+    leaves, tree = jax.tree.flatten(xs)
+    n = length if length is not None else (jnp.shape(leaves[0])[0] if leaves else 0)
+    if n == 0:
+        raise ArgumentValueError(f'scan over {fun_name(f)} under jax.disable_jit(): the loop '
+                                 f'length is 0, so the stacked outputs have no example.')
+    carry, ys = init, [None] * n
+    for i in (reversed(range(n)) if reverse else range(n)):
+        x = tree.unflatten([leaf[i] for leaf in leaves]) if leaves else None
+        out = f(carry, x)
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise _BodyReturnError(f'scan over {fun_name(f)}: the body must return a pair '
+                                   f'(new_carry, y), got {type(out).__name__}.')
+        carry, ys[i] = out
+    return carry, jax.tree.map(lambda *y: jnp.stack(y), *ys)
 
 
 def _loop_length(xs_leaves, length, where: str) -> int:
@@ -79,7 +110,7 @@ def _scan_traced(f, init, xs, length, reverse, unroll, name):
         x = xs_tree.unflatten(leaves[nk:])
         out = f(carry, x)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise ArgumentTypeError(f'{where}: the body must return a pair (new_carry, y), got '
+            raise _BodyReturnError(f'{where}: the body must return a pair (new_carry, y), got '
                                     f'{type(out).__name__}.')
         new_carry, y = out
         check_no_states(out, 'returned', where)
@@ -190,6 +221,8 @@ def scan(f: Callable[[Carry, X], tuple[Carry, Y]], init: Carry, xs: X, length: i
     if not callable(f):
         raise ArgumentTypeError(f'scan: `f` must be callable, got {type(f).__name__}.')
     name = fun_name(f)
+    if _disable_jit_eagerly():
+        return _python_scan(f, init, xs, length, reverse)
     if not _state.TRACE_STACK:
         return call_eagerly(
             ('scan', f, length, reverse, unroll, pbar),
@@ -256,11 +289,15 @@ def for_loop(f: Callable[..., Y], *xs, length: int | None = None, reverse: bool 
 
 # -- checkpointed loops -------------------------------------------------------------------------
 
-def _checkpointed_scan(f, init, xs, length, base, pbar, name):
-    if not isinstance(base, int) or base < 1:
-        raise ArgumentValueError(
-            f'checkpointed_scan: `base` must be a positive int, got {base!r}.')
+def _checkpointed_scan(f, init, xs, length, base, pbar, name, reverse=False):
+    if reverse:
+        xs = jax.tree.map(lambda x: jnp.flip(x, 0), xs)
+        carry, ys = _checkpointed_scan(f, init, xs, length, base, pbar, name)
+        return carry, jax.tree.map(lambda y: jnp.flip(y, 0), ys)
     length = _loop_length(jax.tree.leaves(xs), length, f'checkpointed_scan over {name}')
+    if length == 0:
+        raise ArgumentValueError(f'checkpointed_scan over {name}: the loop length is 0; give '
+                                 f'at least one iteration.')
     bar = as_progress_bar(pbar)
     if bar is not None:
         f, init = _with_progress(f, init, bar, length)
@@ -295,7 +332,8 @@ def _checkpointed_scan(f, init, xs, length, base, pbar, name):
 
 def checkpointed_scan(f: Callable[[Carry, X], tuple[Carry, Y]], init: Carry, xs: X,
                       length: int | None = None, base: int = 16,
-                      pbar: ProgressBar | bool | int | None = None) -> tuple[Carry, Y]:
+                      pbar: ProgressBar | bool | int | None = None,
+                      reverse: bool = False) -> tuple[Carry, Y]:
     """:func:`scan` whose backward pass stores only every ``base``-th carry.
 
     The loop runs as an outer loop over blocks of ``base`` iterations, each block checkpointed:
@@ -306,7 +344,8 @@ def checkpointed_scan(f: Callable[[Carry, X], tuple[Carry, Y]], init: Carry, xs:
 
     Args:
       f, init, xs, length, pbar: as for :func:`scan`.
-      base: iterations per checkpointed block.
+      base: iterations per checkpointed block (an int >= 2).
+      reverse: run from the last element of ``xs`` to the first (``ys`` keep ``xs``' order).
 
     Returns:
       ``(final_carry, ys)`` as :func:`scan`.
@@ -314,13 +353,17 @@ def checkpointed_scan(f: Callable[[Carry, X], tuple[Carry, Y]], init: Carry, xs:
     if not callable(f):
         raise ArgumentTypeError(
             f'checkpointed_scan: `f` must be callable, got {type(f).__name__}.')
+    if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base < 2:
+        raise ArgumentValueError(
+            f'checkpointed_scan: `base` must be an integer >= 2, got {base!r}.')
     name = fun_name(f)
     if not _state.TRACE_STACK:
         return call_eagerly(
             ('checkpointed_scan', f, length, base, pbar),
-            lambda init, xs: _checkpointed_scan(f, init, xs, length, base, pbar, name),
+            lambda init, xs: _checkpointed_scan(f, init, xs, length, base, pbar, name,
+                                                reverse),
             f'checkpointed_scan({name})', init, xs)
-    return _checkpointed_scan(f, init, xs, length, base, pbar, name)
+    return _checkpointed_scan(f, init, xs, length, base, pbar, name, reverse)
 
 
 def _checkpointed_for_loop(f, xs, length, base, pbar, name):
@@ -439,7 +482,7 @@ def _bounded_while_loop(cond_fun, body_fun, init_val, max_steps, name):
 
 
 def bounded_while_loop(cond_fun: Callable[[Carry], Any], body_fun: Callable[[Carry], Carry],
-                       init_val: Carry, max_steps: int) -> Carry:
+                       init_val: Carry, max_steps: int, base: int = 16) -> Carry:
     """:func:`while_loop` that stops after at most ``max_steps`` iterations and can be
     differentiated in reverse mode.
 
@@ -452,9 +495,15 @@ def bounded_while_loop(cond_fun: Callable[[Carry], Any], body_fun: Callable[[Car
     Args:
       cond_fun, body_fun, init_val: as for :func:`while_loop`.
       max_steps: a Python int bounding the number of iterations.
+      base: accepted for compatibility (an int >= 2): the published library nests loops of
+        ``base`` steps to bound compile time; our loop compiles ``body_fun`` once whatever
+        ``max_steps`` is, so it does not change the program.
     """
     if not callable(cond_fun) or not callable(body_fun):
         raise ArgumentTypeError('bounded_while_loop: `cond_fun` and `body_fun` must be callable.')
+    if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base < 2:
+        raise ArgumentValueError(f'bounded_while_loop: base must be an integer >= 2, got '
+                                 f'{base!r}.')
     name = fun_name(body_fun)
     if not _state.TRACE_STACK:
         return call_eagerly(
