@@ -1,25 +1,43 @@
-"""Neural-network building blocks: layers, activations, initializers and state hooks."""
+"""Neural-network building blocks for machine learning and brain dynamics: the Module base
+class, layers, activations, initializers, parameters with transforms and regularisation,
+metrics, and the dynamics layer (``Dynamics``, ``Delay``, ``exp_euler_step``).
 
-from .._module import Module
-from ._activations import (ELU, GELU, Identity, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid,
-                           Softmax, Softplus, Tanh, celu, elu, gelu, hard_tanh, identity,
-                           leaky_relu, log_sigmoid, log_softmax, relu, relu6, selu, sigmoid,
-                           silu, softmax, softplus, softsign, swish, tanh)
-from ._dropout import Dropout
-from ._init import (Constant, Initializer, KaimingNormal, KaimingUniform, LecunNormal,
-                    LecunUniform, Normal, TruncatedNormal, Uniform, XavierNormal, XavierUniform,
-                    ZeroInit, init_all_states, param, reset_all_states)
-from ._linear import Linear
-from ._sequential import Sequential
-from . import _init as init
+The API follows the published ``brainstate.nn`` (0.5.4).
+"""
 
-__all__ = [
-    'Module', 'Linear', 'Sequential', 'Dropout', 'init_all_states', 'reset_all_states', 'init',
-    'param', 'Initializer', 'ZeroInit', 'Constant', 'Normal', 'TruncatedNormal', 'Uniform',
-    'KaimingNormal', 'KaimingUniform', 'XavierNormal', 'XavierUniform', 'LecunNormal',
-    'LecunUniform',
-    'relu', 'relu6', 'gelu', 'sigmoid', 'tanh', 'softmax', 'log_softmax', 'silu', 'swish', 'elu',
-    'selu', 'celu', 'leaky_relu', 'softplus', 'softsign', 'log_sigmoid', 'hard_tanh', 'identity',
-    'ReLU', 'GELU', 'Sigmoid', 'Tanh', 'Softmax', 'LogSoftmax', 'SiLU', 'ELU', 'LeakyReLU',
-    'Softplus', 'Identity',
-]
+from . import init
+from ._activations import *  # noqa: F401,F403
+from ._activations import __all__ as _activations_all
+from ._collective_ops import *  # noqa: F401,F403
+from ._collective_ops import __all__ as _collective_all
+from ._dropout import *  # noqa: F401,F403
+from ._dropout import __all__ as _dropout_all
+from ._elementwise import *  # noqa: F401,F403
+from ._elementwise import __all__ as _elementwise_all
+from ._linear import *  # noqa: F401,F403
+from ._linear import __all__ as _linear_all
+from ._module import *  # noqa: F401,F403
+from ._module import __all__ as _module_all
+from ._normalizations import *  # noqa: F401,F403
+from ._normalizations import __all__ as _normalizations_all
+
+__all__ = (['init'] + _activations_all + _collective_all + _dropout_all + _elementwise_all
+           + _linear_all + _module_all + _normalizations_all)
+from ._param import *  # noqa: F401,F403
+from ._param import __all__ as _param_all
+from ._regularization import *  # noqa: F401,F403
+from ._regularization import __all__ as _regularization_all
+from ._transform import *  # noqa: F401,F403
+from ._transform import __all__ as _transform_all
+from ._utils import *  # noqa: F401,F403
+from ._utils import __all__ as _utils_all
+
+__all__ += _param_all + _regularization_all + _transform_all + _utils_all
+from ._poolings import *  # noqa: F401,F403
+from ._poolings import __all__ as _poolings_all
+
+__all__ += _poolings_all
+from ._paddings import *  # noqa: F401,F403
+from ._paddings import __all__ as _paddings_all
+
+__all__ += _paddings_all
