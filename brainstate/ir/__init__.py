@@ -4,20 +4,27 @@ Public face of the IR; the implementation lives in the private modules.
 """
 
 from ._graph import Graph, Literal, NODE_KINDS, Node, Value
-from ._lower import LoweredGraph, REGION_LOWERING_RULES, lower_subgraph, lower_to_jaxpr
+from ._lower import LoweredGraph, lower_subgraph, lower_to_jaxpr
 from ._primitives import state_read_p, state_write_p
 from ._printer import format_graph, source_location
 from ._trace import TraceContext, trace, trace_flat
 from ._from_jaxpr import graph_from_jaxpr
-from ._region import REGION_KINDS, bind_region, region_p, trace_body
-from . import _region_lowering  # registers the lowering rules of the built-in regions
+from ._region import bind_region, region_p, trace_body
+from . import regions
+from .regions import (REGION_KINDS, BodySignature, Carry, RegionKind, RegionSignature,
+                      region_kind, register_region_kind, insert_region_operand,
+                      remove_region_carry, remove_region_operand, remove_region_result)
 from ._verifier import IRVerificationError, verify
 
 __all__ = [
     'Graph', 'Node', 'Value', 'Literal', 'NODE_KINDS',
     'trace', 'trace_flat', 'TraceContext', 'graph_from_jaxpr',
-    'lower_to_jaxpr', 'lower_subgraph', 'LoweredGraph', 'REGION_LOWERING_RULES',
+    'lower_to_jaxpr', 'lower_subgraph', 'LoweredGraph',
     'verify', 'IRVerificationError', 'format_graph', 'source_location',
     'state_read_p', 'state_write_p',
-    'region_p', 'REGION_KINDS', 'trace_body', 'bind_region',
+    'region_p', 'trace_body', 'bind_region',
+    'regions', 'REGION_KINDS', 'RegionKind', 'RegionSignature', 'BodySignature', 'Carry',
+    'region_kind', 'register_region_kind', 'insert_region_operand', 'remove_region_operand',
+    'remove_region_result',
+    'remove_region_carry',
 ]

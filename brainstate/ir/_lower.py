@@ -2,8 +2,8 @@
 
 Inputs are ``(values of the states read, graph inputs)``; outputs are ``(graph outputs, values of
 the states written)``. Constants the function closed over become the jaxpr's consts (the jit
-passes them as arguments, since XLA compiles large constants slowly). Regions are lowered by the
-rule registered for their name in :data:`REGION_LOWERING_RULES`.
+passes them as arguments, since XLA compiles large constants slowly). A region is lowered by
+its kind (``brainstate.ir.region_kind(node).lower``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import jax.extend.core as jex_core
 from .._errors import BrainStateError
 from ._graph import Graph, Literal
 
-__all__ = ['lower_to_jaxpr', 'LoweredGraph', 'REGION_LOWERING_RULES']
-
-# region name -> rule(node, invars: list[Atom], outvars: list[Var], lower_graph) -> list[JaxprEqn]
-REGION_LOWERING_RULES: dict = {}
+__all__ = ['lower_to_jaxpr', 'LoweredGraph', 'lower_subgraph']
 
 
 class LoweredGraph(NamedTuple):
@@ -49,12 +46,10 @@ def _lower_body(graph: Graph, env: dict, eqns: list, edge_state_ops: bool = Fals
                 node.source_info, node.extra.get('ctx')))
             env.update(zip(node.outputs, outvars))
         elif kind == 'region':
-            rule = REGION_LOWERING_RULES.get(node.op)
-            if rule is None:
-                raise BrainStateError(f'No lowering rule for region {node.op!r}.')
+            from .regions import region_kind  # a late import: the kinds lower their bodies here
             invars = [atom(v) for v in node.inputs]
             outvars = [jex_core.Var(v.aval) for v in node.outputs]
-            eqns.extend(rule(node, invars, outvars))
+            eqns.extend(region_kind(node).lower(node, invars, outvars))
             env.update(zip(node.outputs, outvars))
         elif kind in ('state_read', 'state_write') and not edge_state_ops:
             raise BrainStateError(

@@ -75,10 +75,28 @@ def _check_graph(graph, where: str):
                 raise IRVerificationError(
                     f'{at}: State {node.state.label()} holds ({want}) but the {node.kind} has '
                     f'({got}).')
+        if node.kind == 'region':
+            _check_region(node, where)
         for i, sub in enumerate(node.subgraphs):
             _check_graph(sub, f'{where} > {node.name} body {i}')
     if not nodes or nodes[-1].kind != 'output':
         raise IRVerificationError(f'{where}: the graph has no output node.')
+
+
+def _check_region(node, where: str):
+    """The region's kind checks its operands, bodies and results against its signature."""
+    from .regions import REGION_KINDS
+    from .regions._verify import PrintedNames
+    kind = REGION_KINDS.get(node.op)
+    if kind is None:
+        raise IRVerificationError(
+            f'{where}: region {node.op!r} has no registered kind (known: '
+            f'{", ".join(sorted(REGION_KINDS))}); register one with '
+            f'brainstate.ir.regions.register_region_kind.')
+    try:
+        kind.verify(node, PrintedNames(node))
+    except IRVerificationError as error:
+        raise IRVerificationError(f'{where}: {error}') from None
 
 
 def _check_canonical(graph):
