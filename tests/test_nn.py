@@ -76,6 +76,9 @@ def test_dropout_keeps_prob_and_scales():
     brainstate.random.seed(0)
     drop = nn.Dropout(0.8)
     x = jnp.ones((200, 50))
+    with brainstate.environ.context(fit=False):
+        np.testing.assert_array_equal(drop(x), x)
+    brainstate.environ.set(fit=True)
     y = drop(x)
     kept = np.asarray(y != 0)
     assert 0.75 < kept.mean() < 0.85
@@ -87,6 +90,9 @@ def test_dropout_keeps_prob_and_scales():
     assert np.all(np.asarray(shared) == np.asarray(shared)[:1])
     with pytest.raises(AssertionError, match='range'):
         nn.Dropout(1.5)
+    brainstate.environ.pop('fit')
+    with pytest.raises(KeyError, match='fit'):
+        drop(x)
 
 
 def test_init_and_reset_all_states_children_first():

@@ -41,3 +41,7 @@ from ._paddings import *  # noqa: F401,F403
 from ._paddings import __all__ as _paddings_all
 
 __all__ += _paddings_all
+from ._conv import *  # noqa: F401,F403
+from ._conv import __all__ as _conv_all
+
+__all__ += _conv_all
