@@ -45,3 +45,17 @@ from ._conv import *  # noqa: F401,F403
 from ._conv import __all__ as _conv_all
 
 __all__ += _conv_all
+from ._embedding import *  # noqa: F401,F403
+from ._embedding import __all__ as _embedding_all
+from ._rnns import *  # noqa: F401,F403
+from ._rnns import __all__ as _rnns_all
+
+__all__ += _embedding_all + _rnns_all
+from ._common import *  # noqa: F401,F403
+from ._common import __all__ as _common_all
+
+__all__ += _common_all
+from ._metrics import *  # noqa: F401,F403
+from ._metrics import __all__ as _metrics_all
+
+__all__ += _metrics_all
