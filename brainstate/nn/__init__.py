@@ -59,3 +59,13 @@ from ._metrics import *  # noqa: F401,F403
 from ._metrics import __all__ as _metrics_all
 
 __all__ += _metrics_all
+from ._exp_euler import *  # noqa: F401,F403
+from ._hidata import *  # noqa: F401,F403
+
+__all__ += ['exp_euler_step', 'HiData']
+from ._delay import *  # noqa: F401,F403
+from ._delay import __all__ as _delay_all
+from ._dynamics import *  # noqa: F401,F403
+from ._dynamics import __all__ as _dynamics_all
+
+__all__ += _delay_all + _dynamics_all
