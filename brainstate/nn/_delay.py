@@ -321,15 +321,14 @@ class Delay(Module):
                 raise ValueError(f'The request delay length should be less than the maximum '
                                  f'delay {self.max_length - 1}. But we got {n}')
             _jit_error_if(delay_step >= self.max_length, too_long, delay_step)
-        with jax.ensure_compile_time_eval():
-            latest = (self.write_ptr.value - 1) // self.update_every_step
-            slot = jnp.asarray((latest - delay_step) % self.max_length, dtype=jnp.int32)
-            slot = jax.lax.stop_gradient(slot)
-            index = (slot,) + tuple(indices)
-            if self._unit is None:
-                return jax.tree.map(lambda h: h[index], self.history.value)
-            return jax.tree.map(lambda h, unit: u.maybe_decimal(u.get_mantissa(h[index]) * unit),
-                                self.history.value, self._unit, is_leaf=u.math.is_quantity)
+        latest = (self.write_ptr.value - 1) // self.update_every_step
+        slot = jnp.asarray((latest - delay_step) % self.max_length, dtype=jnp.int32)
+        slot = jax.lax.stop_gradient(slot)
+        index = (slot,) + tuple(indices)
+        if self._unit is None:
+            return jax.tree.map(lambda h: h[index], self.history.value)
+        return jax.tree.map(lambda h, unit: u.maybe_decimal(u.get_mantissa(h[index]) * unit),
+                            self.history.value, self._unit, is_leaf=u.math.is_quantity)
 
     def retrieve_at_time(self, delay_time, *indices):
         """The value at time ``delay_time`` (``environ``'s ``t`` is the current time),
@@ -346,21 +345,20 @@ class Delay(Module):
                                  f'[{t_now - self.max_time - dt}, {t_now}], but we got {t_delay}')
             _jit_error_if(jnp.logical_or(delay_time > now, delay_time < now - self.max_time - dt),
                           out_of_range, now, delay_time)
-        with jax.ensure_compile_time_eval():
-            slot_dt = dt if self.update_every is None else self.update_every
-            steps = (now - delay_time) / slot_dt
-            method = self.interp_method
-            if method in ('linear', _INTERP_LINEAR):
-                a = self.retrieve_at_step(jnp.asarray(jnp.floor(steps), dtype=jnp.int32), *indices)
-                b = self.retrieve_at_step(jnp.asarray(jnp.ceil(steps), dtype=jnp.int32), *indices)
-                t = steps - jnp.floor(steps)
-                return jax.tree.map(lambda x, y: x * (1 - t) + y * t, a, b)
-            if method in ('nearest', _INTERP_ROUND):
-                return self.retrieve_at_step(jnp.asarray(jnp.round(steps), dtype=jnp.int32),
-                                             *indices)
-            latest = (self.write_ptr.value - 1) // self.update_every_step
-            fun = InterpolationRegistry.get(method) if isinstance(method, str) else method
-            return fun(self.history.value, indices, latest - steps, self.max_length)
+        slot_dt = dt if self.update_every is None else self.update_every
+        steps = (now - delay_time) / slot_dt
+        method = self.interp_method
+        if method in ('linear', _INTERP_LINEAR):
+            a = self.retrieve_at_step(jnp.asarray(jnp.floor(steps), dtype=jnp.int32), *indices)
+            b = self.retrieve_at_step(jnp.asarray(jnp.ceil(steps), dtype=jnp.int32), *indices)
+            t = steps - jnp.floor(steps)
+            return jax.tree.map(lambda x, y: x * (1 - t) + y * t, a, b)
+        if method in ('nearest', _INTERP_ROUND):
+            return self.retrieve_at_step(jnp.asarray(jnp.round(steps), dtype=jnp.int32),
+                                         *indices)
+        latest = (self.write_ptr.value - 1) // self.update_every_step
+        fun = InterpolationRegistry.get(method) if isinstance(method, str) else method
+        return fun(self.history.value, indices, latest - steps, self.max_length)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -377,18 +375,17 @@ class Delay(Module):
     def update(self, current) -> None:
         """Write ``current`` as the newest value (every ``update_every`` when set)."""
         with self._update_lock:
-            with jax.ensure_compile_time_eval():
-                if getattr(self, 'history', None) is None:
-                    raise AssertionError('The delay history is not initialized.')
-                if self.take_aware_unit and self._unit is None:
-                    self._unit = jax.tree.map(u.get_unit, current, is_leaf=u.math.is_quantity)
-                if self.update_every is None:
-                    self._write_to_buffer(current)
-                else:
-                    from ..transform import cond
-                    cond(self.write_ptr.value % self.update_every_step == 0,
-                         lambda: self._write_to_buffer(current), lambda: None)
-                self._advance_write_ptr()
+            if getattr(self, 'history', None) is None:
+                raise AssertionError('The delay history is not initialized.')
+            if self.take_aware_unit and self._unit is None:
+                self._unit = jax.tree.map(u.get_unit, current, is_leaf=u.math.is_quantity)
+            if self.update_every is None:
+                self._write_to_buffer(current)
+            else:
+                from ..transform import cond
+                cond(self.write_ptr.value % self.update_every_step == 0,
+                     lambda: self._write_to_buffer(current), lambda: None)
+            self._advance_write_ptr()
 
 
 class StateWithDelay(Delay):
