@@ -153,6 +153,8 @@ def _jit_error_if(pred, fun, *args):
     check = getattr(transform, 'jit_error_if', None)
     if check is not None:
         check(pred, fun, *args)
+    elif not isinstance(pred, jax.core.Tracer) and bool(jnp.any(pred)):
+        fun(*args)    # without jit_error_if: the check runs where the values are concrete
 
 
 class DelayAccess(Node):
