@@ -1,6 +1,7 @@
 """brainstate-ir: trace a step function and show its state IR before and after each pass.
 
     brainstate-ir examples/quickstart.py:step --args 'f32[3]'
+    brainstate-ir replay REPRODUCER_FILE [--import my_passes.py]   (see brainstate/_cli/replay.py)
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --passes hoist-states,dce
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --dot step.dot --table
 
@@ -57,6 +58,10 @@ def load_function(target: str):
 
 def main(argv=None) -> int:
     import brainstate
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['replay']:  # replay a pass reproducer
+        from .replay import main as replay
+        return replay(argv[1:])
     parser = argparse.ArgumentParser(
         prog='brainstate-ir', description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n', 2)[2])
@@ -77,28 +82,35 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     fun = load_function(args.target)
-    graph = brainstate.ir.trace(fun, *args.args)
+    from brainstate.transform._arguments import ArgumentSpec
+    from brainstate.transform._program import trace_program
     show = lambda g: g.format(source=args.source)
-    print(f'// ===== {graph.name}: as traced =====')
-    print(show(graph))
+    previous = []
+
+    def print_traced(graph, new_states):
+        if args.show != 'final':
+            print(f'// ===== {graph.name}: as traced =====')
+            print(show(graph))
+        previous.append(graph.copy() if args.diff else None)
+
+    def print_pass(p, record, graph):
+        if args.show == 'each' or (args.show == 'changed' and record.changed):
+            print(f'// ===== after {p.name} ({record.seconds * 1e3:.2f} ms; '
+                  f'{record.stats or "no counters"}'
+                  f'{"" if record.changed else "; unchanged"}) =====')
+            print(previous[-1].diff(graph) if args.diff else show(graph))
+        if args.diff:
+            previous.append(graph.copy())
+
+    # The one pipeline (brainstate/transform/_program.py), as jit runs it: trace, the passes
+    # (with hoist-states if the pipeline lacks it), lowering.
     pipeline = args.passes if args.passes is not None else \
         brainstate.passes.get_default_pipeline()
-    manager = brainstate.passes.PassManager(pipeline, verify=True)
-    for p in manager.passes:
-        before = graph.copy()
-        single = brainstate.passes.PassManager([p], verify=True)
-        single.run(graph)
-        record = single.records[0]
-        changed = before.format() != graph.format()
-        header = (f'// ===== after {p.name} ({record.seconds * 1e3:.2f} ms; '
-                  f'{record.stats or "no counters"}{"" if changed else "; unchanged"}) =====')
-        if args.show == 'each' or (args.show == 'changed' and changed):
-            print(header)
-            print(before.diff(graph) if args.diff else show(graph))
-    if not graph.meta.get('canonical'):
-        brainstate.passes.hoist_states(graph)
-        print('// ===== after hoist-states (needed for lowering) =====')
-        print(show(graph))
+    manager = brainstate.passes.PassManager(pipeline, verify=True, observer=print_pass)
+    spec = ArgumentSpec(fun)
+    program = trace_program(fun, spec, spec.signature(tuple(args.args), {}), passes=manager,
+                            before_passes=print_traced)
+    graph = program.graph
     if args.show == 'final':
         print('// ===== final =====')
         print(show(graph))

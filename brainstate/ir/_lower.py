@@ -15,7 +15,7 @@ import jax.extend.core as jex_core
 from .._errors import BrainStateError
 from ._graph import Graph, Literal
 
-__all__ = ['lower_to_jaxpr', 'LoweredGraph', 'lower_subgraph']
+__all__ = ['lower_to_jaxpr', 'LoweredGraph', 'lower_subgraph', 'LoweringError']
 
 
 class LoweredGraph(NamedTuple):
@@ -84,8 +84,37 @@ def _close(constvars, invars, outvars, eqns, consts, name='graph'):
     return jex_core.ClosedJaxpr(jaxpr, consts)
 
 
+class LoweringError(BrainStateError):
+    """Lowering a graph failed; the message names the passes that changed the graph since it
+    was last verified, the likeliest cause. The original exception is its ``__cause__``."""
+
+
 def lower_to_jaxpr(graph: Graph) -> LoweredGraph:
-    """Lower a canonical graph (see the hoist-states pass) to a ClosedJaxpr."""
+    """Lower a canonical graph (see the hoist-states pass) to a ClosedJaxpr.
+
+    If lowering fails after passes changed the graph without verification (the transforms
+    verify only on request, for speed), the error says which passes those were and how to
+    find the one that broke the graph: ``brainstate.passes.set_pass_options(verify=True)``.
+    """
+    try:
+        return _lower_to_jaxpr(graph)
+    except Exception as error:
+        suspects = graph.meta.get('unverified_passes')
+        if not suspects:
+            raise
+        hint = (f"Passes changed graph '{graph.name}' without verification before lowering "
+                f"failed ({', '.join(suspects)}; the last to run was {suspects[-1]!r}). One of "
+                f"them probably left the IR broken: run with "
+                f"`brainstate.passes.set_pass_options(verify=True)` (or PassManager(verify=True)) "
+                f"to have the verifier name the pass and the value at fault.")
+        if isinstance(error, BrainStateError):
+            error.add_note(hint)
+            raise
+        raise LoweringError(f'Lowering failed with {type(error).__name__}: {error}. '
+                            f'{hint}') from error
+
+
+def _lower_to_jaxpr(graph: Graph) -> LoweredGraph:
     if not graph.meta.get('canonical'):
         raise BrainStateError('lower_to_jaxpr needs a canonical graph: run hoist_states first.')
     env: dict = {}
