@@ -69,3 +69,31 @@ from ._dynamics import *  # noqa: F401,F403
 from ._dynamics import __all__ as _dynamics_all
 
 __all__ += _delay_all + _dynamics_all
+
+
+# Names the published package kept for old programs: each warns and gives its replacement.
+_DEPRECATED = {'DynamicsGroup': ('Module', 'brainstate.nn.Module'),
+               'ModuleMapper': ('Map', 'brainstate.nn.Map')}
+# Neuron and synapse models moved to brainpy (``brainpy.state``) in the published package.
+_MOVED_TO_BRAINPY = (
+    'SpikeTime', 'PoissonSpike', 'PoissonEncoder', 'PoissonInput', 'poisson_input', 'Neuron', 'IF',
+    'LIF', 'LIFRef', 'ALIF', 'LeakyRateReadout', 'LeakySpikeReadout', 'STP', 'STD', 'Synapse',
+    'Expon', 'DualExpon', 'Alpha', 'AMPA', 'GABAa', 'COBA', 'CUBA', 'MgBlock', 'SynOut',
+    'AlignPostProj', 'DeltaProj', 'CurrentProj', 'align_pre_projection', 'Projection',
+    'SymmetryGapJunction', 'AsymmetryGapJunction')
+
+
+def __getattr__(name: str):
+    import warnings
+    if name in _DEPRECATED:
+        target, full = _DEPRECATED[name]
+        warnings.warn(f"'brainstate.nn.{name}' is deprecated and will be removed in a future "
+                      f"version. Please use '{full}' instead.", DeprecationWarning, stacklevel=2)
+        return globals()[target]
+    if name in _MOVED_TO_BRAINPY:
+        warnings.warn(f"'brainstate.nn.{name}' is deprecated and will be removed in a future "
+                      f"version. Please use 'brainpy.state.{name}' instead.", DeprecationWarning,
+                      stacklevel=2)
+        import brainpy
+        return getattr(brainpy.state, name)
+    raise AttributeError(f"module 'brainstate.nn' has no attribute '{name}'")

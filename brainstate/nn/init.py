@@ -43,6 +43,22 @@ def to_size(x):
     raise ValueError(f'Cannot make a size for {x}')
 
 
+def _format_shape(shape) -> tuple:
+    """A shape from an int, a tuple, or a one-element sequence holding a tuple."""
+    if isinstance(shape, int):
+        return (shape,)
+    if len(shape) == 0:
+        raise ValueError('Please provide shape.')
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _is_scalar(x) -> bool:
+    """Whether ``x`` is a scalar (a Python number or a 0-d array or Quantity)."""
+    return u.math.isscalar(x)
+
+
 def are_broadcastable_shapes(shape1, shape2) -> bool:
     """Whether two shapes broadcast together (trailing axes equal or 1)."""
     for a, b in zip(shape1[::-1], shape2[::-1]):
