@@ -52,7 +52,27 @@ class RNNCell(Module):
 
 
 class ValinaRNNCell(RNNCell):
-    """``h = activation(W [x, h] + b)`` (the published name keeps its spelling)."""
+    """A vanilla RNN cell: ``h = activation(W [x, h] + b)`` (the published name keeps its
+    spelling).
+
+    Parameters
+    ----------
+    num_in : int
+        The number of input features.
+    num_out : int
+        The number of hidden units.
+    w_init, b_init, state_init : initializer or array
+        The weights', biases' and hidden state's initial values.
+    activation : str or callable
+        The activation (a name from ``brainstate.nn``, e.g. ``'tanh'``, or a function).
+
+    Examples
+    --------
+    >>> cell = brainstate.nn.ValinaRNNCell(10, 32)
+    >>> brainstate.nn.init_all_states(cell, batch_size=8)
+    >>> cell(jnp.ones((8, 10))).shape
+    (8, 32)
+    """
 
     def __init__(self, num_in: int, num_out: int, state_init=init.ZeroInit(),
                  w_init=init.XavierNormal(), b_init=init.ZeroInit(), activation='relu',
@@ -68,7 +88,26 @@ class ValinaRNNCell(RNNCell):
 
 class GRUCell(RNNCell):
     """Gated recurrent unit: reset gate ``r``, update gate ``z``,
-    ``h = (1 - z) * h + z * act(W_h [x, r * h])``."""
+    ``h = (1 - z) * h + z * act(W_h [x, r * h])``.
+
+    Parameters
+    ----------
+    num_in : int
+        The number of input features.
+    num_out : int
+        The number of hidden units.
+    w_init, b_init, state_init : initializer or array
+        The weights', biases' and hidden state's initial values.
+    activation : str or callable
+        The activation (a name from ``brainstate.nn``, e.g. ``'tanh'``, or a function).
+
+    Examples
+    --------
+    >>> cell = brainstate.nn.GRUCell(10, 32)
+    >>> brainstate.nn.init_all_states(cell, batch_size=8)
+    >>> cell(jnp.ones((8, 10))).shape
+    (8, 32)
+    """
 
     def __init__(self, num_in: int, num_out: int, w_init=init.Orthogonal(),
                  b_init=init.ZeroInit(), state_init=init.ZeroInit(), activation='tanh',
@@ -89,7 +128,26 @@ class GRUCell(RNNCell):
 
 class MGUCell(RNNCell):
     """Minimal gated unit: one forget gate ``f``,
-    ``h = (1 - f) * h + f * act(W_h [x, f * h])``."""
+    ``h = (1 - f) * h + f * act(W_h [x, f * h])``.
+
+    Parameters
+    ----------
+    num_in : int
+        The number of input features.
+    num_out : int
+        The number of hidden units.
+    w_init, b_init, state_init : initializer or array
+        The weights', biases' and hidden state's initial values.
+    activation : str or callable
+        The activation (a name from ``brainstate.nn``, e.g. ``'tanh'``, or a function).
+
+    Examples
+    --------
+    >>> cell = brainstate.nn.MGUCell(10, 32)
+    >>> brainstate.nn.init_all_states(cell, batch_size=8)
+    >>> cell(jnp.ones((8, 10))).shape
+    (8, 32)
+    """
 
     def __init__(self, num_in: int, num_out: int, w_init=init.Orthogonal(),
                  b_init=init.ZeroInit(), state_init=init.ZeroInit(), activation='tanh',
@@ -109,7 +167,27 @@ class MGUCell(RNNCell):
 
 class LSTMCell(RNNCell):
     """Long short-term memory: gates ``i, g, f, o`` from one Linear of ``[x, h]``; the forget
-    gate has a +1 bias: ``c = sigmoid(f + 1) c + sigmoid(i) act(g)``, ``h = sigmoid(o) act(c)``."""
+    gate has a +1 bias: ``c = sigmoid(f + 1) c + sigmoid(i) act(g)``, ``h = sigmoid(o) act(c)``.
+    The cell state is ``self.c``, the output ``self.h``.
+
+    Parameters
+    ----------
+    num_in : int
+        The number of input features.
+    num_out : int
+        The number of hidden units.
+    w_init, b_init, state_init : initializer or array
+        The weights', biases' and hidden state's initial values.
+    activation : str or callable
+        The activation (a name from ``brainstate.nn``, e.g. ``'tanh'``, or a function).
+
+    Examples
+    --------
+    >>> cell = brainstate.nn.LSTMCell(10, 32)
+    >>> brainstate.nn.init_all_states(cell, batch_size=8)
+    >>> cell(jnp.ones((8, 10))).shape
+    (8, 32)
+    """
 
     _state_names = ('c', 'h')
 
@@ -131,7 +209,26 @@ class LSTMCell(RNNCell):
 
 class URLSTMCell(RNNCell):
     """LSTM with uniform gate initialisation and a refine gate (Gu et al., 2020): the forget
-    bias is drawn so ``sigmoid(bias)`` is uniform on ``(1/n, 1 - 1/n)``."""
+    bias is drawn so ``sigmoid(bias)`` is uniform on ``(1/n, 1 - 1/n)``.
+
+    Parameters
+    ----------
+    num_in : int
+        The number of input features.
+    num_out : int
+        The number of hidden units.
+    w_init, b_init, state_init : initializer or array
+        The weights', biases' and hidden state's initial values.
+    activation : str or callable
+        The activation (a name from ``brainstate.nn``, e.g. ``'tanh'``, or a function).
+
+    Examples
+    --------
+    >>> cell = brainstate.nn.URLSTMCell(10, 32)
+    >>> brainstate.nn.init_all_states(cell, batch_size=8)
+    >>> cell(jnp.ones((8, 10))).shape
+    (8, 32)
+    """
 
     _state_names = ('c', 'h')
 
