@@ -97,6 +97,11 @@ class Vmap(Module):
         return self.vmapped_fn(*args, **kwargs)
 
 
+def _check_behavior(behavior):
+    if behavior not in ('vmap', 'pmap'):
+        raise ValueError('Invalid behavior specified. Must be "vmap" or "pmap".')
+
+
 class ToPredicate:
     """A filter matching exactly the given states."""
 
@@ -174,6 +179,7 @@ class Map(Module):
 
     def init_all_states(self, **kwargs):
         """Create the ensemble's states (``init_state(**kwargs)`` once per lane)."""
+        _check_behavior(self.behavior)
         new_states = _transform(self.behavior + '2_new_states')
         self.dict_vmap_states = new_states(self.module, kwargs, state_tag=self.state_tag,
                                            axis_size=self.init_map_size,
@@ -188,6 +194,7 @@ class Map(Module):
 
     def update(self, *args, **kwargs):
         self._check_init()
+        _check_behavior(self.behavior)
         options = dict(in_axes=self.in_axes, out_axes=self.out_axes, axis_name=self.axis_name,
                        state_in_axes=self._call_state_axes, state_out_axes=self._call_state_axes)
         if self.behavior == 'vmap':

@@ -264,11 +264,11 @@ class OutputDelayAt(Node):
         return self.out_delay.retrieve_at_step(*self.delay_info)
 
 
-def _get_prefetch_delay_key(item, update_every=None) -> str:
+def _get_prefetch_delay_key(item, update_every) -> str:
     return f'{item}-prefetch-delay-{update_every}'
 
 
-def _get_output_delay_key(update_every=None) -> str:
+def _get_output_delay_key(update_every) -> str:
     return f'output-delay-{update_every}'
 
 
@@ -284,6 +284,8 @@ def _get_prefetch_item_delay(target) -> Delay:
     if not isinstance(target.module, Dynamics):
         raise AssertionError(f'The target module should be an instance of Dynamics. But got '
                              f'{target.module}.')
+    # As published (and pinned by its tests): the key helper needs ``update_every`` too, so this
+    # call is a TypeError; ``PrefetchDelayAt`` is the working way to a state's delay.
     delay = target.module.get_after_update(_get_prefetch_delay_key(target.item))
     if not isinstance(delay, StateWithDelay):
         raise TypeError(f'The prefetch target should be a {StateWithDelay.__name__} when '
