@@ -78,6 +78,13 @@ class _BaseConv(Module):
     num_spatial_dims: int
     transpose = False
 
+    def __init__(self, in_size: Sequence[int], out_channels: int, kernel_size, stride=1,
+                 padding='SAME', lhs_dilation=1, rhs_dilation=1, groups: int = 1, w_mask=None,
+                 channel_first: bool = False, name: str | None = None):
+        super().__init__(name=name)
+        self._setup(in_size, out_channels, kernel_size, stride, padding, lhs_dilation,
+                    rhs_dilation, groups, w_mask, channel_first)
+
     def _setup(self, in_size, out_channels, kernel_size, stride, padding, lhs_dilation,
                rhs_dilation, groups, w_mask, channel_first):
         n = self.num_spatial_dims
@@ -181,6 +188,10 @@ class _BaseConv(Module):
         return w * self.w_mask if self.w_mask is not None else w
 
     def _conv_op(self, x, params):
+        """The convolution of a batch ``x`` with ``params`` (defined by each kind)."""
+        raise NotImplementedError(f'{type(self).__name__} must define _conv_op.')
+
+    def _cross_correlate(self, x, params):
         y = jax.lax.conv_general_dilated(
             x, self._kernel(params), window_strides=self.stride, padding=self.padding,
             lhs_dilation=self.lhs_dilation, rhs_dilation=self.rhs_dilation,
@@ -207,10 +218,11 @@ class _Conv(_BaseConv):
                  w_init=init.XavierNormal(), b_init=None, w_mask=None,
                  channel_first: bool = False, name: str | None = None,
                  param_type: type = ParamState):
-        super().__init__(name=name)
-        self._setup(in_size, out_channels, kernel_size, stride, padding, lhs_dilation,
-                    rhs_dilation, groups, w_mask, channel_first)
+        super().__init__(in_size, out_channels, kernel_size, stride, padding, lhs_dilation,
+                         rhs_dilation, groups, w_mask, channel_first, name)
         self._make_params(w_init, b_init, param_type)
+
+    _conv_op = _BaseConv._cross_correlate
 
 
 class _ScaledWSConv(_BaseConv):
@@ -222,9 +234,8 @@ class _ScaledWSConv(_BaseConv):
                  ws_gain: bool = True, eps: float = 1e-4, w_init=init.XavierNormal(),
                  b_init=None, w_mask=None, channel_first: bool = False,
                  name: str | None = None, param_type: type = ParamState):
-        super().__init__(name=name)
-        self._setup(in_size, out_channels, kernel_size, stride, padding, lhs_dilation,
-                    rhs_dilation, groups, w_mask, channel_first)
+        super().__init__(in_size, out_channels, kernel_size, stride, padding, lhs_dilation,
+                         rhs_dilation, groups, w_mask, channel_first, name)
         self.eps = eps
         gain = ((lambda w: {'gain': jnp.ones((1,) * len(self.kernel_size)
                                              + (1, self.out_channels), w.dtype)})
@@ -234,6 +245,8 @@ class _ScaledWSConv(_BaseConv):
     def _kernel(self, params):
         w = weight_standardization(params['weight'], self.eps, params.get('gain'))
         return w * self.w_mask if self.w_mask is not None else w
+
+    _conv_op = _BaseConv._cross_correlate
 
 
 class _ConvTranspose(_BaseConv):
@@ -246,7 +259,7 @@ class _ConvTranspose(_BaseConv):
                  padding='SAME', rhs_dilation=1, groups: int = 1, w_init=init.XavierNormal(),
                  b_init=None, w_mask=None, channel_first: bool = False,
                  name: str | None = None, param_type: type = ParamState):
-        super().__init__(name=name)
+        Module.__init__(self, name=name)
         self._setup(in_size, out_channels, kernel_size, stride, padding, None, rhs_dilation,
                     groups, w_mask, channel_first)
         self._make_params(w_init, b_init, param_type)
