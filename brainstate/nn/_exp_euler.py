@@ -12,6 +12,15 @@ from ._support import get_dt
 __all__ = ['exp_euler_step']
 
 
+def _standard_normal_like(x):
+    """N(0, 1) noise of ``x``'s shape and float dtype, from ``brainstate.random``."""
+    from .. import random
+    if hasattr(random, 'randn_like'):
+        return random.randn_like(x)
+    mantissa = u.get_mantissa(x)
+    return random.normal(size=jnp.shape(mantissa), dtype=jnp.result_type(mantissa))
+
+
 def exp_euler_step(fn: Callable, *args, **kwargs):
     """One exponential-Euler step of ``dx/dt = fn(x, *rest)`` over ``brainstate.environ``'s
     ``dt``: ``x + dt * phi(dt * J) * fn(x)`` with ``J = d fn / d x`` (element-wise, by
@@ -51,8 +60,7 @@ def exp_euler_step(fn: Callable, *args, **kwargs):
     jacobian = u.Quantity(u.get_mantissa(jacobian), u.get_unit(drift) / u.get_unit(state))
     x_next = state + dt * u.math.exprel(dt * jacobian) * drift
     if diffusion is not None:
-        from .. import random
-        term = diffusion(*args, **kwargs) * u.math.sqrt(dt) * random.randn_like(state)
+        term = diffusion(*args, **kwargs) * u.math.sqrt(dt) * _standard_normal_like(state)
         if u.get_dim(x_next) != u.get_dim(term):
             drift_unit = u.get_unit(x_next)
             raise ValueError(
