@@ -28,4 +28,4 @@ def test_ei_network_matches_pure_jax(tmp_path):
 
 def test_cnn_learns_digits():
     import cnn_digits
-    assert cnn_digits.main(epochs=5, channels=(8, 16), verbose=False) >= 0.97
+    assert cnn_digits.main(epochs=5, verbose=False) >= 0.97
