@@ -25,7 +25,6 @@ def main(epochs=15, batch_size=64, seed=0):
     nn = brainstate.nn
     model = nn.Sequential(nn.Linear(64, 128), nn.relu, nn.Dropout(0.9),
                           nn.Linear(128, 128), nn.relu, nn.Linear(128, 10))
-    dropout = model[2]
 
     def loss_fn(x, y):
         logits = model(x)
@@ -50,13 +49,14 @@ def main(epochs=15, batch_size=64, seed=0):
     rng = np.random.RandomState(seed)
     for epoch in range(epochs):
         order = rng.permutation(len(x_train))
-        dropout.training = True
-        losses = [train_step(x_train[idx], y_train[idx])
-                  for idx in np.split(order[:n_batches * batch_size], n_batches)]
-        dropout.training = False   # a Python flag: `accuracy` was traced with it off
-        print(f'epoch {epoch + 1:2d}  loss {float(np.mean(losses)):.4f}  '
-              f'train acc {float(accuracy(x_train, y_train)):.3f}')
-    test_accuracy = float(accuracy(x_test, y_test))
+        with brainstate.environ.context(fit=True):      # Dropout drops while fitting
+            losses = [train_step(x_train[idx], y_train[idx])
+                      for idx in np.split(order[:n_batches * batch_size], n_batches)]
+        with brainstate.environ.context(fit=False):     # and passes everything through here
+            print(f'epoch {epoch + 1:2d}  loss {float(np.mean(losses)):.4f}  '
+                  f'train acc {float(accuracy(x_train, y_train)):.3f}')
+    with brainstate.environ.context(fit=False):
+        test_accuracy = float(accuracy(x_test, y_test))
     print(f'test accuracy: {test_accuracy:.4f}')
     return test_accuracy
 

@@ -1,78 +1,196 @@
-"""Activation functions, and Module versions of the common ones (for ``Sequential``)."""
+"""Activation functions. They accept arrays and brainunit quantities alike (via
+``brainunit.math``), so a layer can work on values with physical units."""
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
+import brainunit as u
 import jax
 import jax.numpy as jnp
 
-from .._module import Module
-
 __all__ = [
-    'relu', 'relu6', 'gelu', 'sigmoid', 'tanh', 'softmax', 'log_softmax', 'silu', 'swish',
-    'elu', 'selu', 'celu', 'leaky_relu', 'softplus', 'softsign', 'log_sigmoid', 'hard_tanh',
-    'identity',
-    'ReLU', 'GELU', 'Sigmoid', 'Tanh', 'Softmax', 'LogSoftmax', 'SiLU', 'ELU', 'LeakyReLU',
-    'Softplus', 'Identity',
+    'tanh', 'relu', 'squareplus', 'softplus', 'soft_sign', 'sigmoid', 'silu', 'swish',
+    'log_sigmoid', 'elu', 'leaky_relu', 'hard_tanh', 'celu', 'selu', 'gelu', 'glu', 'logsumexp',
+    'log_softmax', 'softmax', 'standardize', 'one_hot', 'relu6', 'hard_sigmoid', 'hard_silu',
+    'hard_swish', 'hard_shrink', 'rrelu', 'mish', 'soft_shrink', 'prelu', 'tanh_shrink',
+    'softmin', 'sparse_plus', 'sparse_sigmoid',
 ]
 
-relu = jax.nn.relu
-relu6 = jax.nn.relu6
-gelu = jax.nn.gelu
-sigmoid = jax.nn.sigmoid
-tanh = jnp.tanh
-softmax = jax.nn.softmax
-log_softmax = jax.nn.log_softmax
-silu = jax.nn.silu
-swish = jax.nn.swish
-elu = jax.nn.elu
-selu = jax.nn.selu
-celu = jax.nn.celu
-leaky_relu = jax.nn.leaky_relu
-softplus = jax.nn.softplus
-softsign = jax.nn.soft_sign
-log_sigmoid = jax.nn.log_sigmoid
-hard_tanh = jax.nn.hard_tanh
+
+def tanh(x):
+    """Hyperbolic tangent."""
+    return u.math.tanh(x)
 
 
-def identity(x):
-    """Return ``x`` unchanged."""
-    return x
+def relu(x):
+    """``max(x, 0)``."""
+    return u.math.relu(x)
 
 
-class _Activation(Module):
-    """A stateless Module applying an activation function (for ``Sequential``)."""
-
-    def __init__(self, name: str | None = None, **options):
-        super().__init__(name=name)
-        self.options = options
-
-    def update(self, x):
-        return type(self).function(x, **self.options)
-
-    def __repr__(self):
-        options = ', '.join(f'{k}={v!r}' for k, v in self.options.items())
-        return f'{type(self).__name__}({options})'
+def relu6(x):
+    """``min(max(x, 0), 6)``."""
+    return u.math.relu6(x)
 
 
-def _module(name: str, function, doc: str, **defaults):
-    def __init__(self, name: str | None = None, **options):
-        _Activation.__init__(self, name=name, **{**defaults, **options})
-
-    cls = type(name, (_Activation,), {'function': staticmethod(function), '__doc__': doc,
-                                      '__init__': __init__,
-                                      '__module__': __name__})
-    return cls
+def squareplus(x, b=4):
+    """``(x + sqrt(x**2 + b)) / 2``, a smooth ReLU."""
+    return u.math.squareplus(x, b=b)
 
 
-ReLU = _module('ReLU', relu, 'Module form of :func:`relu`.')
-GELU = _module('GELU', gelu, 'Module form of :func:`gelu` (``approximate=True`` by default).')
-Sigmoid = _module('Sigmoid', sigmoid, 'Module form of :func:`sigmoid`.')
-Tanh = _module('Tanh', tanh, 'Module form of :func:`tanh`.')
-Softmax = _module('Softmax', softmax, 'Module form of :func:`softmax` (``axis=-1``).')
-LogSoftmax = _module('LogSoftmax', log_softmax, 'Module form of :func:`log_softmax`.')
-SiLU = _module('SiLU', silu, 'Module form of :func:`silu`.')
-ELU = _module('ELU', elu, 'Module form of :func:`elu` (``alpha=1.0``).')
-LeakyReLU = _module('LeakyReLU', leaky_relu,
-                    'Module form of :func:`leaky_relu` (``negative_slope=0.01``).')
-Softplus = _module('Softplus', softplus, 'Module form of :func:`softplus`.')
-Identity = _module('Identity', identity, 'Module form of :func:`identity`.')
+def softplus(x):
+    """``log(1 + exp(x))``."""
+    return u.math.softplus(x)
+
+
+def soft_sign(x):
+    """``x / (1 + |x|)``."""
+    return u.math.soft_sign(x)
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))``."""
+    return u.math.sigmoid(x)
+
+
+def silu(x):
+    """``x * sigmoid(x)`` (also called swish)."""
+    return u.math.silu(x)
+
+
+swish = silu
+
+
+def log_sigmoid(x):
+    """``-softplus(-x)``."""
+    return u.math.log_sigmoid(x)
+
+
+def elu(x, alpha=1.0):
+    """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``."""
+    return u.math.elu(x, alpha=alpha)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """``x`` for ``x >= 0``, else ``negative_slope * x``."""
+    return u.math.leaky_relu(x, negative_slope=negative_slope)
+
+
+def hard_tanh(x, min_val: float = -1.0, max_val: float = 1.0):
+    """``x`` clipped to ``[min_val, max_val]`` (bounds in ``x``'s unit when it has one)."""
+    q = u.Quantity(x)
+    low = u.Quantity(min_val).to(q.unit).mantissa
+    high = u.Quantity(max_val).to(q.unit).mantissa
+    m = q.mantissa
+    out = jnp.where(m > high, high, jnp.where(m < low, low, m))
+    return u.maybe_decimal(out * q.unit)
+
+
+def celu(x, alpha=1.0):
+    """``max(x, 0) + min(0, alpha * (exp(x / alpha) - 1))``."""
+    return u.math.celu(x, alpha=alpha)
+
+
+def selu(x):
+    """Scaled ELU (self-normalising)."""
+    return u.math.selu(x)
+
+
+def gelu(x, approximate: bool = True):
+    """Gaussian error linear unit (the tanh approximation when ``approximate``)."""
+    return u.math.gelu(x, approximate=approximate)
+
+
+def glu(x, axis: int = -1):
+    """Gated linear unit: split ``x`` in two halves ``a, b`` along ``axis``; ``a * sigmoid(b)``."""
+    return u.math.glu(x, axis=axis)
+
+
+def logsumexp(a, axis=None, b=None, keepdims: bool = False, return_sign: bool = False):
+    """``log(sum(b * exp(a)))`` computed stably."""
+    return jax.scipy.special.logsumexp(a, axis=axis, b=b, keepdims=keepdims,
+                                       return_sign=return_sign)
+
+
+def log_softmax(x, axis=-1, where=None):
+    """``x - logsumexp(x, axis)``."""
+    return jax.nn.log_softmax(x, axis=axis, where=where)
+
+
+def softmax(x, axis=-1, where=None):
+    """``exp(x) / sum(exp(x), axis)``."""
+    return jax.nn.softmax(x, axis=axis, where=where)
+
+
+def softmin(x, axis=-1):
+    """``softmax(-x, axis)``."""
+    return jax.nn.softmax(-x, axis=axis)
+
+
+def standardize(x, axis=-1, variance=None, epsilon=1e-5, where=None):
+    """``(x - mean) / sqrt(variance + epsilon)`` along ``axis``."""
+    return jax.nn.standardize(x, axis=axis, variance=variance, epsilon=epsilon, where=where)
+
+
+def one_hot(x: Any, num_classes: int, *, dtype: Any = jnp.float_, axis: int | Sequence[int] = -1):
+    """One-hot encode integer labels ``x`` into ``num_classes`` classes."""
+    return jax.nn.one_hot(x, num_classes, dtype=dtype, axis=axis)
+
+
+def hard_sigmoid(x):
+    """``relu6(x + 3) / 6``."""
+    return u.math.hard_sigmoid(x)
+
+
+def hard_silu(x):
+    """``x * hard_sigmoid(x)``."""
+    return u.math.hard_silu(x)
+
+
+hard_swish = hard_silu
+
+
+def hard_shrink(x, lambd: float = 0.5):
+    """``x`` where ``|x| > lambd``, else 0."""
+    return u.math.where(x > lambd, x, u.math.where(x < -lambd, x, u.math.zeros_like(x)))
+
+
+def soft_shrink(x, lambd: float = 0.5):
+    """``x - lambd`` above ``lambd``, ``x + lambd`` below ``-lambd``, else 0."""
+    return u.math.where(x > lambd, x - lambd,
+                        u.math.where(x < -lambd, x + lambd, u.math.zeros_like(x)))
+
+
+def rrelu(x, lower: float = 1.0 / 8, upper: float = 1.0 / 3):
+    """Randomised leaky ReLU: negative entries scaled by a slope drawn uniformly from
+    ``[lower, upper]`` (from ``brainstate.random``)."""
+    from .. import random
+    mantissa = u.get_mantissa(x)
+    dtype = jnp.result_type(mantissa, float)
+    a = random.uniform(lower, upper, size=jnp.shape(mantissa), dtype=dtype)
+    return u.math.where(mantissa >= 0.0, x, a * x)
+
+
+def mish(x):
+    """``x * tanh(softplus(x))``."""
+    return x * u.math.tanh(softplus(x))
+
+
+def prelu(x, a=0.25):
+    """``x`` for ``x >= 0``, else ``a * x`` (``a`` is usually learned)."""
+    return u.math.where(x >= 0.0, x, a * x)
+
+
+def tanh_shrink(x):
+    """``x - tanh(x)``."""
+    return x - u.math.tanh(x)
+
+
+def sparse_plus(x):
+    """0 below -1, ``(x + 1)**2 / 4`` on ``[-1, 1]``, ``x`` above 1."""
+    return u.math.sparse_plus(x)
+
+
+def sparse_sigmoid(x):
+    """0 below -1, ``(x + 1) / 2`` on ``[-1, 1]``, 1 above."""
+    return u.math.sparse_sigmoid(x)
