@@ -139,4 +139,5 @@ def test_command_line_tool_writes_dot_and_diffs(tmp_path, capsys):
 
 def test_console_script_is_declared():
     text = open(os.path.join(ROOT, 'pyproject.toml')).read()
-    assert 'brainstate-ir = "brainstate._cli.ir_tool:main"' in text
+    assert 'brainstate-ir = "brainstate_cli:main"' in text
+    assert 'py-modules = ["brainstate_cli"]' in text

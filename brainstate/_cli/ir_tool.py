@@ -3,9 +3,14 @@
     brainstate-ir examples/quickstart.py:step --args 'f32[3]'
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --passes hoist-states,dce
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --dot step.dot --table
+    brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --show final
 
 The file is imported as a module (its top-level code runs, so it can build the model); the
 function may be a plain function or a ``brainstate.transform.jit`` one.
+
+This module imports neither JAX nor brainstate at import time: ``--help`` and argument errors
+answer at once, and the console script (``brainstate_cli.py``) loads it without importing the
+brainstate package. JAX is imported only when a function is traced.
 """
 
 from __future__ import annotations
@@ -16,24 +21,41 @@ import os
 import re
 import sys
 
-import jax
-import numpy as np
-
 _TYPE = re.compile(r'^\s*([a-z]+[0-9]*)\[([0-9,\s]*)\]\s*$')
 _DTYPES = {'f16': 'float16', 'bf16': 'bfloat16', 'f32': 'float32', 'f64': 'float64',
            'i8': 'int8', 'i16': 'int16', 'i32': 'int32', 'i64': 'int64', 'u8': 'uint8',
            'u32': 'uint32', 'bool': 'bool', 'c64': 'complex64'}
 
+# Subcommands besides the default one (trace and show a step): name -> main(argv) -> exit code.
+# ``brainstate-ir NAME ...`` runs SUBCOMMANDS[NAME](the remaining arguments).
+SUBCOMMANDS: dict = {}
 
-def parse_type(text: str) -> jax.ShapeDtypeStruct:
-    """``'f32[128,784]'`` -> ``ShapeDtypeStruct((128, 784), float32)``; ``'f32[]'`` a scalar."""
+
+class ArgType:
+    """An argument type parsed from ``dtype[shape]``, without importing JAX (see ``spec``)."""
+
+    def __init__(self, text: str, shape: tuple, dtype: str):
+        self.text, self.shape, self.dtype = text, shape, dtype
+
+    def spec(self):
+        """The ``jax.ShapeDtypeStruct`` to trace with."""
+        import jax
+        import numpy as np
+        return jax.ShapeDtypeStruct(self.shape, np.dtype(self.dtype))
+
+    def __repr__(self):
+        return self.text
+
+
+def parse_type(text: str) -> ArgType:
+    """``'f32[128,784]'`` -> shape ``(128, 784)``, dtype ``'float32'``; ``'f32[]'`` a scalar."""
     match = _TYPE.match(text)
     if not match or match.group(1) not in _DTYPES:
         raise argparse.ArgumentTypeError(
             f'{text!r} is not an argument type. Write dtype[shape], e.g. f32[128,784], i32[] '
             f'(dtypes: {", ".join(_DTYPES)}).')
     dims = [int(d) for d in match.group(2).replace(' ', '').split(',') if d]
-    return jax.ShapeDtypeStruct(tuple(dims), np.dtype(_DTYPES[match.group(1)]))
+    return ArgType(text, tuple(dims), _DTYPES[match.group(1)])
 
 
 def load_function(target: str):
@@ -55,32 +77,43 @@ def load_function(target: str):
     return getattr(obj, 'fun', obj)  # a brainstate jit: trace the function it wraps
 
 
-def main(argv=None) -> int:
-    import brainstate
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the default command (trace a step, show its IR through the passes)."""
+    epilog = __doc__.split('\n', 2)[2].split('\n\nThis module')[0]
+    if SUBCOMMANDS:
+        epilog += '\n\nother commands: ' + ', '.join(
+            f'brainstate-ir {name} --help' for name in sorted(SUBCOMMANDS))
     parser = argparse.ArgumentParser(
         prog='brainstate-ir', description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n', 2)[2])
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
     parser.add_argument('target', help='path/to/file.py:function')
     parser.add_argument('--args', nargs='*', type=parse_type, default=[],
                         help="argument types, e.g. 'f32[128,784]' 'i32[128]'")
     parser.add_argument('--passes', default=None,
                         help='the pipeline (default: brainstate\'s default pipeline)')
     parser.add_argument('--show', choices=['changed', 'each', 'final'], default='changed',
-                        help='print the IR after every pass that changed it (default), after '
-                             'every pass, or only the final IR')
+                        help='print the traced IR and the IR after every pass that changed it '
+                             '(default), after every pass, or only the final IR')
     parser.add_argument('--diff', action='store_true',
                         help='print each pass as a diff against the IR before it')
-    parser.add_argument('--table', action='store_true', help='print the per-state table')
+    parser.add_argument('--table', action='store_true',
+                        help='print the per-state table (where each state is read and written)')
     parser.add_argument('--dot', metavar='FILE', help='write the final IR as Graphviz DOT')
     parser.add_argument('--svg', metavar='FILE', help='draw the final IR (needs Graphviz)')
     parser.add_argument('--source', action='store_true', help='show source lines in the IR')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Trace ``args.target``, run the passes one by one and print what ``args`` asks for."""
+    import brainstate
 
     fun = load_function(args.target)
-    graph = brainstate.ir.trace(fun, *args.args)
+    graph = brainstate.ir.trace(fun, *[a.spec() for a in args.args])
     show = lambda g: g.format(source=args.source)
-    print(f'// ===== {graph.name}: as traced =====')
-    print(show(graph))
+    if args.show != 'final':
+        print(f'// ===== {graph.name}: as traced =====')
+        print(show(graph))
     pipeline = args.passes if args.passes is not None else \
         brainstate.passes.get_default_pipeline()
     manager = brainstate.passes.PassManager(pipeline, verify=True)
@@ -97,10 +130,11 @@ def main(argv=None) -> int:
             print(before.diff(graph) if args.diff else show(graph))
     if not graph.meta.get('canonical'):
         brainstate.passes.hoist_states(graph)
-        print('// ===== after hoist-states (needed for lowering) =====')
-        print(show(graph))
+        if args.show != 'final':
+            print('// ===== after hoist-states (needed for lowering) =====')
+            print(show(graph))
     if args.show == 'final':
-        print('// ===== final =====')
+        print(f'// ===== {graph.name}: final =====')
         print(show(graph))
     if args.table:
         print('// ===== states =====')
@@ -117,6 +151,14 @@ def main(argv=None) -> int:
             return 1
         print(f'// wrote {args.svg}')
     return 0
+
+
+def main(argv=None) -> int:
+    """The ``brainstate-ir`` command: ``brainstate-ir [SUBCOMMAND] ARGS...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == '__main__':
