@@ -10,6 +10,9 @@ __version__ = '0.1.0'
 from ._errors import (ArgumentTypeError, ArgumentValueError, BatchAxisError, BrainStateError,
                       GradientError, StateArgumentError, StateValueError, TracerLeakError)
 from ._state import (BatchState, HiddenState, LongTermState, ParamState, ShortTermState, State)
+from . import environ
+from . import typing
+from . import mixin
 from . import util
 from . import graph
 from ._module import Module
@@ -24,5 +27,5 @@ __all__ = [
     'State', 'ParamState', 'HiddenState', 'ShortTermState', 'LongTermState', 'BatchState',
     'Module', 'BrainStateError', 'StateValueError', 'TracerLeakError', 'StateArgumentError',
     'BatchAxisError', 'GradientError', 'ArgumentValueError', 'ArgumentTypeError',
-    'graph', 'ir', 'passes', 'transform', 'nn', 'optim', 'util', 'random',
+    'environ', 'typing', 'mixin', 'graph', 'ir', 'passes', 'transform', 'nn', 'optim', 'util', 'random',
 ]

@@ -1,10 +1,10 @@
 """Suite-wide test settings.
 
 * Temporary files: every test runs with Python's default temp folder (``tempfile``, ``TMPDIR``)
-  inside pytest's own tmp directory, so nothing a test leaves behind (e.g. a failing pass's
-  ``brainstate-reproducer-*.txt``) lands in the machine's /tmp.
+  inside pytest's own tmp directory, and failing passes write their reproducers there too, so
+  nothing a test leaves behind lands in the machine's /tmp.
 * ``@pytest.mark.slow``: exhaustive cases left out of the normal run (``-m "not slow"``, the
-  README's command); CI runs them in a separate step (``-m slow``).
+  default in pyproject.toml); CI runs them in a separate step (``-m slow``).
 """
 
 import os
@@ -30,3 +30,14 @@ def _temp_files_stay_in_pytests_tmp_dir(tmp_path_factory):
         os.environ.pop('TMPDIR', None)
     else:
         os.environ['TMPDIR'] = saved_env
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _reproducers_go_to_a_pytest_temporary_folder(tmp_path_factory):
+    """A pass that fails on purpose writes a reproducer; keep them out of the system's
+    temporary folder (pytest cleans its own)."""
+    from brainstate.passes import _manager
+    previous = _manager.DEFAULTS['reproducer_dir']
+    _manager.DEFAULTS['reproducer_dir'] = str(tmp_path_factory.mktemp('reproducers'))
+    yield
+    _manager.DEFAULTS['reproducer_dir'] = previous

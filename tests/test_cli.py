@@ -91,7 +91,7 @@ def test_show_final_prints_only_the_final_ir(loop_model, capsys):
     assert ir_tool.main([f'{loop_model}:simulate', '--args', 'f32[5,4]', '--show', 'final']) == 0
     out = capsys.readouterr().out
     headers = [line for line in out.splitlines() if line.startswith('// =====')]
-    assert headers == ['// ===== simulate: final =====']
+    assert headers == ['// ===== final =====']
     assert out.count('graph simulate(') == 1
     # The final IR is the canonical one: state ops only at the edges, the loop pure.
     assert 'num_carry=1' in out and 'num_consts=1' in out
@@ -113,7 +113,7 @@ def test_show_changed_prints_the_traced_ir_and_each_changing_pass(loop_model, ca
     assert ir_tool.main([f'{loop_model}:simulate', '--args', 'f32[5,4]']) == 0
     out = capsys.readouterr().out
     assert out.startswith('// ===== simulate: as traced =====')
-    assert '// ===== after hoist-states' in out and '// ===== simulate: final' not in out
+    assert '// ===== after hoist-states' in out and '// ===== final' not in out
 
 
 def test_subcommands_are_dispatched_by_their_first_argument(monkeypatch):

@@ -28,7 +28,23 @@ _MARKER = re.compile(r'^\s*<!--\s*docs-test:\s*(skip|output|setup)\b\s*(.*?)\s*-
 _FENCE = re.compile(r'^(\s*)(```+|~~~+)\s*([\w+-]*)')
 
 # writing-a-pass.md builds on examples/custom_passes.py (its `step`, `node_flops`, `is_one`).
+# ir.md's region-kind block works on `node`: a loop region of a hoisted graph.
 PAGE_SETUP = {
+    'docs/ir.md': '''
+import jax.numpy as jnp
+import brainstate
+_acc = brainstate.State(jnp.zeros(2), name='acc')
+
+def _step(xs):
+    def body(x):
+        _acc.value = _acc.value + x
+        return x * 2
+    return brainstate.transform.for_loop(body, xs)
+
+_graph = brainstate.passes.hoist_states(brainstate.ir.trace(_step, jnp.ones((3, 2))))
+node = next(n for n in _graph.walk() if n.kind == 'region')
+i = j = k = 0      # the block's placeholder positions
+''',
     'docs/writing-a-pass.md': "exec(compile(open('examples/custom_passes.py').read(), "
                               "'examples/custom_passes.py', 'exec'))",
 }
@@ -156,7 +172,7 @@ def test_runner_reports_the_failing_block_and_a_drifted_output(tmp_path):
                     '<!-- docs-test: skip needs a GPU -->\n```python\nraise SystemExit\n```\n')
     assert run_page(str(page)) == 1
     page.write_text('```python\nprint(1)\n```\n<!-- docs-test: output -->\n```\n2\n```\n')
-    with pytest.raises(AssertionError, match='page.md:4: the block shows'):
+    with pytest.raises(AssertionError, match='page.md:5: the block shows'):
         run_page(str(page))
     page.write_text('```python\nok = 1\n```\n\n```python\nundefined_name\n```\n')
     with pytest.raises(AssertionError, match="page.md:5: the block raised NameError"):

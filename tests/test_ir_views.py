@@ -137,6 +137,27 @@ def test_command_line_tool_writes_dot_and_diffs(tmp_path, capsys):
     assert dot_file.read_text().startswith('digraph')
 
 
+def test_command_line_tool_runs_the_one_pipeline_and_show_final(tmp_path, capsys):
+    source = tmp_path / 'model.py'
+    source.write_text(
+        'import jax.numpy as jnp\nimport brainstate\n'
+        'acc = brainstate.State(jnp.zeros(()), name="acc")\n'
+        'def step(x):\n'
+        '    acc.value = acc.value + x\n'
+        '    unused = jnp.cos(x)\n'
+        '    return acc.value\n')
+    assert ir_tool.main([f'{source}:step', '--args', 'f32[]', '--passes', 'dce',
+                         '--show', 'final']) == 0
+    out = capsys.readouterr().out
+    assert 'as traced' not in out and 'after dce' not in out
+    assert out.count('// =====') == 1 and '// ===== final =====' in out
+    assert 'cos' not in out  # dce ran, then hoist-states (what lowering needs), then lowering
+    assert ir_tool.main([f'{source}:step', '--args', 'f32[]', '--passes', 'dce',
+                         '--show', 'each']) == 0
+    out = capsys.readouterr().out
+    assert '// ===== after dce' in out and '// ===== after hoist-states' in out
+
+
 def test_console_script_is_declared():
     text = open(os.path.join(ROOT, 'pyproject.toml')).read()
     assert 'brainstate-ir = "brainstate_cli:main"' in text

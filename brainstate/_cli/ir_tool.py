@@ -1,6 +1,7 @@
 """brainstate-ir: trace a step function and show its state IR before and after each pass.
 
     brainstate-ir examples/quickstart.py:step --args 'f32[3]'
+    brainstate-ir replay REPRODUCER_FILE [--import my_passes.py]   (see brainstate/_cli/replay.py)
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --passes hoist-states,dce
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --dot step.dot --table
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --show final
@@ -26,9 +27,18 @@ _DTYPES = {'f16': 'float16', 'bf16': 'bfloat16', 'f32': 'float32', 'f64': 'float
            'i8': 'int8', 'i16': 'int16', 'i32': 'int32', 'i64': 'int64', 'u8': 'uint8',
            'u32': 'uint32', 'bool': 'bool', 'c64': 'complex64'}
 
+
+
+def _replay(argv) -> int:
+    """``brainstate-ir replay FILE``: run a pass reproducer again (brainstate/_cli/replay.py)."""
+    from brainstate._cli.replay import main as replay
+    return replay(argv)
+
+
 # Subcommands besides the default one (trace and show a step): name -> main(argv) -> exit code.
-# ``brainstate-ir NAME ...`` runs SUBCOMMANDS[NAME](the remaining arguments).
-SUBCOMMANDS: dict = {}
+# ``brainstate-ir NAME ...`` runs SUBCOMMANDS[NAME](the remaining arguments). Each imports what
+# it needs when it runs (this module is loaded without the brainstate package: see the top).
+SUBCOMMANDS: dict = {'replay': _replay}
 
 
 class ArgType:
@@ -109,32 +119,37 @@ def run(args: argparse.Namespace) -> int:
     import brainstate
 
     fun = load_function(args.target)
-    graph = brainstate.ir.trace(fun, *[a.spec() for a in args.args])
+    from brainstate.transform._arguments import ArgumentSpec
+    from brainstate.transform._program import trace_program
     show = lambda g: g.format(source=args.source)
-    if args.show != 'final':
-        print(f'// ===== {graph.name}: as traced =====')
-        print(show(graph))
+    previous = []
+
+    def print_traced(graph, new_states):
+        if args.show != 'final':
+            print(f'// ===== {graph.name}: as traced =====')
+            print(show(graph))
+        previous.append(graph.copy() if args.diff else None)
+
+    def print_pass(p, record, graph):
+        if args.show == 'each' or (args.show == 'changed' and record.changed):
+            print(f'// ===== after {p.name} ({record.seconds * 1e3:.2f} ms; '
+                  f'{record.stats or "no counters"}'
+                  f'{"" if record.changed else "; unchanged"}) =====')
+            print(previous[-1].diff(graph) if args.diff else show(graph))
+        if args.diff:
+            previous.append(graph.copy())
+
+    # The one pipeline (brainstate/transform/_program.py), as jit runs it: trace, the passes
+    # (with hoist-states if the pipeline lacks it), lowering.
     pipeline = args.passes if args.passes is not None else \
         brainstate.passes.get_default_pipeline()
-    manager = brainstate.passes.PassManager(pipeline, verify=True)
-    for p in manager.passes:
-        before = graph.copy()
-        single = brainstate.passes.PassManager([p], verify=True)
-        single.run(graph)
-        record = single.records[0]
-        changed = before.format() != graph.format()
-        header = (f'// ===== after {p.name} ({record.seconds * 1e3:.2f} ms; '
-                  f'{record.stats or "no counters"}{"" if changed else "; unchanged"}) =====')
-        if args.show == 'each' or (args.show == 'changed' and changed):
-            print(header)
-            print(before.diff(graph) if args.diff else show(graph))
-    if not graph.meta.get('canonical'):
-        brainstate.passes.hoist_states(graph)
-        if args.show != 'final':
-            print('// ===== after hoist-states (needed for lowering) =====')
-            print(show(graph))
+    manager = brainstate.passes.PassManager(pipeline, verify=True, observer=print_pass)
+    spec = ArgumentSpec(fun)
+    program = trace_program(fun, spec, spec.signature(tuple(a.spec() for a in args.args), {}), passes=manager,
+                            before_passes=print_traced)
+    graph = program.graph
     if args.show == 'final':
-        print(f'// ===== {graph.name}: final =====')
+        print('// ===== final =====')
         print(show(graph))
     if args.table:
         print('// ===== states =====')
@@ -151,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f'// wrote {args.svg}')
     return 0
+
 
 
 def main(argv=None) -> int:

@@ -33,6 +33,8 @@ def _copy(graph, value_map: dict):
         copy.kind, copy.op, copy.state = node.kind, node.op, node.state
         copy.params, copy.extra, copy.meta = dict(node.params), node.extra, dict(node.meta)
         copy.source_info = node.source_info
+        typed = node._typed  # the same types: the verifier need not infer them again
+        copy._typed = None if typed is None else (typed[0], copy.params, typed[2], typed[3])
         inputs = [get(v, v) for v in node.inputs]  # Literals (immutable) are shared
         copy.inputs = inputs
         for value in inputs:

@@ -12,8 +12,13 @@ A node's ``kind`` is one of:
 * ``output``: the graph's results (last node, one per graph).
 
 Passes edit graphs through the methods here: ``Graph.create_node``, ``insert_before`` /
-``insert_after``, ``Node.replace_input``, ``Value.replace_all_uses_with``, ``Graph.erase_node``.
-``node.meta`` is a free dict for analysis results.
+``insert_after``, ``clone_node``, ``move_before``, ``erase_node``, ``insert_input`` /
+``remove_input``, ``Node.replace_input``, ``Value.replace_all_uses_with``. The editing methods
+check what would corrupt the IR at once (a node of another graph, a replacement of another type,
+removing a used input) and raise :class:`GraphEditError` naming the values by the ``%n`` of the
+printed IR. Every edit through them bumps ``Graph.edit_count`` (of the graph and of every graph
+enclosing it), which is how the PassManager knows whether a pass changed anything.
+``node.meta`` is a free dict for analysis results (writing it is not an edit).
 """
 
 from __future__ import annotations
@@ -24,11 +29,29 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-__all__ = ['Graph', 'Node', 'Value', 'Literal', 'NODE_KINDS']
+from .._errors import BrainStateError
+
+__all__ = ['Graph', 'Node', 'Value', 'Literal', 'NODE_KINDS', 'GraphEditError']
 
 NODE_KINDS = ('input', 'constant', 'state_read', 'state_write', 'primitive', 'region', 'output')
 
 _value_ids = itertools.count()
+
+
+class GraphEditError(BrainStateError, ValueError):
+    """An edit that would corrupt the IR: a node or value of another graph, a replacement of
+    another shape or dtype, removing an input or node that is still used. The message names the
+    values by the ``%n`` of the printed IR."""
+
+
+def _name(value) -> str:
+    from ._printer import value_name
+    return value_name(value)
+
+
+def _describe(node) -> str:
+    from ._printer import describe_node
+    return describe_node(node)
 
 
 class Value:
@@ -51,14 +74,41 @@ class Value:
     def dtype(self):
         return self.aval.dtype
 
+    @property
+    def graph(self) -> 'Graph | None':
+        """The graph whose node defines this value (None for a value of no graph)."""
+        producer = self.producer
+        return producer.graph if producer is not None else None
+
     def replace_all_uses_with(self, new: 'Value | Literal'):
-        """Make every node that uses this value use ``new`` instead."""
+        """Make every node that uses this value use ``new`` instead.
+
+        ``new`` must have the same shape and dtype (a weak type may differ); anything else
+        raises :class:`GraphEditError` naming both values, since it would silently change the
+        type of whatever uses this value (e.g. the shape a State is written with).
+        """
+        if new is self:
+            return
+        if not isinstance(new, (Value, Literal)):
+            raise GraphEditError(
+                f'replace_all_uses_with: {_name(self)} can only be replaced by a Value or a '
+                f'Literal, not {new!r}.')
+        new_aval = getattr(new, 'aval', None)
+        if new_aval is None or new_aval.shape != self.aval.shape or \
+                new_aval.dtype != self.aval.dtype:
+            raise GraphEditError(
+                f'replace_all_uses_with: {_name(self)} cannot be replaced by {_name(new)}: '
+                f'the types differ. A replacement must have the same shape and dtype; insert a '
+                f'reshape, broadcast_in_dim or convert_element_type node to make one.')
         for node in list(self.users):
             node.replace_input(self, new)
 
     def __repr__(self):
-        from ._printer import short_type
-        return f'Value({short_type(self.aval)}, uid={self.uid})'
+        # The printed IR's name: costs a walk of the graph, fine for messages and debugging.
+        graph = self.graph
+        if graph is None:
+            return f'Value({_name(self)})'
+        return f"Value({_name(self)} of graph '{graph.name}')"
 
 
 class Literal:
@@ -77,6 +127,16 @@ class Literal:
     @property
     def dtype(self):
         return self.aval.dtype
+
+    def key(self):
+        """A hashable identity of the constant: equal only when dtype, shape, weak type and
+        bits are equal (so ``0.0`` and ``-0.0`` differ, and NaNs compare by bit pattern)."""
+        aval = self.aval
+        try:
+            bits = np.asarray(self.val, dtype=aval.dtype).tobytes()
+        except (TypeError, ValueError):  # a typed PRNG key or other extended dtype
+            return ('object', id(self.val))
+        return (aval.dtype, aval.shape, getattr(aval, 'weak_type', False), bits)
 
     def __repr__(self):
         from ._printer import short_type
@@ -106,7 +166,7 @@ class Node:
     """
 
     __slots__ = ('kind', 'op', 'inputs', 'outputs', 'params', 'state', 'subgraphs', 'meta',
-                 'source_info', 'graph', '_prev', '_next', 'extra')
+                 'source_info', 'graph', '_prev', '_next', 'extra', '_typed')
 
     def __init__(self, kind: str, *, op=None, inputs: Iterable = (), output_avals: Iterable = (),
                  params: dict | None = None, state=None, subgraphs: Iterable['Graph'] = (),
@@ -126,6 +186,7 @@ class Node:
         self.graph: Graph | None = None
         self._prev: Node | None = None
         self._next: Node | None = None
+        self._typed = None  # the verifier's memo of the types it last checked (see _verifier)
         for value in inputs:
             self._add_input(value)
 
@@ -137,19 +198,24 @@ class Node:
             value.users[self] = None
 
     def replace_input(self, old: Value, new: 'Value | Literal'):
-        """Replace every use of ``old`` among this node's operands by ``new``."""
+        """Replace every use of ``old`` among this node's operands by ``new`` (no type check:
+        a rewrite may retype a node in several steps; the verifier checks the result)."""
         for i, value in enumerate(self.inputs):
             if value is old:
                 self.inputs[i] = new
         old.users.pop(self, None)
         if isinstance(new, Value):
             new.users[self] = None
+        if self.graph is not None:
+            self.graph._touch()
 
     def set_inputs(self, values: Iterable):
         """Replace all operands at once."""
         self._drop_inputs()
         for value in values:
             self._add_input(value)
+        if self.graph is not None:
+            self.graph._touch()
 
     def _drop_inputs(self):
         for value in self.inputs:
@@ -233,6 +299,20 @@ class Graph:
         self.out_tree = None
         self.parent: Node | None = None  # the region node owning this graph, if any
         self._insert_anchor = None
+        self._edits = 0
+
+    @property
+    def edit_count(self) -> int:
+        """How many edits this graph (and every region body in it) has had through the editing
+        API: compare it before and after a step to know whether the step changed anything."""
+        return self._edits
+
+    def _touch(self):
+        graph = self
+        while graph is not None:
+            graph._edits += 1
+            parent = graph.parent
+            graph = parent.graph if parent is not None else None
 
     # -- iteration ---------------------------------------------------------------------------
 
@@ -306,9 +386,23 @@ class Graph:
 
     # -- building and editing ----------------------------------------------------------------
 
+    def _check_owned(self, node, what: str):
+        if node.graph is not self:
+            owner = (f"another graph (named '{node.graph.name}')" if node.graph is not None
+                     else 'no graph')
+            raise GraphEditError(
+                f"{what}: {_describe(node)} belongs to {owner}, not to this graph "
+                f"('{self.name}'). "
+                f"Edit a node through the graph that holds it; to copy a node into another "
+                f"graph use `graph.clone_node(node, value_map)`.")
+
     def _link_before(self, node: Node, anchor):
         if node.graph is not None:
-            raise ValueError('The node already belongs to a graph; erase it first.')
+            raise GraphEditError(
+                f'{_describe(node)} already belongs to a graph; erase it first (or clone it with '
+                f'`graph.clone_node`).')
+        if anchor is not self._root and getattr(anchor, 'graph', self) is not self:
+            self._check_owned(anchor, 'insert')
         prev = anchor._prev
         node._prev, node._next = prev, anchor
         prev._next = node
@@ -318,6 +412,7 @@ class Graph:
             sub.parent = node
         self._len += 1
         self._nodes_cache = None
+        self._touch()
         return node
 
     def append(self, node: Node) -> Node:
@@ -331,6 +426,8 @@ class Graph:
     @contextlib.contextmanager
     def inserting_before(self, node: Node):
         """Within the block, ``create_node`` / ``append`` insert just before ``node``."""
+        if node is not self._root:
+            self._check_owned(node, 'inserting_before')
         previous, self._insert_anchor = self._insert_anchor, node
         try:
             yield
@@ -340,6 +437,7 @@ class Graph:
     @contextlib.contextmanager
     def inserting_after(self, node: Node):
         """Within the block, created nodes follow ``node`` (in creation order)."""
+        self._check_owned(node, 'inserting_after')
         with self.inserting_before(node._next):
             yield
 
@@ -349,6 +447,7 @@ class Graph:
 
     def insert_after(self, anchor: Node, node: Node) -> Node:
         """Add ``node`` just after ``anchor``."""
+        self._check_owned(anchor, 'insert_after')
         return self._link_before(node, anchor._next)
 
     def prepend(self, node: Node) -> Node:
@@ -359,18 +458,116 @@ class Graph:
         return self._link_before(node, anchor)
 
     def move_before(self, anchor: Node, node: Node) -> Node:
-        """Move a node of this graph so that it stands just before ``anchor``."""
+        """Move a node of this graph so that it stands just before ``anchor`` (also of this
+        graph). A node of another graph is an error: copy it with :meth:`clone_node`."""
+        self._check_owned(node, 'move_before')
+        self._check_owned(anchor, 'move_before (the anchor)')
+        if anchor is node:
+            return node
         self._unlink(node)
         return self._link_before(node, anchor)
 
+    def move_after(self, anchor: Node, node: Node) -> Node:
+        """Move a node of this graph so that it stands just after ``anchor`` (also of this
+        graph)."""
+        self._check_owned(node, 'move_after')
+        self._check_owned(anchor, 'move_after (the anchor)')
+        if anchor is node:
+            return node
+        self._unlink(node)
+        return self._link_before(node, anchor._next)
+
     def move_to_entry(self, node: Node) -> Node:
         """Move a node of this graph to the start, right after the input nodes."""
+        self._check_owned(node, 'move_to_entry')
         self._unlink(node)
         return self.prepend(node)
+
+    def clone_node(self, node: Node, value_map: dict | None = None) -> Node:
+        """Copy ``node`` (of this or any other graph) to this graph's insertion point.
+
+        The copy keeps the node's kind, operation, params, state, source info, ``extra`` and
+        (a copy of) ``meta``; region bodies are copied deeply. Each operand is looked up in
+        ``value_map`` (old value -> value of this graph); an operand not in it must already be
+        a value of this graph. ``value_map`` receives old result -> new result for every result,
+        so cloning a sequence of nodes in order with one map rewires them to each other::
+
+            value_map = dict(zip(body.inputs, outer_operands))
+            for node in body.nodes[...]:
+                graph.clone_node(node, value_map)
+
+        Returns the new node. Raises :class:`GraphEditError` naming an operand that is neither
+        mapped nor of this graph.
+        """
+        from ._copy import copy_graph
+        if node.kind in ('input', 'output'):
+            raise GraphEditError(
+                f'clone_node: {_describe(node)} is an {node.kind} node; use insert_input / '
+                f'set_outputs to change a graph\'s signature.')
+        value_map = {} if value_map is None else value_map
+        inputs = []
+        for value in node.inputs:
+            if isinstance(value, Value):
+                mapped = value_map.get(value, value)
+                if isinstance(mapped, Value) and mapped.graph is not self:
+                    raise GraphEditError(
+                        f"clone_node: operand {_name(value)} of {_describe(node)} is not a value "
+                        f"of graph '{self.name}'. Map it to one in value_map "
+                        f"(value_map[old] = new).")
+                inputs.append(mapped)
+            else:
+                inputs.append(value)
+        copy = Node(node.kind, op=node.op, inputs=inputs,
+                    output_avals=[v.aval for v in node.outputs], params=node.params,
+                    state=node.state, source_info=node.source_info, extra=node.extra,
+                    subgraphs=[copy_graph(sub) for sub in node.subgraphs])
+        copy.meta = dict(node.meta)
+        for old, new in zip(node.outputs, copy.outputs):
+            value_map[old] = new
+        return self.append(copy)
 
     def create_node(self, kind: str, **kwargs) -> Node:
         """Create a node (arguments as for :class:`Node`) and append it."""
         return self.append(Node(kind, **kwargs))
+
+    def insert_input(self, position: int, aval, name: str | None = None) -> Value:
+        """Add a graph parameter at ``position`` among the inputs (0 is first,
+        ``len(graph.inputs)`` is last); returns its value. For a region body, the region's
+        operands must change to match (the region kinds' signature API does that)."""
+        input_nodes = self.input_nodes
+        if not isinstance(position, int) or not 0 <= position <= len(input_nodes):
+            raise GraphEditError(
+                f"insert_input: position {position!r} is not between 0 and {len(input_nodes)} "
+                f"(graph '{self.name}' has {len(input_nodes)} inputs).")
+        if position == len(input_nodes):
+            return self.add_input(aval, name)
+        node = Node('input', output_avals=[aval], params={'name': name} if name else None)
+        self._link_before(node, input_nodes[position])
+        return node.outputs[0]
+
+    def remove_input(self, input: 'Value | int'):
+        """Remove a graph parameter (given as its value or its position). It must be unused:
+        a used input raises :class:`GraphEditError` naming its users."""
+        input_nodes = self.input_nodes
+        if isinstance(input, int):
+            if not 0 <= input < len(input_nodes):
+                raise GraphEditError(
+                    f"remove_input: position {input} is not between 0 and "
+                    f"{len(input_nodes) - 1} (graph '{self.name}' has {len(input_nodes)} "
+                    f"inputs).")
+            node = input_nodes[input]
+        else:
+            node = getattr(input, 'producer', None)
+            if node is None or node.kind != 'input' or node.graph is not self:
+                raise GraphEditError(
+                    f"remove_input: {_name(input)} is not an input of graph '{self.name}'.")
+        value = node.outputs[0]
+        if value.users:
+            users = '; '.join(_describe(u) for u in list(value.users)[:3])
+            raise GraphEditError(
+                f'remove_input: input {_name(value)} is still used by {users}. Replace its uses '
+                f'first (value.replace_all_uses_with).')
+        self._unlink(node)
 
     def add_input(self, aval, name: str | None = None) -> Value:
         """Add a graph parameter after the existing ones; returns its value."""
@@ -400,25 +597,29 @@ class Graph:
         node.graph = None
         self._len -= 1
         self._nodes_cache = None
+        self._touch()
 
     def erase_node(self, node: Node):
-        """Remove a node whose results are unused."""
-        if node.graph is not self:
-            raise ValueError(f'{node!r} is not in this graph.')
+        """Remove a node (of this graph) whose results are unused."""
+        self._check_owned(node, 'erase_node')
         for value in node.outputs:
             if value.users:
-                users = ', '.join(repr(u) for u in list(value.users)[:3])
-                raise ValueError(f'Cannot erase {node!r}: its result is still used by {users}.')
+                users = '; '.join(_describe(u) for u in list(value.users)[:3])
+                raise GraphEditError(
+                    f'erase_node: cannot erase {_describe(node)}: its result {_name(value)} is '
+                    f'still used by {users}.')
         node._drop_inputs()
         self._unlink(node)
 
     # -- views ---------------------------------------------------------------------------------
 
-    def format(self, meta: bool = True, source: bool = False) -> str:
+    def format(self, meta: bool = True, source: bool = False, exact: bool = False) -> str:
         """The readable text form. Analysis results in ``node.meta`` are shown as comments
-        (``meta=False`` hides them); ``source=True`` adds the user's file and line."""
+        (``meta=False`` hides them); ``source=True`` adds the user's file and line;
+        ``exact=True`` writes every param in full, the form :func:`brainstate.ir.parse` reads
+        back (reproducers use it)."""
         from ._printer import format_graph
-        return format_graph(self, meta=meta, source=source)
+        return format_graph(self, meta=meta, source=source, exact=exact)
 
     def __str__(self):
         return self.format()

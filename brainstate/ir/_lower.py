@@ -2,8 +2,8 @@
 
 Inputs are ``(values of the states read, graph inputs)``; outputs are ``(graph outputs, values of
 the states written)``. Constants the function closed over become the jaxpr's consts (the jit
-passes them as arguments, since XLA compiles large constants slowly). Regions are lowered by the
-rule registered for their name in :data:`REGION_LOWERING_RULES`.
+passes them as arguments, since XLA compiles large constants slowly). A region is lowered by
+its kind (``brainstate.ir.region_kind(node).lower``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import jax.extend.core as jex_core
 from .._errors import BrainStateError
 from ._graph import Graph, Literal
 
-__all__ = ['lower_to_jaxpr', 'LoweredGraph', 'REGION_LOWERING_RULES']
-
-# region name -> rule(node, invars: list[Atom], outvars: list[Var], lower_graph) -> list[JaxprEqn]
-REGION_LOWERING_RULES: dict = {}
+__all__ = ['lower_to_jaxpr', 'LoweredGraph', 'lower_subgraph', 'LoweringError']
 
 
 class LoweredGraph(NamedTuple):
@@ -49,12 +46,10 @@ def _lower_body(graph: Graph, env: dict, eqns: list, edge_state_ops: bool = Fals
                 node.source_info, node.extra.get('ctx')))
             env.update(zip(node.outputs, outvars))
         elif kind == 'region':
-            rule = REGION_LOWERING_RULES.get(node.op)
-            if rule is None:
-                raise BrainStateError(f'No lowering rule for region {node.op!r}.')
+            from .regions import region_kind  # a late import: the kinds lower their bodies here
             invars = [atom(v) for v in node.inputs]
             outvars = [jex_core.Var(v.aval) for v in node.outputs]
-            eqns.extend(rule(node, invars, outvars))
+            eqns.extend(region_kind(node).lower(node, invars, outvars))
             env.update(zip(node.outputs, outvars))
         elif kind in ('state_read', 'state_write') and not edge_state_ops:
             raise BrainStateError(
@@ -89,8 +84,37 @@ def _close(constvars, invars, outvars, eqns, consts, name='graph'):
     return jex_core.ClosedJaxpr(jaxpr, consts)
 
 
+class LoweringError(BrainStateError):
+    """Lowering a graph failed; the message names the passes that changed the graph since it
+    was last verified, the likeliest cause. The original exception is its ``__cause__``."""
+
+
 def lower_to_jaxpr(graph: Graph) -> LoweredGraph:
-    """Lower a canonical graph (see the hoist-states pass) to a ClosedJaxpr."""
+    """Lower a canonical graph (see the hoist-states pass) to a ClosedJaxpr.
+
+    If lowering fails after passes changed the graph without verification (the transforms
+    verify only on request, for speed), the error says which passes those were and how to
+    find the one that broke the graph: ``brainstate.passes.set_pass_options(verify=True)``.
+    """
+    try:
+        return _lower_to_jaxpr(graph)
+    except Exception as error:
+        suspects = graph.meta.get('unverified_passes')
+        if not suspects:
+            raise
+        hint = (f"Passes changed graph '{graph.name}' without verification before lowering "
+                f"failed ({', '.join(suspects)}; the last to run was {suspects[-1]!r}). One of "
+                f"them probably left the IR broken: run with "
+                f"`brainstate.passes.set_pass_options(verify=True)` (or PassManager(verify=True)) "
+                f"to have the verifier name the pass and the value at fault.")
+        if isinstance(error, BrainStateError):
+            error.add_note(hint)
+            raise
+        raise LoweringError(f'Lowering failed with {type(error).__name__}: {error}. '
+                            f'{hint}') from error
+
+
+def _lower_to_jaxpr(graph: Graph) -> LoweredGraph:
     if not graph.meta.get('canonical'):
         raise BrainStateError('lower_to_jaxpr needs a canonical graph: run hoist_states first.')
     env: dict = {}

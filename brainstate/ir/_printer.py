@@ -15,7 +15,8 @@ import jax
 import numpy as np
 from jax.extend import source_info_util
 
-__all__ = ['format_graph', 'format_node', 'source_location']
+__all__ = ['format_graph', 'format_node', 'source_location', 'value_name', 'describe_node',
+           'root_graph', 'name_values']
 
 _MAX_PARAM_CHARS = 60
 
@@ -35,16 +36,24 @@ def short_type(aval) -> str:
         return aval.str_short()
 
 
-def _format_param(value) -> str:
+# Arrays up to this many elements are written out in full by the exact form (reproducers);
+# larger ones as ``array<float32[1000,1000]>``, which the parser reads back as zeros.
+_MAX_EXACT_ELEMENTS = 4096
+
+
+def _format_param(value, exact: bool = False) -> str:
     if hasattr(value, 'eqns') or hasattr(value, 'jaxpr'):
         return '{jaxpr}'
     if isinstance(value, (np.ndarray, jax.Array)):
+        if exact and np.size(value) <= _MAX_EXACT_ELEMENTS and \
+                not jax.dtypes.issubdtype(value.dtype, jax.dtypes.extended):
+            return f'array({np.asarray(value).tolist()!r}, dtype={value.dtype})'
         return f'array<{value.dtype}{list(value.shape)}>'
     text = str(value)
     if isinstance(value, tuple) and not value:
         text = '()'
     text = ' '.join(text.split())
-    if len(text) > _MAX_PARAM_CHARS:
+    if not exact and len(text) > _MAX_PARAM_CHARS:
         text = text[:_MAX_PARAM_CHARS - 3] + '...'
     return text
 
@@ -69,8 +78,11 @@ def source_location(node) -> str | None:
         return None
 
 
-def format_node(node, namer, meta: bool = False, source: bool = False) -> str:
-    """One node as a line (a region's body is not included)."""
+def format_node(node, namer, meta: bool = False, source: bool = False,
+                exact: bool = False) -> str:
+    """One node as a line (a region's body is not included). ``exact`` writes every param (also
+    those that are None), untruncated, and small arrays in full: the form
+    :func:`brainstate.ir.parse` reads back."""
     outs = ' '.join(_typed(namer, v) for v in node.outputs)
     ins = ' '.join(namer(v) for v in node.inputs)
     if node.kind == 'input':
@@ -78,7 +90,7 @@ def format_node(node, namer, meta: bool = False, source: bool = False) -> str:
     if node.kind == 'output':
         text = f'return {ins}'
     elif node.kind == 'constant':
-        text = f'{outs} = constant {_format_param(node.params["value"])}'
+        text = f'{outs} = constant {_format_param(node.params["value"], exact)}'
     elif node.is_state_op:
         text = f'{node.kind} {_state_label(node.state)}'
         if ins:
@@ -86,8 +98,14 @@ def format_node(node, namer, meta: bool = False, source: bool = False) -> str:
         if outs:
             text = f'{outs} = {text}'
     else:
-        params = {k: v for k, v in node.params.items() if not k.startswith('_') and v is not None}
-        param_text = ' '.join(f'{k}={_format_param(v)}' for k, v in sorted(params.items()))
+        # The ordinary form leaves out params that are None (and private ones); the exact form
+        # keeps every one, since JAX's lowering rules need them all.
+        if exact:
+            params = node.params
+        else:
+            params = {k: v for k, v in node.params.items()
+                      if not k.startswith('_') and v is not None}
+        param_text = ' '.join(f'{k}={_format_param(v, exact)}' for k, v in sorted(params.items()))
         text = node.name + (f'[{param_text}]' if param_text else '')
         if ins:
             text += f' {ins}'
@@ -109,29 +127,104 @@ def format_node(node, namer, meta: bool = False, source: bool = False) -> str:
     return text
 
 
-def _format_body(graph, namer, indent, lines, meta, source):
+def _format_body(graph, namer, indent, lines, meta, source, exact=False):
     for node in graph.nodes:
         if node.kind == 'input':
             continue
-        line = format_node(node, namer, meta, source)
+        line = format_node(node, namer, meta, source, exact)
         if node.subgraphs:
             lines.append(f'{indent}{line} {{')
             for i, sub in enumerate(node.subgraphs):
                 args = ' '.join(_typed(namer, v) for v in sub.inputs)
                 lines.append(f'{indent}  {sub.name}({args}) {{')
-                _format_body(sub, namer, indent + '    ', lines, meta, source)
+                _format_body(sub, namer, indent + '    ', lines, meta, source, exact)
                 lines.append(f'{indent}  }}')
             lines.append(f'{indent}}}')
         else:
             lines.append(indent + line)
 
 
-def format_graph(graph, meta: bool = True, source: bool = False) -> str:
-    """The whole graph as text."""
+def format_graph(graph, meta: bool = True, source: bool = False, exact: bool = False) -> str:
+    """The whole graph as text. ``exact=True`` gives the form :func:`brainstate.ir.parse` reads
+    back without loss (every param, untruncated; small arrays in full)."""
     from ._graph import _Namer
     namer = _Namer()
     args = ', '.join(_typed(namer, v) for v in graph.inputs)
     lines = [f'graph {graph.name}({args}) {{']
-    _format_body(graph, namer, '  ', lines, meta, source)
+    _format_body(graph, namer, '  ', lines, meta, source, exact)
     lines.append('}')
     return '\n'.join(lines)
+
+
+# -- %n names outside a full print (error messages) ------------------------------------------
+
+def root_graph(graph):
+    """The top-level graph holding ``graph`` (itself, unless it is a region body)."""
+    while graph.parent is not None and graph.parent.graph is not None:
+        graph = graph.parent.graph
+    return graph
+
+
+def name_values(graph):
+    """A namer giving every value of ``graph`` (regions included) the ``%n`` name it has when
+    ``graph`` is printed; only names, no text, so an error message costs one walk."""
+    from ._graph import _Namer, Value
+    namer = _Namer()
+
+    def name(value):
+        if isinstance(value, Value):
+            namer(value)
+
+    def body(g):
+        for node in g.nodes:
+            if node.kind == 'input':
+                continue
+            for v in node.outputs:
+                name(v)
+            for v in node.inputs:
+                name(v)
+            for sub in node.subgraphs:
+                for v in sub.inputs:
+                    name(v)
+                body(sub)
+
+    for v in graph.inputs:
+        name(v)
+    body(graph)
+    return namer
+
+
+def _graph_of(value):
+    producer = getattr(value, 'producer', None)
+    return producer.graph if producer is not None else None
+
+
+def value_name(value, namer=None) -> str:
+    """``%3:f32[5,8]``: a value as the printed IR of its top-level graph names it (a Literal
+    prints as itself; a value of no graph as ``<detached f32[]>``)."""
+    from ._graph import Literal
+    if isinstance(value, Literal):
+        return repr(value)
+    graph = _graph_of(value)
+    if namer is None:
+        if graph is None:
+            return f'<detached {short_type(value.aval)}>'
+        namer = name_values(root_graph(graph))
+    if value.uid not in namer.names and graph is None:
+        return f'<detached {short_type(value.aval)}>'
+    return f'{namer(value)}:{short_type(value.aval)}'
+
+
+def describe_node(node, namer=None) -> str:
+    """```%3:f32[] = mul %1 %2`` in graph 'step'``: a node as its printed line, with the
+    ``%n`` names of the printed IR of its top-level graph."""
+    graph = node.graph
+    if namer is None:
+        from ._graph import _Namer
+        namer = name_values(root_graph(graph)) if graph is not None else _Namer()
+    try:
+        line = format_node(node, namer)
+    except Exception:  # a node broken beyond printing
+        line = f'{node.kind} {node.name}'
+    where = f" in graph '{graph.name}'" if graph is not None else ' (in no graph)'
+    return f'`{line}`{where}'

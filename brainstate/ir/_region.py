@@ -6,12 +6,13 @@ enclosing trace. The enclosing ``jax.make_jaxpr`` records that as one equation, 
 :func:`~brainstate.ir.graph_from_jaxpr` turns into one ``region`` node whose ``subgraphs`` are the
 bodies. The bodies keep their ``state_read`` / ``state_write`` nodes: making them pure is the job
 of the hoist-states pass, and lowering them to ``lax.scan`` / ``lax.while_loop`` / ``lax.switch``
-/ ``jax.checkpoint`` the job of the rules in :mod:`brainstate.ir._region_lowering`.
+/ ``jax.checkpoint`` the job of lowering; both ask the region's kind
+(:mod:`brainstate.ir.regions`, one file per kind).
 
 Regions are closed: a body sees the outer program only through its inputs. Values the body's
 Python code closed over (tracers of the enclosing trace, or concrete arrays) become extra body
 inputs, and the region node receives them as operands. Each region kind fixes the order of its
-operands; see :data:`REGION_KINDS`.
+operands; see :class:`brainstate.ir.regions.RegionKind` and ``kind.signature(node)``.
 """
 
 from __future__ import annotations
@@ -28,22 +29,7 @@ from ._from_jaxpr import _Converter
 from ._graph import Graph
 from ._trace import TraceContext
 
-__all__ = ['region_p', 'REGION_KINDS', 'trace_body', 'bind_region', 'BodyTraceContext']
-
-# Region name -> the layout of its operands, results and bodies (what passes and lowering rely
-# on). ``*`` marks the groups the hoist-states pass may grow.
-REGION_KINDS = {
-    'scan': 'operands (consts*, init carry*, xs); results (final carry*, stacked ys); '
-            'one body (consts*, carry*, x) -> (carry*, y); params num_consts, num_carry, length, '
-            'reverse, unroll',
-    'while': 'operands (cond consts*, body consts*, init carry*); results (final carry*); '
-             'bodies cond (cond consts*, carry*) -> (pred,), body (body consts*, carry*) -> '
-             '(carry*); params cond_nconsts, body_nconsts',
-    'cond': 'operands (index, operands*); results (results*); one body per branch, each '
-            '(operands*) -> (results*); index an int32 clamped to the branches',
-    'checkpoint': 'operands (operands*); results (results*); one body (operands*) -> '
-                  '(results*); params prevent_cse, policy',
-}
+__all__ = ['region_p', 'trace_body', 'bind_region', 'BodyTraceContext']
 
 _FRIENDLY_NAMES = {'scan': 'loop', 'while': 'while_loop', 'cond': 'branch',
                    'checkpoint': 'checkpoint'}

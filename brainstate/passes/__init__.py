@@ -1,7 +1,6 @@
 """Compiler passes over the state IR."""
 
-from ._hoist_states import REGION_HOIST_RULES, hoist_states
-from . import _hoist_regions  # registers the rules of the built-in regions
+from ._hoist_states import hoist_states
 
 from ._pass import (FunctionPass, Pass, PassStatistics, get_pass, register,
                     registered_passes)
@@ -16,17 +15,17 @@ from ._cse import common_subexpression_elimination
 from ._fold_constants import fold_constants
 from ._analyses import analyze_donation, analyze_read_only_states
 from ._batching import (BatchingResult, BatchingSpec, PRIMITIVE_BATCHING_RULES,
-                        REGION_BATCHING_RULES, analyze_batching)
+                        analyze_batching)
 from ._default_pipeline import (DEFAULT_PIPELINE, default_pipeline, get_default_pipeline,
                                 optimize, set_default_pipeline, set_pass_options)
 
 __all__ = [
     'Pass', 'FunctionPass', 'PassStatistics', 'register', 'get_pass', 'registered_passes',
     'PassManager', 'PassFailure', 'PassRecord', 'parse_pipeline',
-    'hoist_states', 'REGION_HOIST_RULES', 'eliminate_dead_writes', 'dead_code_elimination',
+    'hoist_states', 'eliminate_dead_writes', 'dead_code_elimination',
     'common_subexpression_elimination', 'fold_constants', 'analyze_read_only_states',
     'analyze_donation', 'analyze_batching', 'BatchingSpec', 'BatchingResult',
-    'REGION_BATCHING_RULES', 'PRIMITIVE_BATCHING_RULES',
+    'PRIMITIVE_BATCHING_RULES',
     'DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
     'default_pipeline', 'set_pass_options', 'optimize', 'prepare_for_lowering',
 ]

@@ -10,8 +10,8 @@ lane. This pass answers that on the IR, before any JAX batching happens:
   (``in_states``), and the reads of random states whose key ``vmap`` splits per lane;
 * **propagation**: a primitive's results are batched when any operand is (``axis_index`` of the
   vmapped axis is batched with no operand; ``psum`` / ``pmax`` / ``pmin`` / ``all_gather`` over
-  it are not); a region is analyzed through its bodies by the rule registered for its kind in
-  :data:`REGION_BATCHING_RULES` (loop carries iterate to a fixed point);
+  it are not); a region is analyzed through its bodies by its kind's batching rule
+  (``brainstate.ir.region_kind(node).batching``; loop carries iterate to a fixed point);
 * **checks**: a batched value written into a state that is not declared batched is a
   :class:`~brainstate.BatchAxisError` naming the state and showing how to declare it.
 
@@ -36,10 +36,10 @@ from typing import Callable
 
 from .._errors import BatchAxisError
 from ..ir import source_location
+from ..ir.regions import REGION_KINDS
 from ._pass import PassStatistics, register
 
-__all__ = ['BatchingSpec', 'BatchingResult', 'analyze_batching', 'REGION_BATCHING_RULES',
-           'PRIMITIVE_BATCHING_RULES']
+__all__ = ['BatchingSpec', 'BatchingResult', 'analyze_batching', 'PRIMITIVE_BATCHING_RULES']
 
 
 @dataclass
@@ -110,60 +110,6 @@ PRIMITIVE_BATCHING_RULES: dict[str, Callable] = {
 }
 
 
-# -- region rules --------------------------------------------------------------------------------
-# region name -> rule(node, operand flags, analyze) -> result flags, where
-# ``analyze(body, input flags) -> output flags`` analyzes (and annotates) one body.
-
-def _scan_rule(node, batched, analyze):
-    nc, nk = node.params['num_consts'], node.params['num_carry']
-    consts, carry, xs = batched[:nc], list(batched[nc:nc + nk]), batched[nc + nk:]
-    body = node.subgraphs[0]
-    while True:  # a carry is batched if it starts batched or the body makes it so
-        outs = analyze(body, consts + carry + xs)
-        new = [a or b for a, b in zip(carry, outs[:nk])]
-        if new == carry:
-            return carry + outs[nk:]
-        carry = new
-
-
-def _while_rule(node, batched, analyze):
-    cn, bn = node.params['cond_nconsts'], node.params['body_nconsts']
-    cond_consts, body_consts = batched[:cn], batched[cn:cn + bn]
-    carry = list(batched[cn + bn:])
-    cond_body, loop_body = node.subgraphs
-    while True:
-        outs = analyze(loop_body, body_consts + carry)
-        new = [a or b for a, b in zip(carry, outs)]
-        if analyze(cond_body, cond_consts + new)[0]:
-            # Lanes stop at different iterations: every carry differs per lane.
-            new = [True] * len(new)
-        if new == carry:
-            return carry
-        carry = new
-
-
-def _cond_rule(node, batched, analyze):
-    index, operands = batched[0], batched[1:]
-    results = [False] * len(node.outputs)
-    for branch in node.subgraphs:
-        results = [a or b for a, b in zip(results, analyze(branch, operands))]
-    if index:  # lanes take different branches
-        results = [True] * len(results)
-    return results
-
-
-def _checkpoint_rule(node, batched, analyze):
-    return analyze(node.subgraphs[0], batched)
-
-
-REGION_BATCHING_RULES: dict[str, Callable] = {
-    'scan': _scan_rule,
-    'while': _while_rule,
-    'cond': _cond_rule,
-    'checkpoint': _checkpoint_rule,
-}
-
-
 # -- the analysis --------------------------------------------------------------------------------
 
 class _Analysis:
@@ -193,11 +139,11 @@ class _Analysis:
                 self.write(node, any(flags))
                 continue
             elif kind == 'region':
-                rule = REGION_BATCHING_RULES.get(node.op)
-                if rule is None:  # an unknown region: assume everything differs per lane
+                region = REGION_KINDS.get(node.op)
+                if region is None:  # an unknown region: assume everything differs per lane
                     outs = [any(flags)] * len(node.outputs)
                 else:
-                    outs = rule(node, flags, self.graph)
+                    outs = region.batching(node, flags, self.graph)
             else:
                 rule = PRIMITIVE_BATCHING_RULES.get(node.name)
                 outs = rule(node, flags, self.spec) if rule else [any(flags)] * len(node.outputs)

@@ -2,24 +2,16 @@
 
 Two pure primitive nodes with the same operation, parameters and operands compute the same
 values: the later one is replaced by the earlier one. Constants holding the same array object
-merge too. Recurses into region bodies (each body on its own: regions are closed).
+merge too. Literal operands are the same only when their dtype, shape and bits are (``0.0``
+and ``-0.0`` are different constants: ``x * 0.0`` and ``x * -0.0`` differ when ``x < 0``). Recurses into region bodies (each body on its own: regions are closed).
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from ..ir import Literal
 from ._pass import PassStatistics, register
 
 __all__ = ['common_subexpression_elimination']
-
-
-def _literal_key(value):
-    try:
-        return ('literal', value.aval.shape, value.aval.dtype, np.asarray(value.val).item())
-    except (TypeError, ValueError):
-        return ('literal-object', id(value.val))
 
 
 def _node_key(node):
@@ -33,7 +25,7 @@ def _node_key(node):
         # JAX builds a primitive's params in a fixed order: no need to sort them.
         params = tuple(params.items()) if params else ()
         # Values hash by identity: the operand itself is its key.
-        key = (node.op, params, *[v if type(v) is not Literal else _literal_key(v)
+        key = (node.op, params, *[v if type(v) is not Literal else v.key()
                                   for v in node.inputs])
         hash(key)
     except TypeError:  # an unhashable parameter (e.g. an array): leave the node alone

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ._manager import PassManager, parse_pipeline
+from ._manager import DEFAULTS as _MANAGER_DEFAULTS, PassManager, parse_pipeline
 from ._pass import get_pass
 
 __all__ = ['DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
@@ -44,10 +44,15 @@ def default_pipeline(pipeline):
 
 
 def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unchanged',
-                     stream=None, capture_reproducer: bool | None = None) -> None:
+                     stream=None, capture_reproducer: bool | None = None,
+                     reproducer_dir: str | None = None) -> None:
     """Instrument the transforms' pipelines: verify the IR after each pass, print it
     (``print_ir='after'``, ``'changed'``, ...), keep the IR before each pass for a failure's
-    reproducer. Verification and capture are off by default for speed."""
+    reproducer, and choose the folder reproducers are written to (when a pass fails; default:
+    ``$BRAINSTATE_REPRODUCER_DIR`` or the temporary folder; it applies to every PassManager not
+    given its own ``reproducer_dir``). Verification and capture are off by default for speed."""
+    if reproducer_dir is not None:
+        _MANAGER_DEFAULTS['reproducer_dir'] = str(reproducer_dir)
     if verify is not None:
         _settings['verify'] = verify
     if capture_reproducer is not None:
@@ -88,7 +93,8 @@ def _with_requirements(template, chosen, analyses):
     if template is not None:
         return PassManager(chosen, verify=template.verify, print_ir=template.print_ir,
                            stream=template.stream, reproducer_dir=template.reproducer_dir,
-                           capture_reproducer=template.capture_reproducer)
+                           capture_reproducer=template.capture_reproducer,
+                           observer=template.observer)
     return PassManager(chosen, verify=_settings['verify'], print_ir=_settings['print_ir'],
                        stream=_settings['stream'],
                        capture_reproducer=_settings['capture_reproducer'])

@@ -24,20 +24,23 @@ def _foldable(node) -> bool:
             return False
     return (not node.has_effect and
             all(v.aval.shape == () for v in node.outputs) and
-            all(np.issubdtype(v.aval.dtype, np.number) or v.aval.dtype == np.bool_
-                for v in node.outputs))
+            all(_plain_number(v.aval.dtype) for v in node.outputs))
 
 
-def _literal_value(value):
-    val = value.val
-    return val if type(val) in (int, float, bool) else np.asarray(val).item()
+def _plain_number(dtype) -> bool:
+    """A numeric or boolean dtype (not an extended one such as a typed PRNG key)."""
+    try:
+        return np.issubdtype(dtype, np.number) or dtype == np.bool_
+    except TypeError:  # numpy cannot interpret an extended dtype
+        return False
 
 
 def _evaluate(node, cache: dict):
-    """The node's results as Literals, computed once per distinct operation and operands."""
+    """The node's results as Literals, computed once per distinct operation and operands
+    (operands compared by dtype, shape and bits: ``-0.0`` is not ``0.0``)."""
     try:
         key = (node.op, tuple(node.params.items()),
-               tuple((v.aval.dtype, _literal_value(v)) for v in node.inputs))
+               tuple(v.key() for v in node.inputs))
         hash(key)
     except TypeError:
         key = None

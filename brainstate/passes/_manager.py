@@ -1,5 +1,21 @@
 """The PassManager: runs a pipeline of passes with verification, IR printing, timing and
-statistics as instrumentation every pass gets for free, and a reproducer on failure."""
+statistics as instrumentation every pass gets for free, and a reproducer on failure.
+
+What reaches the user when something goes wrong:
+
+* a pass raises: the pass's own exception, unchanged (same object, same type), with the pass's
+  name attached (``error.pass_name``, and a note shown under the traceback) and the path of a
+  reproducer (``error.reproducer``). Errors that are the user's program's fault, found by a pass
+  (a :class:`~brainstate.BrainStateError` such as a ``BatchAxisError``), get the name only;
+* a pass leaves a graph the verifier rejects: :class:`PassFailure` naming the pass, with the
+  verifier's message (which names the values by the ``%n`` of the printed IR) and a reproducer.
+
+A reproducer is a text file: the pipeline from the failing pass on, and the IR. It replays with
+``brainstate-ir replay FILE`` (see :mod:`brainstate._cli.ir_tool`). Reproducers are written
+only when a pass fails, to ``reproducer_dir`` (the PassManager's, else the one set with
+``brainstate.passes.set_pass_options(reproducer_dir=...)``, else the ``BRAINSTATE_REPRODUCER_DIR``
+environment variable, else the system's temporary folder).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +27,7 @@ import traceback
 from typing import NamedTuple
 
 from .._errors import BrainStateError
+from ..ir import GraphEditError, IRVerificationError
 from ..ir._gc import paused_gc
 from ._pass import Pass, PassStatistics, get_pass
 
@@ -18,20 +35,32 @@ __all__ = ['PassManager', 'PassFailure', 'PassRecord', 'parse_pipeline']
 
 
 class PassFailure(BrainStateError):
-    """A pass raised, or left a graph the verifier rejects. ``reproducer`` is the path of a file
-    holding the pipeline and the IR as it was before the failing pass."""
+    """A pass left a graph the verifier rejects. ``pass_name`` names the pass; ``reproducer``
+    is the path of a file holding the pipeline and the IR (see the module docstring)."""
 
-    def __init__(self, message, reproducer: str | None = None):
+    def __init__(self, message, reproducer: str | None = None, pass_name: str | None = None):
         super().__init__(message)
         self.reproducer = reproducer
+        self.pass_name = pass_name
 
 
 class PassRecord(NamedTuple):
-    """What one pass did in one run: its wall time, counters, and whether the IR changed."""
+    """What one pass did in one run: its wall time, counters, and whether it changed the graph
+    (edited it through the Graph's editing API: see ``Graph.edit_count``)."""
     name: str
     seconds: float
     stats: PassStatistics
-    changed: bool | None  # None when not measured (no IR printing asked for)
+    changed: bool
+
+
+# Settings shared by every PassManager that is not given its own (set_pass_options sets them).
+DEFAULTS = {'reproducer_dir': None}
+
+
+def reproducer_folder(explicit: str | None = None) -> str:
+    """Where a failing pass writes its reproducer (see the module docstring)."""
+    return (explicit or DEFAULTS['reproducer_dir'] or os.environ.get('BRAINSTATE_REPRODUCER_DIR')
+            or tempfile.gettempdir())
 
 
 def parse_pipeline(pipeline) -> list[Pass]:
@@ -46,6 +75,12 @@ def parse_pipeline(pipeline) -> list[Pass]:
     return [get_pass(p) for p in pipeline]
 
 
+def _is_users_mistake(error) -> bool:
+    """An error a pass found in the user's program (not a bug of a pass)."""
+    return isinstance(error, BrainStateError) and not isinstance(
+        error, (IRVerificationError, GraphEditError))
+
+
 class PassManager:
     """Runs passes in order over a Graph.
 
@@ -53,14 +88,18 @@ class PassManager:
       pipeline: ``"hoist-states,dead-writes,dce,cse"``, a list of names, Pass objects or
         functions, or another PassManager. ``str(manager)`` prints it back as a string.
       verify: run the IR verifier after each pass (a broken edit is caught at the pass that
-        made it).
+        made it, as a :class:`PassFailure` naming it).
       print_ir: ``None``, ``'before'``, ``'after'``, ``'both'`` or ``'changed'`` (after a pass
-        only if it changed the text of the IR).
+        only if it changed the graph).
       stream: where IR printing goes (default ``sys.stdout``).
-      reproducer_dir: where a failing pass leaves its reproducer (default: the temp folder).
+      reproducer_dir: where a failing pass leaves its reproducer (default: see the module
+        docstring). Nothing is written unless a pass fails.
       capture_reproducer: keep a copy of the IR before each pass, so a failure's reproducer
         holds the IR exactly as the failing pass received it (costs a graph copy per pass;
         without it the reproducer holds the IR as the failing pass left it).
+      observer: ``observer(pass, record, graph)``, called after each pass (and its
+        verification) with the graph as the pass left it: how tools (``brainstate-ir``) show or
+        collect the IR per pass while the one pipeline runs.
 
     After ``run``, ``records`` holds a :class:`PassRecord` per pass and ``report()`` formats them.
 
@@ -73,7 +112,7 @@ class PassManager:
 
     def __init__(self, pipeline=None, *, verify: bool = True, print_ir: str | None = None,
                  stream=None, reproducer_dir: str | None = None,
-                 capture_reproducer: bool = True):
+                 capture_reproducer: bool = True, observer=None):
         if print_ir not in (None, 'before', 'after', 'both', 'changed'):
             raise ValueError(f"print_ir must be None, 'before', 'after', 'both' or 'changed', "
                              f"got {print_ir!r}.")
@@ -83,6 +122,9 @@ class PassManager:
         self.stream = stream
         self.reproducer_dir = reproducer_dir
         self.capture_reproducer = capture_reproducer
+        # observer(pass, record, graph): called after each pass (verified, if verify is on)
+        # with the graph as the pass left it — for tools that show or collect the IR per pass.
+        self.observer = observer
         self.records: list[PassRecord] = []
 
     def __str__(self):
@@ -104,35 +146,57 @@ class PassManager:
 
     def _run(self, graph):
         self.records = []
+        meta = graph.meta
         for index, p in enumerate(self.passes):
-            want_text = self.print_ir is not None
-            before = graph.format() if want_text else None
             if self.print_ir in ('before', 'both'):
-                self._print(f'// ----- IR before {p.name} -----\n{before}')
+                self._print(f'// ----- IR before {p.name} -----\n{graph.format()}')
             snapshot = graph.copy() if self.capture_reproducer else None
             stats = PassStatistics()
+            edits = graph.edit_count
             start = time.perf_counter()
             try:
                 p.run(graph, stats)
-            except BrainStateError:
-                raise  # the user's mistake, found by the pass (e.g. a BatchAxisError)
             except Exception as error:
-                raise self._failure(graph, snapshot, index, error) from error
+                self._attach(graph, snapshot, index, error)
+                raise
             seconds = time.perf_counter() - start
+            changed = graph.edit_count != edits
+            if changed:
+                # Which passes changed the graph since it was last verified: lowering names them
+                # if it fails (see brainstate/ir/_lower.py).
+                meta['unverified_passes'] = meta.get('unverified_passes', ()) + (p.name,)
             if self.verify:
                 try:
                     graph.verify()
-                except Exception as error:
+                except IRVerificationError as error:
                     raise self._failure(graph, snapshot, index, error) from error
-            after = graph.format() if want_text else None
-            changed = (after != before) if want_text else None
-            self.records.append(PassRecord(p.name, seconds, stats, changed))
+                meta.pop('unverified_passes', None)
+            record = PassRecord(p.name, seconds, stats, changed)
+            self.records.append(record)
+            if self.observer is not None:
+                self.observer(p, record, graph)
             if self.print_ir in ('after', 'both') or (self.print_ir == 'changed' and changed):
                 self._print(f'// ----- IR after {p.name} ({stats or "no counters"}) -----\n'
-                            f'{after}')
+                            f'{graph.format()}')
         return graph
 
-    def _failure(self, graph, snapshot, index, error) -> PassFailure:
+    def _attach(self, graph, snapshot, index, error):
+        """Give a pass's own exception the pass's name (and, for a bug, a reproducer)."""
+        failing = self.passes[index]
+        error.pass_name = failing.name
+        if _is_users_mistake(error):
+            return
+        path = self._write_reproducer(graph, snapshot, index, error)
+        error.reproducer = path
+        note = f"Raised in pass '{failing.name}' (pipeline: {self}). Reproducer: {path}"
+        earlier = [n for n in graph.meta.get('unverified_passes', ()) if n != failing.name]
+        if earlier:
+            note += (f". Earlier passes changed the graph without verification "
+                     f"({', '.join(earlier)}); if one of them broke it, "
+                     f"`brainstate.passes.set_pass_options(verify=True)` will say which")
+        error.add_note(note + '.')
+
+    def _write_reproducer(self, graph, snapshot, index, error) -> str:
         failing = self.passes[index]
         # The reproducer holds the pipeline from the failing pass on and the IR it received
         # (captured before the pass), or else the IR as the pass left it: enough to replay it.
@@ -142,33 +206,41 @@ class PassManager:
             source, what = graph, ('the IR as the failing pass left it (capture_reproducer='
                                    'True keeps the IR before it)')
         try:
-            text = source.format()
+            text = source.format(exact=True)  # every param: brainstate.ir.parse reads it back
         except Exception as print_error:  # the failing pass broke the graph beyond printing
             text = f'<the graph could not be printed: {print_error!r}>'
         remaining = ','.join(p.name for p in self.passes[index:])
-        folder = self.reproducer_dir or tempfile.gettempdir()
+        folder = reproducer_folder(self.reproducer_dir)
         os.makedirs(folder, exist_ok=True)
         fd, path = tempfile.mkstemp(prefix=f'brainstate-reproducer-{failing.name}-',
                                     suffix='.txt', dir=folder)
         with os.fdopen(fd, 'w') as f:
             f.write(f'// brainstate pass reproducer\n// pipeline: {self}\n'
                     f'// failing pass: {failing.name} (replay: {remaining})\n'
+                    f'// replay with: brainstate-ir replay {path}\n'
                     f'// error: {error!r}\n// below: {what}\n')
             f.write(''.join('// ' + line + '\n' for line in
-                            traceback.format_exception(error)[-6:]))
+                            ''.join(traceback.format_exception(error)[-6:]).splitlines()))
             f.write(text + '\n')
+        return path
+
+    def _failure(self, graph, snapshot, index, error) -> PassFailure:
+        failing = self.passes[index]
+        path = self._write_reproducer(graph, snapshot, index, error)
+        what = 'the IR before the pass' if snapshot is not None else 'the IR as it left it'
         return PassFailure(
-            f'Pass {failing.name!r} failed: {error}. The pipeline and {what.split(" (")[0]} '
-            f'are in {path}.', reproducer=path)
+            f"Pass '{failing.name}' failed: it left a graph the verifier rejects. {error} "
+            f"The pipeline and {what} are in {path}; replay with `brainstate-ir replay {path}`.",
+            reproducer=path, pass_name=failing.name)
 
     def report(self) -> str:
         """One line per pass: wall time and counters, e.g. ``dead-writes  0.1 ms  3 writes
-        removed``."""
+        removed``; passes that changed nothing are marked ``(no change)``."""
         width = max((len(r.name) for r in self.records), default=0)
         lines = []
         for r in self.records:
             lines.append(f'{r.name:<{width}}  {r.seconds * 1e3:8.3f} ms  '
-                         f'{str(r.stats) or "-"}')
+                         f'{str(r.stats) or "-"}{"" if r.changed else "  (no change)"}')
         total = sum(r.seconds for r in self.records)
         lines.append(f'{"total":<{width}}  {total * 1e3:8.3f} ms')
         return '\n'.join(lines)

@@ -11,6 +11,10 @@ Register your own with the same decorator the built-in passes use::
     def count_writes(graph, stats):
         '''Count the state writes (an analysis: it changes nothing).'''
         stats['writes'] += len(graph.find_nodes('state_write'))
+
+A name is registered once: registering another pass under a taken name (``dce``) is an error
+unless the caller says ``replace=True``. Re-running the same definition (the same module and
+qualified name, e.g. a module imported again or a notebook cell run twice) replaces it quietly.
 """
 
 from __future__ import annotations
@@ -54,8 +58,39 @@ class Pass:
 
 
 def _summary_of(obj) -> str:
-    doc = inspect.getdoc(obj) or ''
-    return doc.strip().splitlines()[0] if doc.strip() else ''
+    """The docstring's first sentence (which may run over several lines), as one line."""
+    doc = (inspect.getdoc(obj) or '').strip()
+    if not doc:
+        return ''
+    paragraph = ' '.join(doc.split('\n\n')[0].split())
+    end = paragraph.find('. ')
+    return paragraph[:end + 1] if end >= 0 else paragraph
+
+
+def _sentence(summary: str) -> str:
+    """Summaries are whole sentences: a capital first letter and a full stop."""
+    summary = ' '.join(summary.split())
+    if summary and summary[-1] not in '.!?':
+        summary += '.'
+    return summary[:1].upper() + summary[1:]
+
+
+def _takes_stats(function, what: str) -> bool:
+    """Whether ``function`` is called ``(graph, stats)`` rather than ``(graph)``; decided once,
+    from its signature, so a TypeError raised inside the pass is never mistaken for a call
+    with the wrong arguments."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: assume (graph, stats)
+        return True
+    for args in ((None, None), (None,)):
+        try:
+            signature.bind(*args)
+            return len(args) == 2
+        except TypeError:
+            continue
+    raise TypeError(f'{what} must accept (graph) or (graph, stats); its signature is '
+                    f'{signature}.')
 
 
 class FunctionPass(Pass):
@@ -64,11 +99,8 @@ class FunctionPass(Pass):
     def __init__(self, function: Callable, name: str | None = None, summary: str | None = None):
         self.function = function
         self.name = name or function.__name__.replace('_', '-')
-        self.summary = summary if summary is not None else _summary_of(function)
-        try:
-            self._takes_stats = len(inspect.signature(function).parameters) >= 2
-        except (TypeError, ValueError):
-            self._takes_stats = False
+        self.summary = _sentence(summary if summary is not None else _summary_of(function))
+        self._takes_stats = _takes_stats(function, f'The pass function {self.name!r}')
 
     def run(self, graph, stats):
         if self._takes_stats:
@@ -78,18 +110,37 @@ class FunctionPass(Pass):
 
 
 _REGISTRY: dict[str, Callable[[], Pass]] = {}
+_REGISTERED_FROM: dict[str, tuple] = {}  # name -> (module, qualified name) of the definition
 
 
-def register(name: str, summary: str | None = None):
+def _origin(obj) -> tuple:
+    return (getattr(obj, '__module__', None), getattr(obj, '__qualname__', None))
+
+
+def register(name: str, summary: str | None = None, *, replace: bool = False):
     """Decorator: register a pass function or class under ``name`` for pipeline strings.
 
     A function ``f(graph)`` / ``f(graph, stats)``, a :class:`Pass` subclass, or any class whose
-    instances have ``run(graph, stats)``. The summary defaults to the docstring's first line.
+    instances have ``run(graph, stats)`` / ``run(graph)``. The summary (shown by
+    :func:`registered_passes`) defaults to the docstring's first sentence.
+
+    Registering a different pass under a name already taken raises
+    :class:`~brainstate.BrainStateError` (it would silently change every pipeline naming it,
+    ``dce`` included); pass ``replace=True`` to mean it. Re-running the same definition (same
+    module and qualified name) replaces the earlier one without complaint.
     """
-    if not isinstance(name, str) or not name or ',' in name:
-        raise ValueError(f'A pass name is a non-empty string without commas, got {name!r}.')
+    if not isinstance(name, str) or not name or ',' in name or name != name.strip():
+        raise ValueError(f'A pass name is a non-empty string without commas or surrounding '
+                         f'spaces, got {name!r}.')
 
     def decorate(obj):
+        origin = _origin(obj)
+        if name in _REGISTRY and not replace and _REGISTERED_FROM.get(name) != origin:
+            module, qualname = _REGISTERED_FROM.get(name, (None, None))
+            raise BrainStateError(
+                f'A pass named {name!r} is already registered (by {module}.{qualname}). '
+                f'Choose another name, or say @register({name!r}, replace=True) to replace it '
+                f'in every pipeline that names it.')
         if inspect.isclass(obj):
             def factory(cls=obj):
                 instance = cls()
@@ -97,17 +148,20 @@ def register(name: str, summary: str | None = None):
                     instance = _ObjectPass(instance, name, summary or _summary_of(cls))
                 else:
                     instance.name = instance.name or name
-                    instance.summary = instance.summary or summary or _summary_of(cls)
+                    instance.summary = _sentence(instance.summary or summary or
+                                                 _summary_of(cls))
                 return instance
             if issubclass(obj, Pass):
                 obj.name = obj.name or name
-                obj.summary = obj.summary or summary or _summary_of(obj)
+                obj.summary = _sentence(obj.summary or summary or _summary_of(obj))
         elif callable(obj):
+            _takes_stats(obj, f'The pass function {name!r}')  # fail at registration
             def factory(fn=obj):
                 return FunctionPass(fn, name, summary)
         else:
             raise TypeError(f'@register({name!r}) decorates a function or a class, not {obj!r}.')
         _REGISTRY[name] = factory
+        _REGISTERED_FROM[name] = origin
         return obj
 
     return decorate
@@ -115,12 +169,13 @@ def register(name: str, summary: str | None = None):
 
 class _ObjectPass(Pass):
     def __init__(self, obj, name, summary):
-        self.obj, self.name, self.summary = obj, name, summary
+        self.obj, self.name, self.summary = obj, name, _sentence(summary)
+        self._takes_stats = _takes_stats(obj.run, f'{type(obj).__name__}.run')
 
     def run(self, graph, stats):
-        try:
+        if self._takes_stats:
             self.obj.run(graph, stats)
-        except TypeError:
+        else:
             self.obj.run(graph)
 
 
@@ -142,7 +197,9 @@ def get_pass(spec) -> Pass:
                 f'with @brainstate.passes.register("name").')
         return factory()
     if inspect.isclass(spec) and issubclass(spec, Pass):
-        return spec()
+        instance = spec()
+        instance.name = instance.name or spec.__name__
+        return instance
     if callable(spec):
         return FunctionPass(spec)
     raise TypeError(f'{spec!r} is not a pass: give a registered name, a Pass, or a function.')

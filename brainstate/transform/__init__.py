@@ -20,3 +20,6 @@ from ._vmap import VmappedFunction, vmap, vmap_new_states
 from ._map import map
 
 __all__ += ['vmap', 'vmap_new_states', 'VmappedFunction', 'map']
+from ._eager import clear_eager_cache, eager_cache_info
+
+__all__ += ['eager_cache_info', 'clear_eager_cache']

@@ -227,9 +227,16 @@ class _StatefulTransform(TransformedFunction):
         self.passes = passes
         self._spec = ArgumentSpec(fun)
         self._cache: dict[Any, list[_Program]] = {}
+        self._last_program = None
         functools.update_wrapper(self, fun, updated=())
 
     # -- programs -------------------------------------------------------------------------
+
+    @property
+    def last_program(self):
+        """The :class:`StatefulProgram` of the function as last traced (its graph, lowered
+        jaxpr, timings; ``pass_manager.records`` say which passes ran)."""
+        return self._last_program
 
     def _program(self, sig: CallSignature) -> _Program:
         entries = self._cache.get(sig.key)
@@ -241,6 +248,7 @@ class _StatefulTransform(TransformedFunction):
                 if entry.still_valid():
                     return entry
         program = trace_program(self.fun, self._spec, sig, passes=self.passes)
+        self._last_program = program
         entry = _Program(program, self.grad.states, self.kind, program.traced_reads)
         if entry.cacheable:
             self._cache.setdefault(sig.key, []).append(entry)
@@ -340,7 +348,7 @@ class _StatefulTransform(TransformedFunction):
         if not _state.TRACE_STACK:
             # Eagerly: one compiled program through the one eager runner and state I/O path.
             return run_eagerly(self._traced_call, args, kwargs, name=self.fun_name,
-                               inside_raw_jax=True)
+                               inside_raw_jax=True, key=self, passes=self.passes)
         return self._traced_call(*args, **kwargs)
 
     def _traced_call(self, *args, **kwargs):
@@ -815,7 +823,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, grad_states=None,
         derivs, out, result = call(primals, tangents, state_t)
     else:
         derivs, out, result = run_eagerly(call, (primals, tangents, state_t), {}, name='jvp',
-                                          inside_raw_jax=True)
+                                          inside_raw_jax=True, key=('jvp', transform))
     if has_aux:
         return out, derivs, result[1]
     return out, derivs

@@ -57,7 +57,8 @@ def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True, policy=
     def wrapper(*args, **kwargs):
         if not _state.TRACE_STACK:
             # Compiled like every eager transform, so a failure part-way keeps no write.
-            return run_eagerly(wrapper, args, kwargs, static_argnums=static_argnums)
+            return run_eagerly(wrapper, args, kwargs, static_argnums=static_argnums,
+                               key=('checkpoint', fun, prevent_cse, policy))
         n = len(args)
         static = {i % n if n else i for i in static_argnums}
         dynamic = tuple(a for i, a in enumerate(args) if i not in static)

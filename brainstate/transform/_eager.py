@@ -6,15 +6,18 @@ call through the one pipeline (:mod:`._program`), compiles it with ``jax.jit`` a
 through the one state I/O path (:mod:`._state_io`, via jit's entries), so its state updates are
 kept, or, if it fails, none are.
 
-**The rule for eager calls (Python semantics, one compile per distinct program).** Each eager
-call traces the function anew, so it sees the current values of the globals, closure cells and
-attributes it reads (``m.k = 10.`` between two calls of ``for_loop(m.body, ...)`` is honoured),
-and a transform built inline (``grad(loss, params)(x)`` in a Python loop) is no different from
-one built once. The compiled XLA program is then looked up by what the trace produced: the
-lowered jaxpr's text, the shapes of its constants (passed as arguments, so their values may
-differ), the states it reads and writes with their tree structures, and the argument and result
-structures. A call whose trace equals an earlier one reuses that executable: no new XLA
-compilation. Tracing costs what tracing costs; compiling happens once per distinct program.
+**The rule for eager calls: one compile per function and signature, and Python semantics.**
+A call is described by its *function key* (:mod:`._fun_key`: the function's code, closure
+contents, the globals and attributes it can reach, the transform's options), its argument
+signature and the states' layout. A call whose key equals an earlier call's runs that call's
+compiled program at once: no trace, no XLA compile — so a transform built inline
+(``grad(loss, params)(x)`` in a Python loop) costs what one built once costs. A call with a new
+key is traced anew, so it sees the current values of the globals, closure cells and attributes
+it reads (``m.k = 10.`` between two calls of ``for_loop(m.body, ...)`` is honoured); its
+compiled program is then looked up by what the trace produced (the lowered jaxpr's text, the
+shapes of its constants — passed as arguments, so their values may differ —, the states it
+reads and writes with their tree structures, the argument and result structures), so two keys
+that trace to the same program share one XLA executable.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from typing import Any, Callable
 
 from .. import _state
 from .._compat import outside_any_jax_trace
+from ._fun_key import function_key
 
 __all__ = ['run_eagerly', 'call_eagerly', 'eager_cache_info', 'clear_eager_cache']
 
 _MAX_CACHED = 256
-_cache: OrderedDict = OrderedDict()
-_stats = {'traces': 0, 'compiled_programs': 0, 'hits': 0}
+_cache: OrderedDict = OrderedDict()   # traced program's fingerprint -> _Entry
+_by_key: OrderedDict = OrderedDict()  # (function key, signature) -> (_Entry, consts)
+_stats = {'traces': 0, 'compiled_programs': 0, 'hits': 0, 'untraced_hits': 0,
+          'op_by_op': 0}
 
 
 def _fingerprint(program, sig) -> tuple:
@@ -49,17 +55,21 @@ def jax_typeof(x):
 
 
 def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = None,
-                static_argnums=(), passes=None, inside_raw_jax: bool = False) -> Any:
+                static_argnums=(), passes=None, inside_raw_jax: bool = False,
+                key: Any = None) -> Any:
     """Run ``fun(*args, **kwargs)`` as one compiled program, with state I/O, outside any trace.
 
-    ``fun`` is traced on every call (see the module's rule); the executable is shared by every
-    call whose trace is the same. ``static_argnums``: positional arguments that are Python
-    values (they key the trace). ``passes``: the pipeline (None: the default).
-    ``inside_raw_jax``: under a raw JAX transform (``jax.vmap(brainstate.transform.grad(f))``)
-    run ``fun`` in that trace instead (for transforms that need no region); otherwise such a
-    call is refused with a TracerLeakError by jit's argument check.
+    ``key``: what the call computes, as the transform sees it — the user's function(s) and the
+    transform's options (e.g. ``('grad', loss, argnums, has_aux)``); it is described by
+    :func:`~._fun_key.function_key` so that a later call with an equal description runs the
+    compiled program without tracing (see the module's rule). None: trace every call.
+    ``static_argnums``: positional arguments that are Python values (they key the trace).
+    ``passes``: the pipeline (None: the default). ``inside_raw_jax``: under a raw JAX transform
+    (``jax.vmap(brainstate.transform.grad(f))``) run ``fun`` in that trace instead (for
+    transforms that need no region); otherwise such a call is refused with a TracerLeakError by
+    jit's argument check.
     """
-    from ._jit import JittedFunction, _Entry
+    from ._jit import JittedFunction, _Entry, _StateSetChanged
     if inside_raw_jax and not outside_any_jax_trace():
         # Under a raw JAX transform (jax.vmap of a brainstate grad): nothing can be compiled or
         # stored here; run in that trace. States are read as stored; a write is refused when
@@ -72,41 +82,76 @@ def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = 
             pass
     owner = JittedFunction(fun, static_argnums=static_argnums, passes=passes)
     sig = owner.args.signature(args, kwargs)
+    described = None if key is None else function_key((key, static_argnums, passes))
+    fast = None if described is None else (described, sig.key)
+    if fast is not None:
+        found = _by_key.get(fast)
+        if found is not None:
+            entry, consts, program = found
+            # (Its first compiled run: JAX traces the program this key traced to.)
+            entry.pending = program
+            try:
+                result = entry(args, kwargs, consts)
+            except _StateSetChanged:  # a state's structure changed: trace below
+                del _by_key[fast]
+            else:
+                _by_key.move_to_end(fast)
+                _stats['untraced_hits'] += 1
+                return result
+            finally:
+                entry.pending = None
     program = owner.trace(sig)
     _stats['traces'] += 1
-    key = _fingerprint(program, sig)
-    entry = _cache.get(key)
+    fingerprint = _fingerprint(program, sig)
+    entry = _cache.get(fingerprint)
+    seen_before = entry is not None
     if entry is None:
         entry = _Entry(owner, program, consts_as_args=True)
-        _cache[key] = entry
+        _remember(_cache, fingerprint, entry)
         _stats['compiled_programs'] += 1
-        if len(_cache) > _MAX_CACHED:
-            _cache.popitem(last=False)
     else:
-        _cache.move_to_end(key)
+        _cache.move_to_end(fingerprint)
         _stats['hits'] += 1
-    # Should JAX retrace (it keys on more than we do), it traces this call's program.
+    consts = program.lowered.closed_jaxpr.consts
+    # A program seen for the first time runs op by op: compiling it with XLA pays off only
+    # when it runs again (then it is compiled, once).
+    if not seen_before:
+        _stats['op_by_op'] += 1
     entry.pending = program
     try:
-        return entry(args, kwargs, program.lowered.closed_jaxpr.consts)
+        result = entry(args, kwargs, consts, compiled=seen_before)
     finally:
         entry.pending = None
+    if fast is not None and not program.new_states:
+        # (A program that creates States must run its Python each time: not reused untraced.)
+        _remember(_by_key, fast, (entry, consts, program))
+    return result
+
+
+def _remember(cache: OrderedDict, key, value):
+    cache[key] = value
+    if len(cache) > _MAX_CACHED:
+        cache.popitem(last=False)
 
 
 def call_eagerly(key, build: Callable[..., Any], name: str, *args):
-    """``build(*args)`` run eagerly (see :func:`run_eagerly`); ``key`` is kept for callers that
-    name the operation, it no longer keys anything."""
-    return run_eagerly(build, args, {}, name=name)
+    """``build(*args)`` run eagerly (see :func:`run_eagerly`); ``key`` describes what ``build``
+    computes (the operation, the user's functions and options), ``build`` being made anew for
+    each call."""
+    return run_eagerly(build, args, {}, name=name, key=key)
 
 
 def eager_cache_info() -> dict:
-    """Counters of the eager runner: calls traced, programs compiled, calls that reused one."""
+    """Counters of the eager runner: ``traces`` (calls traced), ``compiled_programs``,
+    ``hits`` (traced calls that reused a compiled program), ``untraced_hits`` (calls that ran a
+    compiled program without tracing), ``cached``."""
     return dict(_stats, cached=len(_cache))
 
 
 def clear_eager_cache():
     """Forget every program compiled for eager calls."""
     _cache.clear()
+    _by_key.clear()
 
 
 def outside_trace() -> bool:

@@ -125,7 +125,10 @@ class _Entry:
             self._jitted_keep_states = jax.jit(self._pure_fn, **self._options)
         return self._jitted_keep_states
 
-    def __call__(self, args: tuple, kwargs: dict, consts=None):
+    def __call__(self, args: tuple, kwargs: dict, consts=None, compiled: bool = True):
+        """Run the program with state I/O. ``compiled=False`` evaluates its jaxpr op by op
+        (JAX's eager dispatch, no XLA compile of the whole program, no donation): the eager
+        runner's choice for a program seen once."""
         if self.epoch != _STRUCTURE_EPOCH[0]:
             self.refresh_layout()
         if self.owner.args.donate_argnums:
@@ -146,7 +149,9 @@ class _Entry:
                     donated.extend(jax.tree.leaves(s._value))
                 kept = [leaf for s in self.kept_states for leaf in jax.tree.leaves(s._value)]
             jitted = self.jitted
-            if not self.may_donate or not call_may_donate():
+            if not compiled:
+                jitted = self._pure_fn
+            elif not self.may_donate or not call_may_donate():
                 jitted = self.jitted_keep_states
             elif exposed:
                 # Someone may hold these buffers: donate private copies (one dispatch), and
@@ -259,6 +264,12 @@ class JittedFunction:
                 self.args.signature(args, kwargs)
                 raise
         return self._slow_call(args, kwargs)
+
+    def _cache_key(self):
+        """What this jitted function computes, for the eager runner's reuse rule."""
+        spec = self.args
+        return ('jit', self.fun, spec.static_argnums, spec.static_argnames,
+                spec.donate_argnums, self.passes)
 
     def trace(self, sig) -> StatefulProgram:
         """Trace, optimize and lower the function for one call signature (the one pipeline)."""

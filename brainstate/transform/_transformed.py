@@ -20,5 +20,12 @@ class TransformedFunction:
             return self
         return functools.partial(self, obj)
 
+    def _cache_key(self):
+        """What this transform computes: its kind, function and options (its public
+        attributes; caches are private). The eager runner reuses a compiled program for an
+        equal key (see brainstate/transform/_fun_key.py)."""
+        return (self.kind,) + tuple((name, value) for name, value in vars(self).items()
+                                    if not name.startswith('_'))
+
     def __repr__(self):
         return f'<brainstate.transform.{self.kind} of {self.fun_name}>'

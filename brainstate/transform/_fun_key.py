@@ -1,0 +1,156 @@
+"""What a function can see: the key under which an eager transform reuses its compiled program.
+
+An eager transform (``grad(loss, params)(x)``, ``for_loop(body, xs)``, ``vmap(f)(xs)``...) is
+usually built inline, so each call makes a new transform object around the same Python
+function. :func:`function_key` describes that function by everything that decides what tracing
+it would produce, so that a call with an equal key (and the same argument signature and state
+layout) can run the program compiled for an earlier call without tracing again:
+
+* a function: its code object, its defaults, the contents of its closure cells and the current
+  values of the globals its code names (nested functions' code included);
+* a bound method: the function and the object it is bound to; a ``functools.partial``: the
+  function and the bound arguments; a brainstate transform object: its kind, function and
+  options (``_cache_key``);
+* an object of the user's (a Module, a config object...): its class and, recursively, every
+  attribute in its ``__dict__``; lists, tuples, dicts and sets: their elements;
+* Python scalars and strings by value; arrays, States, modules, classes and library objects by
+  identity (a State's value is an input of the program, not part of it; JAX arrays are
+  immutable, so an equal identity is an equal value — the key holds them so an identity is
+  never reused).
+
+So changing a closure value, a global or an attribute the function reads (``m.k = 10.``) gives
+a new key, and the next call traces again, as Python semantics require. What the key cannot see
+is frozen into the program exactly as under ``jax.jit``: class attributes, a NumPy array mutated
+in place, values Python computes at trace time from outside sources (NumPy's global random
+generator, the clock, files). An object graph too large to describe cheaply (over
+:data:`BUDGET` items) gives no key, and every call traces (always correct, just slower).
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from typing import Any
+
+import numpy as np
+
+__all__ = ['function_key', 'BUDGET']
+
+BUDGET = 4096
+_BY_VALUE = (int, bool, str, bytes, type(None), type(Ellipsis), range)
+# Libraries whose objects are described by identity (functions and arrays of JAX and NumPy...).
+_LIBRARY_PREFIXES = ('jax', 'jaxlib', 'numpy', 'builtins', 'functools', 'optax', 'brainunit',
+                     'ml_dtypes', 'typing', 'collections', 'abc', 'enum')
+_code_names: dict = {}
+
+
+class _GiveUp(Exception):
+    pass
+
+
+class _Ref:
+    """An object keyed by identity; holding it keeps its ``id`` from being reused."""
+
+    __slots__ = ('obj',)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return type(other) is _Ref and other.obj is self.obj
+
+
+def _names_of(code: types.CodeType) -> tuple:
+    """The global names a code object (and the code nested in it) can read."""
+    names = _code_names.get(code)
+    if names is None:
+        found = set(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                found.update(_names_of(const))
+        names = _code_names[code] = tuple(sorted(found))
+    return names
+
+
+def _by_identity(obj) -> bool:
+    module = getattr(type(obj), '__module__', '') or ''
+    return module.split('.', 1)[0] in _LIBRARY_PREFIXES
+
+
+class _Walker:
+    def __init__(self):
+        self.left = BUDGET
+        self.seen: dict[int, int] = {}
+
+    def key(self, obj: Any):
+        self.left -= 1
+        if self.left < 0:
+            raise _GiveUp()
+        kind = type(obj)
+        if kind in _BY_VALUE:
+            return (kind, obj)
+        if kind is float:  # by bits: -0.0 and 0.0 differ, a NaN equals itself
+            return (float, obj.hex())
+        if kind is complex:
+            return (complex, obj.real.hex(), obj.imag.hex())
+        ident = id(obj)
+        if ident in self.seen:  # a cycle or shared object: refer to its first description
+            return ('@', self.seen[ident])
+        self.seen[ident] = len(self.seen)
+        if kind is types.FunctionType:
+            return self.function(obj)
+        if kind is types.MethodType:
+            return ('method', self.key(obj.__func__), self.key(obj.__self__))
+        if kind is functools.partial:
+            return ('partial', self.key(obj.func), self.key(obj.args),
+                    self.key(obj.keywords))
+        if kind in (tuple, list):
+            return (kind, tuple(self.key(x) for x in obj))
+        if kind is dict:
+            return (dict, tuple((self.key(k), self.key(v)) for k, v in obj.items()))
+        if kind in (set, frozenset):
+            return (kind, frozenset(self.key(x) for x in obj))
+        cache_key = getattr(kind, '_cache_key', None)
+        if cache_key is not None:  # a brainstate transform object (or a user's own rule)
+            return ('transform', kind, self.key(cache_key(obj)))
+        if isinstance(obj, tuple) and hasattr(obj, '_fields'):  # a namedtuple
+            return (kind, tuple(self.key(x) for x in obj))
+        from .._state import State
+        if isinstance(obj, (State, type, types.ModuleType)) or _by_identity(obj):
+            if isinstance(obj, np.generic):  # a NumPy scalar: by value and bits
+                return (kind, obj.tobytes())
+            return _Ref(obj)
+        attrs = getattr(obj, '__dict__', None)
+        if attrs is None:
+            return _Ref(obj)
+        return ('object', kind,
+                tuple((name, self.key(value)) for name, value in attrs.items()))
+
+    def function(self, fun: types.FunctionType):
+        code = fun.__code__
+        glob = fun.__globals__
+        closure = fun.__closure__ or ()
+        cells = []
+        for cell in closure:
+            try:
+                cells.append(self.key(cell.cell_contents))
+            except ValueError:  # an empty cell
+                cells.append('<empty>')
+        return ('function', _Ref(code), self.key(fun.__defaults__),
+                self.key(fun.__kwdefaults__), tuple(cells),
+                tuple((name, self.key(glob[name])) for name in _names_of(code)
+                      if name in glob))
+
+
+def function_key(obj: Any) -> tuple | None:
+    """A hashable description of what ``obj`` (a function, method, partial, transform object,
+    or a tuple of them with options) would trace to; None when it is too large to describe."""
+    try:
+        return _Walker().key(obj)
+    except _GiveUp:
+        return None
+    except TypeError:  # something unhashable by value slipped through: no key
+        return None

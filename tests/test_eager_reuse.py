@@ -1,0 +1,189 @@
+"""Transforms built inline and called eagerly: one trace and one compile per function and
+signature, and a new trace whenever what the function reads changed (issue 15, issue 8.2)."""
+
+import collections
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainstate
+from brainstate.transform import eager_cache_info
+
+T = brainstate.transform
+
+_K = 2.0  # a global read by a function below
+
+
+def _counts():
+    info = eager_cache_info()
+    return info['traces'], info['untraced_hits']
+
+
+def test_inline_grad_is_traced_once_and_matches_jax():
+    w = brainstate.ParamState(jnp.linspace(0.5, 1.5, 16))
+    x = jnp.linspace(-1., 1., 16)
+    calls = collections.deque()  # (keyed by identity: appending does not change the key)
+
+    def loss(x):
+        calls.append(1)  # runs only while tracing
+        return jnp.sum(jnp.tanh(w.value * x))
+
+    expected = jax.grad(lambda w_, x_: jnp.sum(jnp.tanh(w_ * x_)))(w.value, x)
+    traces0, hits0 = _counts()
+    for _ in range(5):
+        g = T.grad(loss, w)(x)
+        np.testing.assert_allclose(g, expected, rtol=1e-6)
+    traces1, hits1 = _counts()
+    assert traces1 - traces0 == 1 and hits1 - hits0 == 4
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize('make', [
+    lambda f: (lambda x: T.vector_grad(f)(x)),
+    lambda f: (lambda x: T.vmap(f)(x)),
+    lambda f: (lambda x: T.for_loop(f, x)),
+    lambda f: (lambda x: T.checkpoint(f)(x).sum()),
+    lambda f: (lambda x: T.map(f, x)),
+])
+def test_every_inline_eager_transform_reuses_its_program(make):
+    calls = collections.deque()  # (keyed by identity: appending does not change the key)
+
+    def f(x):
+        calls.append(1)
+        return jnp.sin(x) * 3.0
+
+    run = make(f)
+    x = jnp.linspace(0., 1., 8)
+    first = run(x)
+    traces0, _ = _counts()
+    for _ in range(3):
+        np.testing.assert_array_equal(run(x), first)
+    assert _counts()[0] == traces0
+    assert len(calls) == 1
+
+
+def test_a_changed_closure_value_retraces():
+    def make(scale):
+        def f(x):
+            return jnp.sum(scale * x ** 2)
+        return f
+
+    x = jnp.arange(3.)
+    np.testing.assert_allclose(T.grad(make(1.0), argnums=0)(x), 2 * x)
+    np.testing.assert_allclose(T.grad(make(3.0), argnums=0)(x), 6 * x)
+    # A cell rebound in place (nonlocal) is seen too.
+    scale = 1.0
+
+    def f(x):
+        return jnp.sum(scale * x ** 2)
+
+    np.testing.assert_allclose(T.grad(f, argnums=0)(x), 2 * x)
+    scale = 0.0
+    assert not np.any(np.signbit(T.grad(f, argnums=0)(x)))
+    scale = -0.0  # the same function, its cell now -0.0: keyed by bits, not by ==
+    assert np.all(np.signbit(T.grad(f, argnums=0)(x)))
+
+
+def test_a_changed_global_retraces():
+    global _K
+    x = jnp.arange(4.)
+
+    def f(x):
+        return jnp.sum(_K * x)
+
+    try:
+        _K = 2.0
+        np.testing.assert_allclose(T.grad(f, argnums=0)(x), 2.0)
+        _K = 5.0
+        np.testing.assert_allclose(T.grad(f, argnums=0)(x), 5.0)
+    finally:
+        _K = 2.0
+
+
+def test_a_changed_attribute_retraces_and_an_equal_one_does_not():
+    class Model(brainstate.Module):
+        def __init__(self):
+            super().__init__()
+            self.v = brainstate.HiddenState(jnp.zeros(()))
+            self.k = 2.0
+
+        def body(self, i):
+            self.v.value = self.v.value + self.k * i
+
+    m = Model()
+    T.for_loop(m.body, jnp.arange(3.))
+    assert float(m.v.value) == 6.0
+    m.k = 10.
+    T.for_loop(m.body, jnp.arange(3.))
+    assert float(m.v.value) == 36.0
+    traces0, _ = _counts()
+    T.for_loop(m.body, jnp.arange(3.))
+    assert float(m.v.value) == 66.0
+    assert _counts()[0] == traces0
+
+
+def test_a_new_array_in_a_closure_retraces_with_its_value():
+    x = jnp.ones(3)
+    outs = []
+    for bias in (jnp.zeros(3), jnp.full(3, 2.0)):
+        outs.append(T.vmap(lambda v: v + bias)(x))
+    np.testing.assert_array_equal(outs[0], 1.0)
+    np.testing.assert_array_equal(outs[1], 3.0)
+
+
+def test_partial_and_bound_methods_are_keyed_by_their_contents():
+    def f(a, x):
+        return jnp.sum(a * x)
+
+    x = jnp.arange(3.)
+    np.testing.assert_allclose(T.grad(functools.partial(f, 2.0), argnums=0)(x), 2.0)
+    np.testing.assert_allclose(T.grad(functools.partial(f, 7.0), argnums=0)(x), 7.0)
+
+
+def test_state_writes_of_reused_programs_are_kept():
+    counter = brainstate.State(jnp.zeros(()))
+
+    def body(i):
+        counter.value = counter.value + i
+
+    for _ in range(3):
+        T.for_loop(body, jnp.arange(4.))
+    assert float(counter.value) == 18.0
+
+
+def test_a_state_whose_structure_changed_is_retraced():
+    s = brainstate.State({'a': jnp.zeros(2)})
+
+    def body(i):
+        s.value = jax.tree.map(lambda v: v + i, s.value)
+
+    T.for_loop(body, jnp.arange(2.))
+    s.value = {'b': jnp.zeros(2), 'c': jnp.ones(2)}
+    T.for_loop(body, jnp.arange(2.))
+    np.testing.assert_array_equal(s.value['b'], 1.0)
+    np.testing.assert_array_equal(s.value['c'], 2.0)
+
+
+def test_grad_with_passes_empty_runs_no_optional_pass():
+    w = brainstate.ParamState(jnp.ones(4))
+
+    def loss(x):
+        y = jnp.sin(w.value * x)
+        unused = jnp.cos(x) * 3.0  # dce would remove it; with passes=[] it stays
+        return jnp.sum(y)
+
+    x = jnp.arange(4.)
+    g = T.grad(loss, w, passes=[])
+    expected = jax.grad(lambda w_: jnp.sum(jnp.sin(w_ * x)))(w.value)
+    np.testing.assert_allclose(g(x), expected, rtol=1e-6)
+    ran = [r.name for r in g.last_program.pass_manager.records]
+    assert ran == ['hoist-states']  # what lowering needs, nothing optional
+    assert 'cos' in str(g.last_program.graph)
+    np.testing.assert_allclose(T.jit(lambda x: g(x), passes=[])(x), expected, rtol=1e-6)
+    default = T.grad(loss, w)
+    np.testing.assert_allclose(default(x), expected, rtol=1e-6)
+    assert 'dce' in [r.name for r in default.last_program.pass_manager.records]
+    assert 'cos' not in str(default.last_program.graph)

@@ -1,0 +1,187 @@
+"""The pass author's graph API: inputs at a position, clones with a value map, ownership and
+type checks, and the edit counter the PassManager reads."""
+
+import jax
+import jax.extend.core
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainstate
+from brainstate import ir
+
+F32 = jax.core.ShapedArray((), jnp.float32)
+V3 = jax.core.ShapedArray((3,), jnp.float32)
+
+
+def run(graph, *args):
+    """Evaluate a pure graph (no states) through lowering."""
+    brainstate.passes.hoist_states(graph)
+    lowered = ir.lower_to_jaxpr(graph)
+    return jax.extend.core.jaxpr_as_fun(lowered.closed_jaxpr)(*args)
+
+
+def test_insert_input_at_a_position_and_remove_it():
+    graph = ir.trace(lambda x, y: x - y, jnp.ones(3), jnp.ones(3))
+    x, y = graph.inputs
+    z = graph.insert_input(1, F32, name='z')
+    assert graph.inputs == [x, z, y]
+    first = graph.insert_input(0, F32)
+    assert graph.inputs == [first, x, z, y]
+    graph.remove_input(first)
+    graph.remove_input(1)  # z, by position
+    assert graph.inputs == [x, y]
+    graph.verify()
+    np.testing.assert_allclose(run(graph, jnp.full(3, 5.), jnp.full(3, 2.))[0], np.full(3, 3.))
+
+
+def test_removing_a_used_input_names_it_and_its_user():
+    graph = ir.trace(lambda x, y: jnp.sin(x) + y, jnp.ones(3), jnp.ones(3))
+    with pytest.raises(ir.GraphEditError, match=r'remove_input: input %0:f32\[3\] is still used '
+                                                r'by `%2:f32\[3\] = sin %0`'):
+        graph.remove_input(0)
+    with pytest.raises(ir.GraphEditError, match='position 5 is not between 0 and 1'):
+        graph.remove_input(5)
+    with pytest.raises(ir.GraphEditError, match='position 7 is not between 0 and 2'):
+        graph.insert_input(7, F32)
+    assert len(graph.inputs) == 2
+
+
+def test_clone_node_into_another_graph_keeps_params_and_source_info():
+    def f(x):
+        return jnp.sum(jax.lax.cumsum(x, reverse=True)) * 2.0
+
+    source = ir.trace(f, jnp.arange(3.))
+    target = ir.Graph('target')
+    x = target.add_input(V3)
+    value_map = {source.inputs[0]: x}
+    clones = [target.clone_node(n, value_map) for n in source.nodes
+              if n.kind == 'primitive']
+    target.set_outputs([value_map[source.outputs[0]]])
+    target.verify()
+    for old, new in zip([n for n in source.nodes if n.kind == 'primitive'], clones):
+        assert new.op is old.op and new.params == old.params
+        assert new.params is not old.params
+        assert new.source_info is old.source_info
+        assert new.graph is target and old.graph is source
+    source.verify()  # the source is untouched
+    arg = jnp.array([1., 2., 3.])
+    np.testing.assert_allclose(run(target, arg)[0], f(arg))
+
+
+def test_clone_node_copies_region_bodies_deeply():
+    s = brainstate.State(jnp.zeros(()), name='s')
+
+    def f(x):
+        def body(i):
+            s.value = s.value + x
+        brainstate.transform.for_loop(body, jnp.arange(3))
+        return x
+
+    source = ir.trace(f, 1.0)
+    region = source.find_nodes('region')[0]
+    target = ir.Graph('target')
+    x = target.add_input(F32)
+    value_map = {source.inputs[0]: x}
+    for node in source.nodes:
+        if node.kind not in ('input', 'output'):
+            target.clone_node(node, value_map)
+    target.set_outputs([x])
+    copy = target.find_nodes('region')[0]
+    assert copy.subgraphs[0] is not region.subgraphs[0]
+    assert copy.subgraphs[0].parent is copy
+    assert [n.name for n in copy.subgraphs[0].nodes] == [n.name for n in region.subgraphs[0].nodes]
+    assert not set(map(id, copy.subgraphs[0].nodes)) & set(map(id, region.subgraphs[0].nodes))
+    target.verify()
+
+
+def test_clone_node_names_an_unmapped_operand():
+    source = ir.trace(lambda x: jnp.sin(x), jnp.ones(3))
+    target = ir.Graph('target')
+    target.add_input(V3)
+    with pytest.raises(ir.GraphEditError, match=r"operand %0:f32\[3\] of `%1:f32\[3\] = sin %0` "
+                                                r"in graph '<lambda>' is not a value of graph "
+                                                r"'target'. Map it"):
+        target.clone_node(source.nodes[1])
+
+
+def test_moving_or_erasing_a_node_of_another_graph_is_an_error():
+    a = ir.trace(lambda x: jnp.sin(x) * 2, jnp.ones(3))
+    b = ir.trace(lambda x: jnp.cos(x) * 3, jnp.ones(3))
+    sin, cos = a.nodes[1], b.nodes[1]
+    text_a, text_b = a.format(), b.format()
+    for move in (a.move_before, a.move_after):
+        with pytest.raises(ir.GraphEditError, match=r"`%1:f32\[3\] = cos %0` in graph "
+                                                    r"'<lambda>' belongs to another graph"):
+            move(sin, cos)
+    with pytest.raises(ir.GraphEditError, match=r'belongs to another graph.*clone_node'):
+        a.erase_node(cos)
+    with pytest.raises(ir.GraphEditError, match=r'the anchor'):
+        a.move_before(cos, sin)
+    assert a.format() == text_a and b.format() == text_b
+    a.verify(), b.verify()
+
+
+def test_move_after_within_a_graph():
+    graph = ir.trace(lambda x: (jnp.sin(x), jnp.cos(x)), jnp.ones(3))
+    sin, cos = graph.nodes[1], graph.nodes[2]
+    graph.move_after(cos, sin)
+    assert graph.nodes[1:3] == [cos, sin]
+    graph.verify()
+
+
+def test_replace_all_uses_with_checks_types_and_names_both_values():
+    graph = ir.trace(lambda x, y: (jnp.sum(x) + 1.0, y * 2), jnp.ones((5, 8)), jnp.ones(3))
+    total = graph.find_nodes(name='reduce_sum')[0].outputs[0]
+    with pytest.raises(ir.GraphEditError,
+                       match=r'%2:f32\[\] cannot be replaced by %0:f32\[5,8\]: the types differ'):
+        total.replace_all_uses_with(graph.inputs[0])
+    with pytest.raises(ir.GraphEditError, match=r'cannot be replaced by %1:f32\[3\]'):
+        total.replace_all_uses_with(graph.inputs[1])
+    int_literal = ir.Literal(np.int32(0), jax.core.ShapedArray((), jnp.int32))
+    with pytest.raises(ir.GraphEditError, match='the types differ'):
+        total.replace_all_uses_with(int_literal)
+    assert total.users  # nothing was rewired
+    total.replace_all_uses_with(ir.Literal(np.float32(4.0), F32))  # same type: fine
+    graph.verify()
+
+
+def test_edit_count_grows_with_every_edit_including_region_bodies():
+    s = brainstate.State(jnp.zeros(()), name='s')
+
+    def f(x):
+        def body(i):
+            s.value = s.value + x * 1.0
+        brainstate.transform.for_loop(body, jnp.arange(3))
+        return x
+
+    graph = ir.trace(f, 1.0)
+    start = graph.edit_count
+    graph.nodes[0].meta['note'] = 'analysis'  # meta is not an edit
+    graph.verify()
+    graph.format()
+    assert graph.edit_count == start
+    body = graph.find_nodes('region')[0].subgraphs[0]
+    mul = body.find_nodes(name='mul')[0]
+    mul.outputs[0].replace_all_uses_with(mul.inputs[0])
+    assert graph.edit_count > start
+    before = graph.edit_count
+    body.erase_node(mul)
+    assert graph.edit_count > before
+
+
+def test_pass_records_say_whether_each_pass_changed_the_graph():
+    s = brainstate.State(jnp.zeros(()), name='s')
+
+    def f(x):
+        s.value = s.value + jnp.sin(x) + jnp.sin(x)
+        return x
+
+    manager = brainstate.passes.PassManager('read-only-states,cse,cse,hoist-states',
+                                            verify=False)
+    manager.run(ir.trace(f, 1.0))
+    changed = {(i, r.name): r.changed for i, r in enumerate(manager.records)}
+    assert changed == {(0, 'read-only-states'): False, (1, 'cse'): True, (2, 'cse'): False,
+                       (3, 'hoist-states'): True}
+    assert all(type(r.changed) is bool for r in manager.records)
+    assert '(no change)' in manager.report()
