@@ -65,3 +65,65 @@ def test_region_body_inputs_are_labelled_by_role_and_state():
     assert any(label.endswith(f'carry of @{net.V.label()}') for label in inputs), inputs
     assert any(label.endswith(f'invariant of @{net.W.label()}') for label in inputs), inputs
     assert any(re.search(r'slice of %0$', label) for label in inputs), inputs
+
+
+# -- the HTML report ---------------------------------------------------------------------------
+
+def _check_self_contained(page: str):
+    import html.parser
+
+    class Collect(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.fetches, self.ids, self.links = [], set(), []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag in ('script', 'img', 'iframe') and attrs.get('src') or \
+                    tag == 'link' and attrs.get('href'):
+                self.fetches.append((tag, attrs))
+            if 'id' in attrs:
+                self.ids.add(attrs['id'])
+            if tag == 'a':
+                self.links.append(attrs.get('href'))
+
+    parser = Collect()
+    parser.feed(page)
+    assert page.startswith('<!DOCTYPE html>')
+    assert parser.fetches == []                   # nothing to load: works offline
+    for link in parser.links:                     # every navigation link has its target
+        assert link.startswith('#') and link[1:] in parser.ids, link
+    return parser
+
+
+def test_graph_to_html_is_a_self_contained_page(tmp_path):
+    traced, _, net = _graphs()
+    path = tmp_path / 'graph.html'
+    page = traced.to_html(str(path))
+    assert path.read_text() == page
+    _check_self_contained(page)
+    assert f'state_read @{net.V.label()}' in page and 'scan[' in page
+    assert 'id="states"' in page and net.W.label() in page and 'id="picture"' in page
+
+
+def test_command_line_html_report_shows_every_pass_and_its_diff(tmp_path, capsys):
+    from brainstate._cli import ir_tool
+    source = tmp_path / 'model.py'
+    source.write_text(
+        'import jax.numpy as jnp\nimport brainstate\n'
+        'acc = brainstate.State(jnp.zeros(()), name="acc")\n'
+        'def step(x):\n'
+        '    acc.value = x * 2\n'
+        '    acc.value = acc.value + jnp.sin(x) + jnp.sin(x)\n'
+        '    return acc.value\n')
+    report = tmp_path / 'report.html'
+    pipeline = 'dead-writes,cse,hoist-states,dce'
+    assert ir_tool.main([f'{source}:step', '--args', 'f32[]', '--passes', pipeline,
+                         '--show', 'final', '--html', str(report)]) == 0
+    assert f'// wrote {report}' in capsys.readouterr().out
+    page = report.read_text()
+    parser = _check_self_contained(page)
+    names = re.findall(r'<a href="#stage-\d+"[^>]*>([^<]*)</a>', page)
+    assert names == ['step: as traced'] + [f'after {p}' for p in pipeline.split(',')]
+    assert {f'stage-{i}' for i in range(len(names))} <= parser.ids
+    assert '<span class="del">' in page and '<span class="add">' in page  # the diffs

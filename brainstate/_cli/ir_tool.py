@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--dot', metavar='FILE', help='write the final IR as Graphviz DOT')
     parser.add_argument('--svg', metavar='FILE', help='draw the final IR (needs Graphviz)')
     parser.add_argument('--source', action='store_true', help='show source lines in the IR')
+    parser.add_argument('--html', metavar='FILE',
+                        help='write a self-contained HTML report: the IR after each pass, its '
+                             'diff against the previous one, the state table and the picture')
     return parser
 
 
@@ -124,13 +127,20 @@ def run(args: argparse.Namespace) -> int:
     show = lambda g: g.format(source=args.source)
     previous = []
 
+    stages = []  # for --html: (name, information, IR text) of each stage
+
     def print_traced(graph, new_states):
+        if args.html:
+            stages.append((f'{graph.name}: as traced', '', graph.format(source=args.source)))
         if args.show != 'final':
             print(f'// ===== {graph.name}: as traced =====')
             print(show(graph))
         previous.append(graph.copy() if args.diff else None)
 
     def print_pass(p, record, graph):
+        if args.html:
+            stages.append((f'after {p.name}', f'{record.seconds * 1e3:.2f} ms; '
+                           f'{record.stats or "no counters"}', graph.format(source=args.source)))
         if args.show == 'each' or (args.show == 'changed' and record.changed):
             print(f'// ===== after {p.name} ({record.seconds * 1e3:.2f} ms; '
                   f'{record.stats or "no counters"}'
@@ -145,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
         brainstate.passes.get_default_pipeline()
     manager = brainstate.passes.PassManager(pipeline, verify=True, observer=print_pass)
     spec = ArgumentSpec(fun)
-    program = trace_program(fun, spec, spec.signature(tuple(a.spec() for a in args.args), {}), passes=manager,
-                            before_passes=print_traced)
+    program = trace_program(fun, spec, spec.signature(tuple(a.spec() for a in args.args), {}),
+                            passes=manager, before_passes=print_traced)
     graph = program.graph
     if args.show == 'final':
         print('// ===== final =====')
@@ -158,6 +168,15 @@ def run(args: argparse.Namespace) -> int:
         with open(args.dot, 'w') as f:
             f.write(graph.to_dot())
         print(f'// wrote {args.dot}')
+    if args.html:
+        from brainstate.ir._html import Stage, html_report
+        final = graph.format(source=args.source)
+        if not stages or stages[-1][2] != final:
+            stages.append(('final (as lowered)', '', final))
+        with open(args.html, 'w') as f:
+            f.write(html_report(f'brainstate-ir {args.target}', [Stage(*s) for s in stages],
+                                graph))
+        print(f'// wrote {args.html}')
     if args.svg:
         try:
             graph.to_svg(args.svg)
