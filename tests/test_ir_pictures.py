@@ -3,6 +3,8 @@ role and state of each region-body input."""
 
 import re
 
+import pytest
+
 import jax.numpy as jnp
 
 import brainstate
@@ -127,3 +129,38 @@ def test_command_line_html_report_shows_every_pass_and_its_diff(tmp_path, capsys
     assert names == ['step: as traced'] + [f'after {p}' for p in pipeline.split(',')]
     assert {f'stage-{i}' for i in range(len(names))} <= parser.ids
     assert '<span class="del">' in page and '<span class="add">' in page  # the diffs
+
+
+def _chromium():
+    import shutil
+    return shutil.which('chromium') or shutil.which('chromium-browser')
+
+
+@pytest.mark.skipif(_chromium() is None,
+                    reason='needs a headless Chromium (.ci/run installs Debian\'s chromium)')
+def test_report_loads_in_a_headless_browser_without_console_errors(tmp_path):
+    import subprocess
+    from brainstate._cli import ir_tool
+    source = tmp_path / 'model.py'
+    source.write_text(
+        'import jax.numpy as jnp\nimport brainstate\n'
+        'v = brainstate.State(jnp.zeros(3), name="v")\n'
+        'def step(xs):\n'
+        '    def body(x):\n'
+        '        v.value = v.value * 0.5 + x\n'
+        '        return v.value.sum()\n'
+        '    return brainstate.transform.for_loop(body, xs)\n')
+    report = tmp_path / 'report.html'
+    assert ir_tool.main([f'{source}:step', '--args', 'f32[4,3]', '--show', 'final',
+                         '--html', str(report)]) == 0
+    stages = len(re.findall(r'<a href="#stage-\d+"', report.read_text()))
+    done = subprocess.run(
+        [_chromium(), '--headless', '--no-sandbox', '--disable-gpu', '--enable-logging=stderr',
+         '--v=0', f'--user-data-dir={tmp_path / "profile"}', '--dump-dom',
+         report.as_uri()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    assert stages >= 3 and all(f'id="stage-{i}"' in dom for i in range(stages)), dom[:500]
+    assert 'id="states"' in dom and 'id="picture"' in dom
+    console = [line for line in done.stderr.splitlines() if 'CONSOLE' in line]
+    assert console == [], console
