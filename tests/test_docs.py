@@ -27,11 +27,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _MARKER = re.compile(r'^\s*<!--\s*docs-test:\s*(skip|output|setup)\b\s*(.*?)\s*-->\s*$', re.S)
 _FENCE = re.compile(r'^(\s*)(```+|~~~+)\s*([\w+-]*)')
 
-# The module name a page's code runs as. writing-a-pass.md defines the passes of
-# examples/custom_passes.py again; under the name tests/test_custom_pass_example.py loads that
-# file with, re-registering them is the same definition run twice, not a clash of names.
-PAGE_MODULE = {'docs/writing-a-pass.md': 'custom_passes_example'}
-
 # writing-a-pass.md builds on examples/custom_passes.py (its `step`, `node_flops`, `is_one`).
 # ir.md's region-kind block works on `node`: a loop region of a hoisted graph.
 PAGE_SETUP = {
@@ -111,15 +106,22 @@ def _normalized(text: str) -> str:
     return '\n'.join(line.rstrip() for line in text.strip('\n').splitlines())
 
 
-def run_page(path: str, setup: str | None = None, module: str | None = None) -> int:
+def run_page(path: str, setup: str | None = None) -> int:
     """Run the page's python blocks; return how many ran. Raises AssertionError naming the
     block (by line) that failed or whose shown output differs."""
     import brainstate
     with open(path) as f:
         blocks, setups = parse_page(f.read())
-    namespace = {'__name__': module or '__docs__' + re.sub(r'\W', '_', os.path.relpath(path, ROOT))}
+    namespace = {'__name__': '__docs__' + re.sub(r'\W', '_', os.path.relpath(path, ROOT))}
     printed = io.StringIO()
     saved_pipeline = brainstate.passes.get_default_pipeline()
+    # The page registers passes (writing-a-pass.md defines the examples' ones again): it runs
+    # with only the built-in passes registered, and leaves the registry as it found it.
+    from brainstate.passes import _pass
+    saved_registry = (dict(_pass._REGISTRY), dict(_pass._REGISTERED_FROM))
+    for name, (module, _) in saved_registry[1].items():
+        if not (module or '').startswith('brainstate.'):
+            del _pass._REGISTRY[name], _pass._REGISTERED_FROM[name]
     cwd = os.getcwd()
     ran = 0
     try:
@@ -149,6 +151,9 @@ def run_page(path: str, setup: str | None = None, module: str | None = None) -> 
     finally:
         os.chdir(cwd)
         brainstate.passes.set_default_pipeline(saved_pipeline)
+        for registry, saved in zip((_pass._REGISTRY, _pass._REGISTERED_FROM), saved_registry):
+            registry.clear()
+            registry.update(saved)
     return ran
 
 
@@ -165,7 +170,7 @@ def _pages():
 
 @pytest.mark.parametrize('page', _pages())
 def test_python_blocks_of_the_page_run(page):
-    assert run_page(os.path.join(ROOT, page), PAGE_SETUP.get(page), PAGE_MODULE.get(page)) > 0
+    assert run_page(os.path.join(ROOT, page), PAGE_SETUP.get(page)) > 0
 
 
 # -- the runner itself -------------------------------------------------------------------------
