@@ -130,3 +130,10 @@ try:
 except Exception:  # pragma: no cover
     def set_debug_info(wrapper, fun, arg_names, traced_for: str = 'a brainstate transform'):
         return
+
+
+# The primitive that calls a closed jaxpr (``jax.extend.core.primitives.closed_call_p``) is named
+# 'closed_call' up to JAX 0.11 and 'eval_jaxpr' from 0.12; its jaxpr is the ``call_jaxpr`` param
+# in both. Code that recognises it by name uses this.
+CLOSED_CALL_NAME = jex_core.primitives.closed_call_p.name
+__all__ += ['CLOSED_CALL_NAME']

@@ -1,6 +1,35 @@
-"""Shared test settings."""
+"""Suite-wide test settings.
+
+* Temporary files: every test runs with Python's default temp folder (``tempfile``, ``TMPDIR``)
+  inside pytest's own tmp directory, and failing passes write their reproducers there too, so
+  nothing a test leaves behind lands in the machine's /tmp.
+* ``@pytest.mark.slow``: exhaustive cases left out of the normal run (``-m "not slow"``, the
+  default in pyproject.toml); CI runs them in a separate step (``-m slow``).
+"""
+
+import os
+import tempfile
 
 import pytest
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: an exhaustive case, left out of the normal run (run with -m slow)')
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _temp_files_stay_in_pytests_tmp_dir(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp('tempfile'))
+    saved_dir, saved_env = tempfile.tempdir, os.environ.get('TMPDIR')
+    tempfile.tempdir = folder
+    os.environ['TMPDIR'] = folder
+    yield folder
+    tempfile.tempdir = saved_dir
+    if saved_env is None:
+        os.environ.pop('TMPDIR', None)
+    else:
+        os.environ['TMPDIR'] = saved_env
 
 
 @pytest.fixture(autouse=True, scope='session')

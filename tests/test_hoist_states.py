@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import pytest
 
 import brainstate
+from brainstate._compat import CLOSED_CALL_NAME
 from brainstate.ir import lower_to_jaxpr
 from brainstate.passes import hoist_states
 from brainstate.transform import checkpoint, cond, for_loop, jit, scan, switch, while_loop
@@ -241,7 +242,7 @@ def test_regions_lower_to_lax_control_flow():
     def collect(jaxpr):  # a region whose loop forwards a carry unchanged lowers as a call
         for eqn in jaxpr.eqns:
             names.append(eqn.primitive.name)
-            if eqn.primitive.name == 'closed_call':
+            if eqn.primitive.name == CLOSED_CALL_NAME:  # 'eval_jaxpr' from JAX 0.12
                 collect(eqn.params['call_jaxpr'].jaxpr)
 
     collect(lowered.closed_jaxpr.jaxpr)

@@ -160,4 +160,5 @@ def test_command_line_tool_runs_the_one_pipeline_and_show_final(tmp_path, capsys
 
 def test_console_script_is_declared():
     text = open(os.path.join(ROOT, 'pyproject.toml')).read()
-    assert 'brainstate-ir = "brainstate._cli.ir_tool:main"' in text
+    assert 'brainstate-ir = "brainstate_cli:main"' in text
+    assert 'py-modules = ["brainstate_cli"]' in text

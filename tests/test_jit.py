@@ -333,3 +333,24 @@ def test_raw_jitted_helper_traced_outside_first_is_not_stale_inside():
     s.value = jnp.full(3, 5.0)
     out = brainstate.transform.jit(lambda x: helper(x))(jnp.ones(3))
     np.testing.assert_allclose(out, np.full(3, 5.0))
+
+
+def test_timings_measure_lowering_and_compiling_afresh_after_the_first_call():
+    # JAX caches lowered and compiled programs: a timings() answered from those caches would
+    # say compile: 0.00002 s. Each call must lower and compile anew (milliseconds at least),
+    # and must not disturb the program the calls run.
+    s = brainstate.State(jnp.zeros(8), name='acc')
+
+    @brainstate.transform.jit
+    def step(x):
+        s.value = s.value + jnp.sin(x) @ jnp.ones((8, 8))
+        return s.value
+
+    x = jnp.ones(8)
+    first = step.timings(x)
+    step(x)
+    for later in (step.timings(x), step.timings(x)):
+        assert later['lower_to_hlo'] > 1e-4, later
+        assert later['compile'] > 1e-3, later
+    np.testing.assert_allclose(step(x), 2 * (np.sin(np.ones(8)) @ np.ones((8, 8))), rtol=1e-5)
+    assert first['compile'] > 1e-3

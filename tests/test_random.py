@@ -61,6 +61,7 @@ def draws():
     return draw_all()
 
 
+@pytest.mark.slow  # 10k draws of every sampler, one large compile (CI's slow step)
 @pytest.mark.parametrize('name,args,kwargs,kind,mean,var', SAMPLERS,
                          ids=[s[0] for s in SAMPLERS])
 def test_sampler_statistics(draws, name, args, kwargs, kind, mean, var):
@@ -73,6 +74,7 @@ def test_sampler_statistics(draws, name, args, kwargs, kind, mean, var):
     assert abs(x.var() - var) < 0.1 * var, (x.var(), var)
 
 
+@pytest.mark.slow
 def test_sampler_ranges(draws):
     def bounds(name):
         return float(draws[name].min()), float(draws[name].max())

@@ -4,9 +4,14 @@
     brainstate-ir replay REPRODUCER_FILE [--import my_passes.py]   (see brainstate/_cli/replay.py)
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --passes hoist-states,dce
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --dot step.dot --table
+    brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --show final
 
 The file is imported as a module (its top-level code runs, so it can build the model); the
 function may be a plain function or a ``brainstate.transform.jit`` one.
+
+This module imports neither JAX nor brainstate at import time: ``--help`` and argument errors
+answer at once, and the console script (``brainstate_cli.py``) loads it without importing the
+brainstate package. JAX is imported only when a function is traced.
 """
 
 from __future__ import annotations
@@ -17,24 +22,50 @@ import os
 import re
 import sys
 
-import jax
-import numpy as np
-
 _TYPE = re.compile(r'^\s*([a-z]+[0-9]*)\[([0-9,\s]*)\]\s*$')
 _DTYPES = {'f16': 'float16', 'bf16': 'bfloat16', 'f32': 'float32', 'f64': 'float64',
            'i8': 'int8', 'i16': 'int16', 'i32': 'int32', 'i64': 'int64', 'u8': 'uint8',
            'u32': 'uint32', 'bool': 'bool', 'c64': 'complex64'}
 
 
-def parse_type(text: str) -> jax.ShapeDtypeStruct:
-    """``'f32[128,784]'`` -> ``ShapeDtypeStruct((128, 784), float32)``; ``'f32[]'`` a scalar."""
+
+def _replay(argv) -> int:
+    """``brainstate-ir replay FILE``: run a pass reproducer again (brainstate/_cli/replay.py)."""
+    from brainstate._cli.replay import main as replay
+    return replay(argv)
+
+
+# Subcommands besides the default one (trace and show a step): name -> main(argv) -> exit code.
+# ``brainstate-ir NAME ...`` runs SUBCOMMANDS[NAME](the remaining arguments). Each imports what
+# it needs when it runs (this module is loaded without the brainstate package: see the top).
+SUBCOMMANDS: dict = {'replay': _replay}
+
+
+class ArgType:
+    """An argument type parsed from ``dtype[shape]``, without importing JAX (see ``spec``)."""
+
+    def __init__(self, text: str, shape: tuple, dtype: str):
+        self.text, self.shape, self.dtype = text, shape, dtype
+
+    def spec(self):
+        """The ``jax.ShapeDtypeStruct`` to trace with."""
+        import jax
+        import numpy as np
+        return jax.ShapeDtypeStruct(self.shape, np.dtype(self.dtype))
+
+    def __repr__(self):
+        return self.text
+
+
+def parse_type(text: str) -> ArgType:
+    """``'f32[128,784]'`` -> shape ``(128, 784)``, dtype ``'float32'``; ``'f32[]'`` a scalar."""
     match = _TYPE.match(text)
     if not match or match.group(1) not in _DTYPES:
         raise argparse.ArgumentTypeError(
             f'{text!r} is not an argument type. Write dtype[shape], e.g. f32[128,784], i32[] '
             f'(dtypes: {", ".join(_DTYPES)}).')
     dims = [int(d) for d in match.group(2).replace(' ', '').split(',') if d]
-    return jax.ShapeDtypeStruct(tuple(dims), np.dtype(_DTYPES[match.group(1)]))
+    return ArgType(text, tuple(dims), _DTYPES[match.group(1)])
 
 
 def load_function(target: str):
@@ -56,30 +87,39 @@ def load_function(target: str):
     return getattr(obj, 'fun', obj)  # a brainstate jit: trace the function it wraps
 
 
-def main(argv=None) -> int:
-    import brainstate
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ['replay']:  # replay a pass reproducer
-        from .replay import main as replay
-        return replay(argv[1:])
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the default command (trace a step, show its IR through the passes)."""
+    epilog = __doc__.split('\n', 2)[2].split('\n\nThis module')[0]
+    if SUBCOMMANDS:
+        epilog += '\n\nother commands: ' + ', '.join(
+            f'brainstate-ir {name} --help' for name in sorted(SUBCOMMANDS))
     parser = argparse.ArgumentParser(
         prog='brainstate-ir', description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n', 2)[2])
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
     parser.add_argument('target', help='path/to/file.py:function')
     parser.add_argument('--args', nargs='*', type=parse_type, default=[],
                         help="argument types, e.g. 'f32[128,784]' 'i32[128]'")
     parser.add_argument('--passes', default=None,
                         help='the pipeline (default: brainstate\'s default pipeline)')
     parser.add_argument('--show', choices=['changed', 'each', 'final'], default='changed',
-                        help='print the IR after every pass that changed it (default), after '
-                             'every pass, or only the final IR')
+                        help='print the traced IR and the IR after every pass that changed it '
+                             '(default), after every pass, or only the final IR')
     parser.add_argument('--diff', action='store_true',
                         help='print each pass as a diff against the IR before it')
-    parser.add_argument('--table', action='store_true', help='print the per-state table')
+    parser.add_argument('--table', action='store_true',
+                        help='print the per-state table (where each state is read and written)')
     parser.add_argument('--dot', metavar='FILE', help='write the final IR as Graphviz DOT')
     parser.add_argument('--svg', metavar='FILE', help='draw the final IR (needs Graphviz)')
     parser.add_argument('--source', action='store_true', help='show source lines in the IR')
-    args = parser.parse_args(argv)
+    parser.add_argument('--html', metavar='FILE',
+                        help='write a self-contained HTML report: the IR after each pass, its '
+                             'diff against the previous one, the state table and the picture')
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Trace ``args.target``, run the passes one by one and print what ``args`` asks for."""
+    import brainstate
 
     fun = load_function(args.target)
     from brainstate.transform._arguments import ArgumentSpec
@@ -87,13 +127,20 @@ def main(argv=None) -> int:
     show = lambda g: g.format(source=args.source)
     previous = []
 
+    stages = []  # for --html: (name, information, IR text) of each stage
+
     def print_traced(graph, new_states):
+        if args.html:
+            stages.append((f'{graph.name}: as traced', '', graph.format(source=args.source)))
         if args.show != 'final':
             print(f'// ===== {graph.name}: as traced =====')
             print(show(graph))
         previous.append(graph.copy() if args.diff else None)
 
     def print_pass(p, record, graph):
+        if args.html:
+            stages.append((f'after {p.name}', f'{record.seconds * 1e3:.2f} ms; '
+                           f'{record.stats or "no counters"}', graph.format(source=args.source)))
         if args.show == 'each' or (args.show == 'changed' and record.changed):
             print(f'// ===== after {p.name} ({record.seconds * 1e3:.2f} ms; '
                   f'{record.stats or "no counters"}'
@@ -108,8 +155,8 @@ def main(argv=None) -> int:
         brainstate.passes.get_default_pipeline()
     manager = brainstate.passes.PassManager(pipeline, verify=True, observer=print_pass)
     spec = ArgumentSpec(fun)
-    program = trace_program(fun, spec, spec.signature(tuple(args.args), {}), passes=manager,
-                            before_passes=print_traced)
+    program = trace_program(fun, spec, spec.signature(tuple(a.spec() for a in args.args), {}),
+                            passes=manager, before_passes=print_traced)
     graph = program.graph
     if args.show == 'final':
         print('// ===== final =====')
@@ -121,6 +168,15 @@ def main(argv=None) -> int:
         with open(args.dot, 'w') as f:
             f.write(graph.to_dot())
         print(f'// wrote {args.dot}')
+    if args.html:
+        from brainstate.ir._html import Stage, html_report
+        final = graph.format(source=args.source)
+        if not stages or stages[-1][2] != final:
+            stages.append(('final (as lowered)', '', final))
+        with open(args.html, 'w') as f:
+            f.write(html_report(f'brainstate-ir {args.target}', [Stage(*s) for s in stages],
+                                graph))
+        print(f'// wrote {args.html}')
     if args.svg:
         try:
             graph.to_svg(args.svg)
@@ -129,6 +185,15 @@ def main(argv=None) -> int:
             return 1
         print(f'// wrote {args.svg}')
     return 0
+
+
+
+def main(argv=None) -> int:
+    """The ``brainstate-ir`` command: ``brainstate-ir [SUBCOMMAND] ARGS...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -47,28 +47,66 @@ _STYLE = {
 }
 
 
-def _label(node) -> str:
+_ROLES = {'consts': 'invariant', 'carries': 'carry', 'xs': 'slice'}
+
+
+def _body_input_roles(node, index, namer) -> dict:
+    """``{value uid: 'carry of @Net.V'}`` for the inputs of body ``index`` of a region: the role
+    its kind gives each input and the state (or value) the matching operand holds."""
+    try:
+        from .regions import region_kind
+        body = region_kind(node).signature(node).bodies[index]
+        inputs = node.subgraphs[index].inputs
+        roles = {}
+        for group, positions in body.input_groups.items():
+            for k in range(*positions.indices(len(inputs))):
+                position = body.input_operands[k]
+                operand = node.inputs[position] if position is not None else None
+                producer = getattr(operand, 'producer', None)
+                if producer is not None and producer.kind == 'state_read':
+                    source = f'@{producer.state.label()}'
+                elif operand is not None:
+                    source = namer(operand)
+                else:
+                    source = None
+                role = _ROLES.get(group, group)
+                roles[inputs[k].uid] = f'{role} of {source}' if source else role
+        return roles
+    except Exception:  # a region kind without a signature: no roles, the picture still draws
+        return {}
+
+
+def _label(node, namer, roles=None) -> str:
+    from ._graph import Literal
     from ._printer import short_type
+    if node.kind == 'input' and roles:  # a region body's inputs: one line each, with its role
+        text = 'input\\n' + '\\n'.join(
+            f'{namer(v)}:{short_type(v.aval)} {roles.get(v.uid, "")}'.rstrip()
+            for v in node.outputs)
+        return html.escape(text, quote=True).replace('&#x27;', "'")
     if node.is_state_op:
         text = f'{node.kind}\\n@{node.state.label()}'
     elif node.kind in ('input', 'output', 'constant'):
         text = node.kind
     else:
         text = node.name
-    if node.outputs:
-        text += '\\n' + ' '.join(short_type(v.aval) for v in node.outputs)
+    if node.outputs:  # %3:f32[4] = add
+        text = ' '.join(f'{namer(v)}:{short_type(v.aval)}' for v in node.outputs) + ' = ' + text
+    if node.inputs:   # its operands as the text IR names them, literals included
+        operands = [f'{v!r}' if isinstance(v, Literal) else namer(v) for v in node.inputs]
+        text += '\\n' + ' '.join(operands)
     if node.meta:
         text += '\\n' + ' '.join(f'{k}={v}' for k, v in node.meta.items())
     return html.escape(text, quote=True).replace('&#x27;', "'")
 
 
-def _emit(graph, lines, ids, prefix, indent):
+def _emit(graph, lines, ids, prefix, indent, namer, roles=None):
     from ._graph import Value
     reads, writes = [], []
     for node in graph.nodes:
         name = f'{prefix}n{len(ids)}'
         ids[node] = name
-        lines.append(f'{indent}{name} [label="{_label(node)}" {_STYLE[node.kind]}];')
+        lines.append(f'{indent}{name} [label="{_label(node, namer, roles)}" {_STYLE[node.kind]}];')
         if node.kind == 'state_read':
             reads.append(name)
         elif node.kind == 'state_write':
@@ -78,7 +116,8 @@ def _emit(graph, lines, ids, prefix, indent):
             lines.append(f'{indent}subgraph cluster_{cluster} {{')
             lines.append(f'{indent}  label="{node.name}: {sub.name}"; style=dashed;')
             first = len(lines)
-            _emit(sub, lines, ids, cluster + '_', indent + '  ')
+            _emit(sub, lines, ids, cluster + '_', indent + '  ', namer,
+                  _body_input_roles(node, i, namer))
             lines.append(f'{indent}}}')
             body_ids = [ids[n] for n in sub.nodes]
             if body_ids:
@@ -90,7 +129,7 @@ def _emit(graph, lines, ids, prefix, indent):
             if isinstance(value, Value) and value.producer in ids:
                 from ._printer import short_type
                 lines.append(f'{indent}{ids[value.producer]} -> {ids[node]} '
-                             f'[label="{short_type(value.aval)}"];')
+                             f'[label="{namer(value)}:{short_type(value.aval)}"];')
     # State traffic apart from compute: reads on top, writes at the bottom.
     if reads:
         lines.append(f'{indent}{{rank=same; {"; ".join(reads)};}}')
@@ -100,11 +139,13 @@ def _emit(graph, lines, ids, prefix, indent):
 
 def to_dot(graph) -> str:
     """Graphviz DOT text: state reads (blue) and writes (red) apart from compute, regions as
-    dashed clusters holding their bodies."""
+    dashed clusters holding their bodies. Each box and edge carries the ``%n`` names of the
+    printed IR (``print(graph)``), and literal operands are shown in the box that uses them."""
+    from ._printer import name_values
     lines = [f'digraph "{graph.name}" {{',
              '  compound=true; rankdir=TB;',
              '  node [fontname="monospace" fontsize=10]; edge [fontname="monospace" fontsize=8];']
-    _emit(graph, lines, {}, '', '  ')
+    _emit(graph, lines, {}, '', '  ', name_values(graph))
     lines.append('}')
     return '\n'.join(lines)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax.extend.core as jex_core
 
+from .._compat import CLOSED_CALL_NAME
 from .._errors import BrainStateError
 from ._gc import paused_gc
 from ._graph import Graph, Literal, Node
@@ -22,7 +23,7 @@ __all__ = ['graph_from_jaxpr']
 
 # Calls that are just "run this jaxpr": inlining them loses nothing.
 _INLINED_CALLS = {'jit': 'jaxpr', 'pjit': 'jaxpr', 'closed_call': 'call_jaxpr',
-                  'core_call': 'call_jaxpr', 'call': 'call_jaxpr'}
+                  CLOSED_CALL_NAME: 'call_jaxpr', 'core_call': 'call_jaxpr', 'call': 'call_jaxpr'}
 
 
 def _first_state_op(jaxpr, cache: dict):

@@ -645,6 +645,17 @@ class Graph:
         from ._export import to_svg
         return to_svg(self, path)
 
+    def to_html(self, path: str | None = None) -> str:
+        """A self-contained HTML page (no network): the IR, the state table and the picture
+        (inline SVG with Graphviz, else its DOT text). Returns the HTML (and writes it to
+        ``path`` if given). ``brainstate-ir ... --html FILE`` adds every pass and its diff."""
+        from ._html import Stage, html_report
+        page = html_report(self.name, [Stage(self.name, '', self.format())], self)
+        if path is not None:
+            with open(path, 'w') as f:
+                f.write(page)
+        return page
+
     def state_table(self) -> str:
         """A table with one row per state: where it is read and written (with the user's
         source file and line), and whether it is read-only."""

@@ -54,6 +54,26 @@ from ..ir.regions import BodyStates, HoistScope, hoist_body
 __all__ = ['hoist_states', 'HoistScope', 'BodyStates', 'hoist_body']
 
 
+def _region_state_sources(graph: Graph) -> tuple[dict, dict]:
+    """The user's source lines of the state ops inside the graph's regions (first read, last
+    write of each state), before hoisting removes them: the entry read and exit write that
+    replace them keep these lines, so the state table and ``format(source=True)`` still point
+    at the user's code inside loop and branch bodies."""
+    first_read, last_write = {}, {}
+    for node in graph.nodes:
+        if node.kind != 'region' or not node.has_effect:
+            continue
+        for sub in node.subgraphs:
+            for inner in sub.walk():
+                if inner.source_info is None:
+                    continue
+                if inner.kind == 'state_read':
+                    first_read.setdefault(inner.state, inner.source_info)
+                elif inner.kind == 'state_write':
+                    last_write[inner.state] = inner.source_info
+    return first_read, last_write
+
+
 # -- the pass ----------------------------------------------------------------------------------
 
 def hoist_states(graph: Graph) -> Graph:
@@ -69,12 +89,14 @@ def hoist_states(graph: Graph) -> Graph:
         condition); the message names the state.
     """
     entry_nodes: dict = {}
+    first_read_in_region, last_write_in_region = _region_state_sources(graph)
 
     def entry_value(state, before):
         if before is not None and before.kind == 'state_read' and before.state is state:
             node = before
         else:
-            node = Node('state_read', state=state, output_avals=state.avals)
+            node = Node('state_read', state=state, output_avals=state.avals,
+                        source_info=first_read_in_region.get(state))
             graph.insert_before(before, node)
         entry_nodes[state] = node
         return node.outputs
@@ -95,7 +117,8 @@ def hoist_states(graph: Graph) -> Graph:
     for state in written_states:
         graph.insert_before(output, Node('state_write', state=state,
                                          inputs=scope.current[state],
-                                         source_info=written[state]))
+                                         source_info=written[state] if written[state]
+                                         is not None else last_write_in_region.get(state)))
     graph.meta['canonical'] = True
     graph.meta['read_states'] = read_states
     graph.meta['written_states'] = written_states
