@@ -133,6 +133,8 @@ class Module(Node, ParamDesc):
         ``high`` levels below this one (``(1, 1)``: the direct attributes only).
         """
         from ..graph import states as graph_states
+        from ..graph._node import _register_tree
+        _register_tree(self)  # states appended later get their path label
         selected = graph_states(self, *filters)
         return _bound_levels(self, selected, allowed_hierarchy, state=True)
 

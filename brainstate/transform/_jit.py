@@ -581,5 +581,7 @@ def _make_jitted(fun, in_shardings, out_shardings, static_argnums, donate_argnum
                                 ('backend', backend, None), ('inline', inline, False)):
         if value != default:
             options[key] = value
-    return JittedFunction(fun, static_argnums or (), static_argnames or (), donate_argnums or (),
+    none_as_empty = lambda value: () if value is None else value  # (0 is an argnum, not "none")
+    return JittedFunction(fun, none_as_empty(static_argnums), none_as_empty(static_argnames),
+                          none_as_empty(donate_argnums),
                           passes, jit_options=options, name=name)
