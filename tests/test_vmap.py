@@ -578,3 +578,20 @@ def test_an_error_while_tracing_restores_everything():
     with pytest.raises(TypeError):
         vmap(broken, in_states=brainstate.HiddenState)(XS)
     assert_unchanged(net, before)
+
+
+def test_out_states_verify_with_verification_on():
+    """A write that gives a state its batch axis is legal IR: the verifier accepts it."""
+    from brainstate.passes._default_pipeline import _settings
+    was = _settings['verify']
+    brainstate.passes.set_pass_options(verify=True)
+    try:
+        acc = brainstate.State(jnp.ones(N), name='acc')
+        vmap(lambda x: acc.__setattr__('value', acc.value + x), out_states=acc)(XS)
+        close(acc.value, jnp.ones(N) + XS)
+        other = brainstate.State(jnp.ones(N), name='other')
+        jit(lambda xs: vmap(lambda x: other.__setattr__('value', other.value * x),
+                            out_states=other)(xs))(XS)
+        close(other.value, XS)
+    finally:
+        brainstate.passes.set_pass_options(verify=was)

@@ -38,6 +38,9 @@ class TraceContext:
     def __init__(self):
         self.new_states: list[State] = []
         self._new_ids: set[int] = set()
+        # States written with new avals (vmap's out_states): the graph's meta names them, so
+        # the verifier accepts their writes (see brainstate/ir/_verifier.py).
+        self.reshaped: set = set()
 
     def register_new_state(self, state: State):
         self.new_states.append(state)
@@ -57,6 +60,7 @@ class TraceContext:
         state's (vmap's ``out_states`` gives a state its batch axis); the tree structure must
         stay. The transform that compiles the trace stores the new avals with the value."""
         if reshape:
+            self.reshaped.add(state)
             leaves, treedef = jax.tree.flatten(value)
             if treedef != state._treedef:
                 leaves = state.check_compatible(value)  # raises, naming the state
@@ -137,6 +141,8 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
         raise
     ctx.scrub_new_states()
     graph = graph_from_jaxpr(closed, name=name, input_names=input_names)
+    if ctx.reshaped:
+        graph.meta['reshaped_states'] = frozenset(ctx.reshaped)
     return graph, ctx
 
 

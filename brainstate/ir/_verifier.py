@@ -69,6 +69,20 @@ class _Names:
         from ._printer import value_name
         return value_name(value, self())
 
+    def reshaped_states(self) -> frozenset:
+        """States the traced program writes with new avals on purpose (vmap's out_states
+        give a state its batch axis): ``meta['reshaped_states']`` of any graph of the tree."""
+        found = getattr(self, '_reshaped', None)
+        if found is None:
+            found = set()
+            graphs = [self.graph]
+            while graphs:
+                graph = graphs.pop()
+                found.update(graph.meta.get('reshaped_states', ()))
+                graphs.extend(sub for node in graph.nodes for sub in node.subgraphs)
+            found = self._reshaped = frozenset(found)
+        return found
+
 
 # (primitive, params, operand avals) -> result avals, or an exception's message. Bounded: a
 # program's distinct operations number in the thousands.
@@ -196,7 +210,10 @@ def _check_graph(graph, where: str, names: _Names):
                 raise IRVerificationError(f'{at}: a state operation without a state.')
             values = node.outputs if kind == 'state_read' else node.inputs
             avals = node.state.avals
-            if len(values) != len(avals) or not all(
+            if kind == 'state_write' and len(values) == len(avals) and \
+                    node.state in names.reshaped_states():
+                pass  # a write that gives the state new avals (vmap's out_states)
+            elif len(values) != len(avals) or not all(
                     _same_type(v.aval, a) for v, a in zip(values, avals)):
                 got = ', '.join(names.value(v) for v in values)
                 want = ', '.join(short_type(a) for a in avals)
