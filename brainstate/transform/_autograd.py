@@ -35,7 +35,7 @@ from .._state import LongTermState, State
 from ._arguments import ArgumentSpec, CallSignature
 from ._eager import run_eagerly
 from ._program import StatefulProgram, trace_program
-from ._state_io import write_back
+from ._state_io import write_back_leaves
 from ._transformed import TransformedFunction
 
 __all__ = [
@@ -347,7 +347,7 @@ class _StatefulTransform(TransformedFunction):
         extra = ([s.value for s in extra_states], call_extra)
         derivs, out, result, written, extra_out = self._compute(
             program.consts, grad_values, diff_args, other_values, args, kwargs, extra, program)
-        _write_back(program.written_states + extra_states,
+        write_back_leaves(program.written_states + extra_states,
                     program.written_treedefs + [s.treedef for s in extra_states],
                     list(written) + [leaf for value in extra_out
                                      for leaf in jax.tree.leaves(value)],
@@ -392,16 +392,6 @@ def _check_nan_jit_compatible(tree):
     if not flags:
         return jnp.asarray(False)
     return jnp.any(jnp.stack(flags))
-
-
-def _write_back(states: list, treedefs: list, leaves: list, where: str):
-    """Store the written values, once, after everything succeeded (see _state_io)."""
-    values, offset = [], 0
-    for treedef in treedefs:
-        count = treedef.num_leaves
-        values.append(treedef.unflatten(leaves[offset:offset + count]))
-        offset += count
-    write_back(states, values, where)
 
 
 def _check_scalar(out, kind: str, fun_name: str, has_aux: bool):
@@ -661,7 +651,7 @@ class _VJP(_Linearize):
         program, grad_values, diff_args, other_values = self._prepare(args, {})
         pure = self._pure(program, program.consts, other_values, args, {})
         out, pullback, (result, written) = jax.vjp(pure, grad_values, diff_args, has_aux=True)
-        _write_back(program.written_states, program.written_treedefs, list(written),
+        write_back_leaves(program.written_states, program.written_treedefs, list(written),
                     f'{self.kind} of {self.fun_name}')
         given, diff = self.grad.given, bool(self.arg_positions)
 

@@ -160,7 +160,7 @@ def run_in_foreign_trace(fun: Callable, args: tuple, kwargs: dict, *, static_arg
     before anything is stored."""
     from ._arguments import ArgumentSpec
     from ._program import trace_program
-    from ._state_io import write_back
+    from ._state_io import write_back_leaves
     spec = ArgumentSpec(fun, static_argnums)
     sig = spec.signature(args, kwargs, allow_tracers=True)
     program = trace_program(fun, spec, sig, passes=passes)
@@ -169,13 +169,9 @@ def run_in_foreign_trace(fun: Callable, args: tuple, kwargs: dict, *, static_arg
     state_leaves = [leaf for s in lowered.read_states for leaf in jax.tree.leaves(s.value)]
     outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *state_leaves, *sig.leaves)
     n = lowered.num_outputs
-    values, offset = [], n
-    for state in lowered.written_states:
-        count = state.treedef.num_leaves
-        values.append(state.treedef.unflatten(outs[offset:offset + count]))
-        offset += count
-    write_back(list(lowered.written_states), values, f'{spec.fun_name} (a brainstate '
-                                                     f'transform)')
+    written = list(lowered.written_states)
+    write_back_leaves(written, [s.treedef for s in written], outs[n:],
+                      f'{spec.fun_name} (a brainstate transform)')
     return program.out_tree.unflatten(outs[:n])
 
 

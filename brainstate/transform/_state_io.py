@@ -89,6 +89,17 @@ def check_no_tracers(leaves, where: str, states=()):
             raise TracerLeakError(foreign_trace_message(where, states))
 
 
+def write_back_leaves(states, treedefs, leaves, where: str):
+    """:func:`write_back` of flat ``leaves``: regrouped into one value per state by
+    ``treedefs`` (one per state, in order)."""
+    values, offset = [], 0
+    for treedef in treedefs:
+        count = treedef.num_leaves
+        values.append(treedef.unflatten(leaves[offset:offset + count]))
+        offset += count
+    write_back(states, values, where)
+
+
 def write_back(states, values, where: str, reshaped=()):
     """Write ``values`` (one per state) with ``state.value = ...`` in the enclosing context:
     traced writes inside a trace; eagerly, stored values. Called once, after the whole
