@@ -187,3 +187,14 @@ def test_grad_with_passes_empty_runs_no_optional_pass():
     np.testing.assert_allclose(default(x), expected, rtol=1e-6)
     assert 'dce' in [r.name for r in default.last_program.pass_manager.records]
     assert 'cos' not in str(default.last_program.graph)
+
+
+def test_bad_arguments_to_an_eager_transform_name_the_users_function():
+    w = brainstate.ParamState(jnp.ones(3))
+
+    def loss(x):
+        return jnp.sum(w.value * x)
+
+    with pytest.raises(brainstate.ArgumentTypeError, match=r'^loss received a str'):
+        T.grad(loss, w)('abc')
+    np.testing.assert_array_equal(w.value, np.ones(3))

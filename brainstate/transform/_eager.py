@@ -82,22 +82,17 @@ def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = 
         # Loops and branches under a raw JAX transform: evaluate the lowered program there.
         return run_in_foreign_trace(fun, args, kwargs, static_argnums=static_argnums,
                                     passes=passes)
-    if name is not None:
-        try:
-            fun.__name__ = name
-        except (AttributeError, TypeError):
-            pass
     try:
-        return _run_eagerly(fun, args, kwargs, static_argnums, passes, key)
+        return _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name)
     except Exception as error:
         # As JAX does for its own: the traceback shows the user's frames, not ours.
         hide_brainstate_frames(error)
         raise
 
 
-def _run_eagerly(fun, args, kwargs, static_argnums, passes, key):
+def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name):
     from ._jit import JittedFunction, _Entry, _StateSetChanged
-    owner = JittedFunction(fun, static_argnums=static_argnums, passes=passes)
+    owner = JittedFunction(fun, static_argnums=static_argnums, passes=passes, name=name)
     sig = owner.args.signature(args, kwargs)
     described = None if key is None else function_key((key, static_argnums, passes))
     fast = None if described is None else (described, sig.key)

@@ -286,6 +286,8 @@ class JittedFunction:
         self.name = name
         self._stateful = None
         self.args = ArgumentSpec(fun, static_argnums, static_argnames, donate_argnums)
+        if name is not None:
+            self.args.fun_name = name  # what errors and the IR call the function
         self.passes = passes
         self._entries: list[_Entry] = []
         self._last: _Entry | None = None
