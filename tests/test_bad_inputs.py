@@ -430,7 +430,7 @@ def test_vmap_batched_write_into_a_shared_state(net, in_jit):
      brainstate.ArgumentValueError, '`max_steps` must be a non-negative int, got -1'),
     (lambda n: T.while_loop(lambda c: (setattr(n.a, 'value', n.a.value + 1), c < 3)[1],
                             lambda c: c + 1, 0),
-     BSE, r'State Net\.a is written inside the condition function.*move the update into the '
+     brainstate.StateValueError, r'State Net\.a is written inside the condition function.*move the update into the '
           r'loop body'),
 ])
 def test_loops_with_bad_input(net, run, error, message):

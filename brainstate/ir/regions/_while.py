@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from ..._errors import BrainStateError
+from ..._errors import StateValueError
 from ._hoisting import flat_values, hoist_body, order_inputs, replace_region, set_results, \
     state_avals
 from ._kind import BodySignature, RegionKind, RegionSignature, register_region_kind
@@ -103,7 +103,7 @@ class WhileKind(RegionKind):
         in_cond = hoist_body(cond_body)
         if in_cond.outputs:
             state = in_cond.written[0]
-            raise BrainStateError(
+            raise StateValueError(
                 f'State {state.label()} is written inside the condition function of a '
                 f'while_loop. The condition must only read states: move the update into the '
                 f'loop body.')
