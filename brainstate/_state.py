@@ -522,6 +522,16 @@ class NonBatchState(ShortTermState):
     """A short-term state that is never batched."""
 
 
+def set_abstract_value(state: State, shapes):
+    """Give ``state`` an abstract value: a pytree of ``jax.ShapeDtypeStruct`` (what
+    ``eval_shape`` leaves in the states of a Module it creates). Transforms trace such a state
+    at those shapes; running it needs a real value first."""
+    leaves, treedef = jax.tree.flatten(shapes)
+    state._treedef = treedef
+    state._avals = tuple(jax.core.ShapedArray(leaf.shape, leaf.dtype) for leaf in leaves)
+    state._value = shapes
+
+
 def maybe_state(val):
     """``val.value`` for a State, else ``val`` unchanged."""
     return val.value if isinstance(val, State) else val

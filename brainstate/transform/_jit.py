@@ -28,7 +28,8 @@ from .._errors import TracerLeakError
 from ..ir import Graph
 from ._arguments import ArgumentSpec, CallSignature
 from ._program import StatefulProgram, trace_program
-from ._state_io import (STATE_LOCK, call_may_donate, check_donated_arguments, copy_exposed,
+from ._state_io import (STATE_LOCK, call_may_donate, check_concrete_states,
+                        check_donated_arguments, copy_exposed,
                         foreign_trace_message, program_may_donate)
 
 __all__ = ['jit', 'JittedFunction']
@@ -310,6 +311,7 @@ class JittedFunction:
                 # do. If the arguments are fine, the error was the user's: re-raise it.
                 try:
                     self.args.signature(args, kwargs)
+                    check_concrete_states(entry.read_states, self.args.fun_name)
                 except Exception as ours:
                     hide_brainstate_frames(ours)
                     raise
@@ -366,6 +368,9 @@ class JittedFunction:
         self._last = entry
         try:
             return entry(args, kwargs)
+        except TypeError:
+            check_concrete_states(entry.read_states, self.args.fun_name)
+            raise
         finally:
             entry.pending = None
 

@@ -30,12 +30,12 @@ from __future__ import annotations
 import jax
 
 from .._compat import debug_checks_enabled
-from .._errors import ArgumentValueError, TracerLeakError
+from .._errors import ArgumentValueError, StateArgumentError, TracerLeakError
 from .. import _state
 
 __all__ = ['STATE_LOCK', 'program_may_donate', 'call_may_donate', 'copy_exposed', 'write_back',
            'check_no_tracers', 'check_donated_arguments', 'foreign_trace_message',
-           'store_new_state']
+           'store_new_state', 'check_concrete_states']
 
 #: Held while a compiled call reads its states, dispatches and stores the results.
 STATE_LOCK = _state.STATE_LOCK
@@ -134,6 +134,18 @@ def store_new_state(state, value):
     state._treedef = treedef
     state._value = value
     state._avals = tuple(_state._leaf_aval(leaf) for leaf in leaves)
+
+
+def check_concrete_states(states, fun_name: str):
+    """Raise a StateArgumentError naming the first of ``states`` whose value is abstract (the
+    ShapeDtypeStructs ``eval_shape`` leaves in a module it creates): such a state can be
+    traced, not run."""
+    for state in states:
+        if any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in jax.tree.leaves(state._value)):
+            raise StateArgumentError(
+                f'{fun_name} reads State {state.label()}, whose value is abstract (shapes '
+                f'only, as `eval_shape` builds modules). Give it a real value first: build the '
+                f'module outside `eval_shape`, or set `state.value`.')
 
 
 def check_donated_arguments(donated_leaves, states, fun_name: str):
