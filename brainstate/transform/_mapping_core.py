@@ -202,6 +202,7 @@ class StateMappedFunction(VmappedFunction):
         self.in_states = _SelectedStates(normalize_state_axes(state_in_axes))
         self.out_selectors = normalize_state_axes(state_out_axes)
         self.policy = unexpected_out_state_mapping
+        self.free_shared_writes = True
         self.new_state_axis = new_state_axis
         self._requests = threading.local()
 
@@ -418,7 +419,7 @@ def _flatten_in_out_states(in_states=None):
     States (all on axis 0)."""
     if in_states is None:
         return {}, {}
-    if isinstance(in_states, dict) and in_states and \
+    if isinstance(in_states, dict) and \
             all(isinstance(k, int) for k in in_states) and \
             all(isinstance(v, dict) for v in in_states.values()):
         axis_to_states = {axis: list(group.values()) for axis, group in in_states.items()}

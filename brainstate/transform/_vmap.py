@@ -132,8 +132,10 @@ class _Lanes:
     An enclosing vmap's view comes first: a state batched by both loses both axes.
     """
 
-    def __init__(self, declared: _Declaration, where: str, outer=None):
+    def __init__(self, declared: _Declaration, where: str, outer=None,
+                 free_shared_writes: bool = False):
         self.declared = declared
+        self.free_shared_writes = free_shared_writes
         self.where = where
         self.outer = outer
         self.axes: dict[State, int] = {}
@@ -150,6 +152,12 @@ class _Lanes:
         avals = outer if axis is None else self._lane_avals(state, outer or state._avals, axis)
         self._memo[state] = avals
         return avals
+
+    def may_reshape(self, state: State) -> bool:
+        """Whether a write may give ``state`` other shapes (the trace asks): under vmap2, a
+        state read shared whose stored value is not batched by an enclosing mapping."""
+        return (self.free_shared_writes and self(state) is None and
+                (self.outer is None or self.outer(state) is None))
 
     def _lane_avals(self, state: State, avals, axis: int) -> tuple:
         lane_avals, sizes = [], set()
@@ -367,6 +375,7 @@ class VmappedFunction(TransformedFunction):
                     f'{self.where}: State {state.label()} is declared on axis {axis} in '
                     f'in_states but on axis {out_axis} in out_states. A state read per lane is '
                     f'written back on the same axis: declare it once, in in_states.')
+        self.free_shared_writes = False  # vmap2: shared states may be rewritten any shape
         self.new_states_batched = new_states_batched
         self.state_tag = state_tag
         self.state_to_exclude = None if state_to_exclude is None else \
@@ -415,6 +424,12 @@ class VmappedFunction(TransformedFunction):
         distinct = set(sizes.values())
         if self.axis_size is not None:
             distinct.add(self.axis_size)
+        if self.axis_size is not None and sizes and self.axis_size not in sizes.values():
+            listed = '; '.join(f'{what}: {size}' for what, size in sizes.items())
+            raise ArgumentValueError(
+                f'{self.where}: axis_size={self.axis_size} conflicts with the mapped size(s) '
+                f'of the arguments and batched states ({listed}). Omit axis_size or make it '
+                f'match them.')
         if len(distinct) > 1:
             listed = '; '.join(f'{what}: {size}' for what, size in sizes.items())
             given = f'; axis_size={self.axis_size}' if self.axis_size is not None else ''
@@ -433,6 +448,8 @@ class VmappedFunction(TransformedFunction):
         """The axis a state created by the function is stored with (None: unbatched)."""
         if not self.new_states_batched:
             return None
+        if isinstance(state, _state.NonBatchState) or state.tag == 'INIT_NO_BATCHING':
+            return None  # one value shared by every lane
         if self.state_to_exclude is not None and \
                 self.state_to_exclude(state.path() or (), state):
             return None
@@ -451,7 +468,8 @@ class VmappedFunction(TransformedFunction):
         """Trace one lane through the one pipeline, with ``batching-analysis`` run by its
         PassManager; per-lane shapes are inputs of the trace (arguments and ``lanes``)."""
         leaves, treedef, axes, lane_avals, paths, key = args_info
-        lanes = _Lanes(self.in_states, self.where, _state._LANE_VIEW.lanes)
+        lanes = _Lanes(self.in_states, self.where, _state._LANE_VIEW.lanes,
+                       self.free_shared_writes)
         for state in self.in_states.states:
             lanes(state)  # explicit declarations are checked (and sized) before tracing
         known = self._axis_sizes(leaves, axes, paths, lanes)
@@ -695,6 +713,12 @@ def vmap_new_states(fn: Callable | None = None, in_axes: int | None | Sequence =
         net.V.value.shape                                     # (64, n), random per trial
         brainstate.transform.vmap(net.update, in_states='trial')(inputs)
     """
+    for what, given in (('in_states', in_states), ('out_states', out_states)):
+        if given is not None:
+            raise ArgumentValueError(
+                f'vmap_new_states does not take {what}: it batches the states the function '
+                f'creates. Map existing states with brainstate.transform.vmap (in_states=, '
+                f'out_states=) or vmap2 (state_in_axes=, state_out_axes=).')
     options = dict(in_axes=in_axes, out_axes=out_axes, in_states=in_states,
                    out_states=out_states, axis_size=axis_size, axis_name=axis_name,
                    passes=passes, new_states_batched=True, state_tag=state_tag,
