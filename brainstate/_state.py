@@ -138,7 +138,7 @@ def _user_site() -> str:
 
 
 _Tracer = jax.core.Tracer
-_ArrayImpl = type(jax.numpy.zeros(()))
+from jax._src.array import ArrayImpl as _ArrayImpl  # (not jnp.zeros(()): no backend at import)
 _PY_SCALARS = (bool, int, float, complex)
 
 
