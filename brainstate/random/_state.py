@@ -134,7 +134,10 @@ class RandomState(State):
         with _LAZY_LOCK:  # two threads' first draws make one key
             d = self.__dict__
             if d.get('_lazy_key'):
-                key = as_key(random_seed(), 'RandomState')
+                # Its first use may be inside a trace (jax.jit, a brainstate transform): the
+                # key is a concrete array all the same, as if made at import.
+                with jax.ensure_compile_time_eval():
+                    key = as_key(random_seed(), 'RandomState')
                 leaves, treedef = jax.tree.flatten(key)
                 d['_treedef'] = treedef
                 d['_avals'] = tuple(_state_module._leaf_aval(leaf) for leaf in leaves)
