@@ -16,7 +16,7 @@ from jax.extend import source_info_util
 
 from .. import _state
 from .._compat import inside_brainstate_trace, set_debug_info
-from .._errors import StateArgumentError
+from .._errors import StateArgumentError, StateValueError
 from .._state import State
 from ._from_jaxpr import graph_from_jaxpr
 from ._primitives import state_read_p, state_write_p
@@ -73,14 +73,18 @@ class TraceContext:
                                      weak_type=getattr(jax.typeof(x), 'weak_type', False))
                 for x in leaves)
         else:
-            lanes = _state._LANE_VIEW.lanes
-            may_reshape = getattr(lanes, 'may_reshape', None)
-            if may_reshape is not None and id(state) not in self._new_ids and \
-                    may_reshape(state):
-                # vmap2: a state read shared takes whatever its lanes write (its stored value
-                # gets the batch axis when they differ, see StatefulMapping).
+            avals = self._written_avals.get(state) if self._written_avals else None
+            try:
+                leaves = state.check_compatible(value, state.avals if avals is None else avals)
+            except StateValueError:
+                lanes = _state._LANE_VIEW.lanes
+                may_reshape = getattr(lanes, 'may_reshape', None)
+                if may_reshape is None or id(state) in self._new_ids or \
+                        not may_reshape(state):
+                    raise
+                # vmap2: a state read shared may take another shape from its lanes (its stored
+                # value gets the batch axis when they differ, see StatefulMapping).
                 return self.write(state, value, reshape=True)
-            leaves = state.check_compatible(value, state.avals)
         if id(state) in self._new_ids:
             state._value = state._treedef.unflatten(leaves)
             return

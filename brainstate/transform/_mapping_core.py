@@ -157,7 +157,15 @@ class _SelectedStates:
         self.selectors = selectors
         self.states: dict = {}  # no up-front declarations: everything is resolved when touched
         self.filters = list(selectors.items())
-        self.promoted: dict = {}
+        self._local = threading.local()  # two threads may trace one function at once
+
+    @property
+    def promoted(self) -> dict:
+        return getattr(self._local, 'promoted', None) or {}
+
+    @promoted.setter
+    def promoted(self, value: dict):
+        self._local.promoted = value
 
     def axis_of(self, state: State):
         axis = self.promoted.get(state)
