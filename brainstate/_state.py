@@ -92,6 +92,11 @@ def eager_state_lock():
 # compiled call can tell in O(1) that the states it was traced with still have their avals.
 STRUCTURE_EPOCH = [0]
 
+# Bumped (with STRUCTURE_EPOCH) whenever a State held by a Module attribute is replaced by another
+# object (``net.w = ParamState(...)``): a compiled call traced with the old State must retrace
+# to find the States its function now touches.
+STATE_SET_EPOCH = [0]
+
 class _LaneView(threading.local):
     lanes = None
 
@@ -133,7 +138,7 @@ def _user_site() -> str:
 
 
 _Tracer = jax.core.Tracer
-_ArrayImpl = type(jax.numpy.zeros(()))
+from jax._src.array import ArrayImpl as _ArrayImpl  # (not jnp.zeros(()): no backend at import)
 _PY_SCALARS = (bool, int, float, complex)
 
 

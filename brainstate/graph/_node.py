@@ -15,6 +15,7 @@ from copy import deepcopy
 
 import jax
 
+from .. import _state
 from .._state import State
 from .._state_api import TreefyState
 from ..util._pretty_pytree import PrettyObject
@@ -57,6 +58,13 @@ class Node(PrettyObject):
         """Kept for compatibility: our States are valid in every trace."""
 
     def __setattr__(self, name, value):
+        if not name.startswith('_bs_'):
+            previous = self.__dict__.get(name)
+            if previous is not None and previous is not value and _holds_state(previous):
+                # A State the compiled functions of this module were traced with is replaced:
+                # they must retrace (the epochs tell them in O(1) on their next call).
+                _state.STATE_SET_EPOCH[0] += 1
+                _state.STRUCTURE_EPOCH[0] += 1
         object.__setattr__(self, name, value)
         if not name.startswith('_bs_'):
             _register(self, (name,), value)
@@ -87,6 +95,17 @@ class Node(PrettyObject):
         from ._operations import nodes
         _register_tree(self)
         return nodes(self, *filter_args, **kwargs)
+
+
+def _holds_state(value) -> bool:
+    """Whether an attribute value is a State or a Node, or a list/tuple/dict holding one."""
+    if isinstance(value, (State, Node)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_state(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_state(v) for v in value.values())
+    return False
 
 
 def _register(owner: Node, key: tuple, value):

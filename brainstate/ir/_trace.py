@@ -16,7 +16,7 @@ from jax.extend import source_info_util
 
 from .. import _state
 from .._compat import inside_brainstate_trace, set_debug_info
-from .._errors import StateArgumentError
+from .._errors import StateArgumentError, StateValueError
 from .._state import State
 from ._from_jaxpr import graph_from_jaxpr
 from ._primitives import state_read_p, state_write_p
@@ -41,6 +41,8 @@ class TraceContext:
         # States written with new avals (vmap's out_states): the graph's meta names them, so
         # the verifier accepts their writes (see brainstate/ir/_verifier.py).
         self.reshaped: set = set()
+        # The avals of their last write: a later read in this trace sees the written value.
+        self._written_avals: dict = {}
 
     def register_new_state(self, state: State):
         self.new_states.append(state)
@@ -52,7 +54,8 @@ class TraceContext:
         if '_value' not in state.__dict__ and '_created_at' in state.__dict__:
             state._missing_value()  # raises: a state created by a trace that left it no value
         # ``state.avals``: the avals the program being compiled sees (vmap's per-lane view).
-        leaves = state_read_p.bind(state=state, avals=state.avals)
+        avals = self._written_avals.get(state) if self._written_avals else None
+        leaves = state_read_p.bind(state=state, avals=state.avals if avals is None else avals)
         return state._treedef.unflatten(leaves)
 
     def write(self, state: State, value, reshape: bool = False):
@@ -65,8 +68,23 @@ class TraceContext:
             if treedef != state._treedef:
                 leaves = state.check_compatible(value)  # raises, naming the state
             leaves = [jax.numpy.asarray(leaf) for leaf in leaves]
+            self._written_avals[state] = tuple(
+                jax.core.ShapedArray(jax.numpy.shape(x), jax.numpy.result_type(x),
+                                     weak_type=getattr(jax.typeof(x), 'weak_type', False))
+                for x in leaves)
         else:
-            leaves = state.check_compatible(value, state.avals)
+            avals = self._written_avals.get(state) if self._written_avals else None
+            try:
+                leaves = state.check_compatible(value, state.avals if avals is None else avals)
+            except StateValueError:
+                lanes = _state._LANE_VIEW.lanes
+                may_reshape = getattr(lanes, 'may_reshape', None)
+                if may_reshape is None or id(state) in self._new_ids or \
+                        not may_reshape(state):
+                    raise
+                # vmap2: a state read shared may take another shape from its lanes (its stored
+                # value gets the batch axis when they differ, see StatefulMapping).
+                return self.write(state, value, reshape=True)
         if id(state) in self._new_ids:
             state._value = state._treedef.unflatten(leaves)
             return

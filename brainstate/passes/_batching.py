@@ -57,6 +57,10 @@ class BatchingSpec:
       axis_name: the ``axis_name`` of this vmap (for collectives).
       where: a description of the call for messages, e.g. ``'vmap of step'``.
       fun_name: the mapped function's name (for messages).
+      on_batched_write: ``rule(node) -> axis`` for a per-lane value written into a state with
+        no declared write axis (not split, not created by the function): the axis to store it
+        with, or raise. None: such a write is a :class:`~brainstate.BatchAxisError`
+        (``vmap``'s rule; ``vmap2`` decides by its ``unexpected_out_state_mapping`` policy).
     """
     input_batched: list = field(default_factory=list)
     read_axes: dict = field(default_factory=dict)
@@ -66,6 +70,7 @@ class BatchingSpec:
     axis_name: object = None
     where: str = 'vmap'
     fun_name: str = 'f'
+    on_batched_write: Callable | None = None
 
 
 @dataclass
@@ -189,6 +194,11 @@ class _Analysis:
             self.write_axes[state] = axis
             return
         if batched:
+            if spec.on_batched_write is not None and state not in spec.new_states:
+                axis = spec.on_batched_write(node)
+                node.meta.update(batched=True, axis=axis)
+                self.write_axes[state] = axis
+                return
             raise BatchAxisError(_shared_write_message(node, spec))
         node.meta['shared'] = True
         self.write_axes.setdefault(state, None)

@@ -1,7 +1,8 @@
 """The global random state ``DEFAULT`` and the functions that seed, inspect and split it.
 
 ``brainstate.random.normal(...)`` and the other module-level samplers draw from ``DEFAULT``, a
-:class:`RandomState` created at import with a fresh random seed (like NumPy's global generator).
+:class:`RandomState` with a fresh random seed (its key is made on first use, so importing
+brainstate starts no JAX backend) (like NumPy's global generator).
 Call ``brainstate.random.seed(n)`` to make a run reproducible: it seeds NumPy's global generator
 too, as the published BrainState library does.
 """
@@ -22,7 +23,8 @@ from ._state import RandomState
 __all__ = ['DEFAULT', 'seed', 'get_key', 'get_key_data', 'set_key', 'split_key', 'split_keys',
            'self_assign_multi_keys', 'restore_key', 'clone_rng', 'default_rng', 'seed_context']
 
-DEFAULT = RandomState(name='brainstate.random.DEFAULT')
+# Its key is made on first use: importing brainstate starts no JAX backend.
+DEFAULT = RandomState._lazy(name='brainstate.random.DEFAULT')
 
 
 def seed(seed_or_key: Any = None):

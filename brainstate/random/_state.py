@@ -51,6 +51,12 @@ Size = Optional[Union[int, Sequence[int]]]
 _KEY_LOCK = threading.RLock()
 
 
+# The attributes a lazily keyed RandomState (the global DEFAULT) makes on first use, under
+# _LAZY_LOCK.
+_LAZY_ATTRIBUTES = frozenset({'_value', '_treedef', '_avals'})
+_LAZY_LOCK = threading.Lock()
+
+
 def _key_lock():
     """The lock around a key's read-split-write: the State module's eager-state lock where it
     has one (so random draws and other eager read-modify-writes share one lock), else
@@ -104,6 +110,49 @@ class RandomState(State):
             seed_or_key = random_seed()
         super().__init__(as_key(seed_or_key, 'RandomState'), name=name)
         self._backup = None
+
+    # -- a key created on first use (the global DEFAULT) ------------------------------------
+
+    @classmethod
+    def _lazy(cls, name: Optional[str] = None) -> 'RandomState':
+        """A RandomState with a fresh random seed whose key is made on first use, so that
+        creating it (``import brainstate``) starts no JAX backend: ``XLA_FLAGS`` and JAX's
+        configuration set after the import still apply."""
+        self = cls.__new__(cls)
+        d = self.__dict__
+        d['_id'] = next(_state_module._ids)
+        d['name'] = name
+        d['_owner'] = None
+        d['tag'] = None
+        d['_metadata'] = {}
+        d['_exposed'] = True
+        d['_backup'] = None
+        d['_lazy_key'] = True
+        return self
+
+    def _make_key(self):
+        with _LAZY_LOCK:  # two threads' first draws make one key
+            d = self.__dict__
+            if d.get('_lazy_key'):
+                # Its first use may be inside a trace (jax.jit, a brainstate transform): the
+                # key is a concrete array all the same, as if made at import.
+                with jax.ensure_compile_time_eval():
+                    key = as_key(random_seed(), 'RandomState')
+                leaves, treedef = jax.tree.flatten(key)
+                d['_treedef'] = treedef
+                d['_avals'] = tuple(_state_module._leaf_aval(leaf) for leaf in leaves)
+                d['_value'] = key
+                del d['_lazy_key']
+
+    def __getattr__(self, name):
+        # Only reached when the attribute is missing: a lazy key not made yet.
+        if name in _LAZY_ATTRIBUTES and self.__dict__.get('_lazy_key'):
+            self._make_key()
+            return self.__dict__[name]
+        raise AttributeError(f'{type(self).__name__!r} object has no attribute {name!r}')
+
+    def has_value(self) -> bool:
+        return bool(self.__dict__.get('_lazy_key')) or super().has_value()
 
     def __repr__(self):
         # The stored key, not `.value`: printing inside a trace must not record a state read.

@@ -50,3 +50,9 @@ __all__ += ['eqns_to_jaxpr', 'eqns_to_closed_jaxpr']
 from ._ir_inline import inline_jit
 
 __all__ += ['inline_jit']
+from ._mapping2 import (StatefulMapping, pmap2, pmap2_new_states, vmap2,
+                        vmap2_new_states)
+from ._mapping_core import in_new_state_probe
+
+__all__ += ['StatefulMapping', 'vmap2', 'vmap2_new_states', 'pmap2', 'pmap2_new_states',
+            'in_new_state_probe']

@@ -16,7 +16,7 @@ from .._state import State
 
 __all__ = ['ArgumentSpec', 'CallSignature', 'normalize_argnums', 'describe_argument_path']
 
-_ArrayImpl = type(jax.numpy.zeros(()))
+from jax._src.array import ArrayImpl as _ArrayImpl  # (not jnp.zeros(()): no backend at import)
 _Tracer = jax.core.Tracer
 
 

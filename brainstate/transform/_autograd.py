@@ -193,11 +193,14 @@ class _Program:
         self.out_tree = program.out_tree
         self.state_avals = tuple((s, s.treedef, s.avals) for s in program.states)
         self.epoch = _state.STRUCTURE_EPOCH[0]
+        self.state_set_epoch = _state.STATE_SET_EPOCH[0]
         # A program that closed over tracers of an enclosing trace is only valid inside it.
         self.cacheable = not any(isinstance(c, _Tracer) for c in self.consts)
         self.compiled: Callable | None = None
 
     def still_valid(self) -> bool:
+        if self.state_set_epoch != _state.STATE_SET_EPOCH[0]:
+            return False  # a Module's State attribute was replaced: it may be one of ours
         for state, treedef, avals in self.state_avals:
             if state._treedef != treedef or state._avals != avals:
                 return False

@@ -98,6 +98,11 @@ def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name):
     fast = None if described is None else (described, sig.key)
     if fast is not None:
         found = _by_key.get(fast)
+        if found is not None and found[0].epoch != _state.STRUCTURE_EPOCH[0]:
+            # Some state changed shape or was replaced since: the program this key traced to
+            # may no longer fit (JAX would retrace with it at the new shapes). Trace below.
+            del _by_key[fast]
+            found = None
         if found is not None:
             entry, consts, program = found
             # (Its first compiled run: JAX traces the program this key traced to.)
@@ -124,6 +129,7 @@ def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name):
     else:
         _cache.move_to_end(fingerprint)
         _stats['hits'] += 1
+        entry.trust_states()  # just traced: these are the states the function touches now
     consts = program.lowered.closed_jaxpr.consts
     # A program seen for the first time runs op by op: compiling it with XLA pays off only
     # when it runs again (then it is compiled, once).

@@ -93,6 +93,7 @@ class _Entry:
         self.donated_states = tuple(s for s in self.read_states if s in written)
         self.kept_states = tuple(s for s in self.read_states if s not in written)
         self.layout = _layout_of(self.read_states + self.written_states)
+        self.state_set_epoch = _state.STATE_SET_EPOCH[0]
         self._pending = threading.local()
         self.pending = program
         self.last_program = program
@@ -142,10 +143,16 @@ class _Entry:
 
     # -- the per-call path ---------------------------------------------------------------------
 
+    def trust_states(self):
+        """A fresh trace of the function touched exactly this entry's states."""
+        self.state_set_epoch = _state.STATE_SET_EPOCH[0]
+
     def refresh_layout(self):
         """Recheck what depends on the states' tree structures (after any of them changed)."""
         states = self.read_states + self.written_states
-        if _layout_of(states) != self.layout:
+        if _layout_of(states) != self.layout or \
+                self.state_set_epoch != _state.STATE_SET_EPOCH[0]:
+            # A Module's State attribute replaced: the function may now touch other States.
             raise _StateSetChanged()
         self.epoch = _state.STRUCTURE_EPOCH[0]
         self.single_leaf = all(s._treedef.num_nodes == 1 and s._treedef.num_leaves == 1
@@ -357,6 +364,7 @@ class JittedFunction:
         self._record(args, kwargs, program)
         for entry in self._entries:
             if entry.matches(program):
+                entry.trust_states()
                 entry.pending = program
                 return entry
         entry = _Entry(self, program)

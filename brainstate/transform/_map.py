@@ -13,7 +13,7 @@ from ._eager import call_eagerly
 from ._loops import for_loop
 from ._region_tracing import as_leaves, fun_name
 from ._vmap import vmap
-from .._errors import ArgumentTypeError, ArgumentValueError
+from .._errors import ArgumentTypeError, ArgumentValueError, BatchAxisError
 
 __all__ = ['map']
 
@@ -23,7 +23,7 @@ def _length(xs, where: str) -> int:
     for leaf in jax.tree.leaves(xs):
         if not jnp.ndim(leaf):
             raise ArgumentValueError(
-                f'{where}: the arrays mapped over need a leading axis; got a scalar.')
+                f'{where}: the arrays mapped over need a leading axis; got a 0-d (scalar) input.')
         lengths.add(jnp.shape(leaf)[0])
     if not lengths:
         raise ArgumentValueError(f'{where}: give at least one array to map over.')
@@ -34,6 +34,18 @@ def _length(xs, where: str) -> int:
 
 
 def _map(f, xs: tuple, batch_size, name: str):
+    try:
+        return _map_blocks(f, xs, batch_size, name)
+    except BatchAxisError as error:
+        if batch_size is None:
+            raise
+        raise BatchAxisError(
+            f'{error}\nmap(..., batch_size={batch_size}) runs {name} under vmap, a block of '
+            f'elements at once, so a State it writes per element cannot be kept: drop '
+            f'batch_size to map sequentially, or use brainstate.transform.vmap2.') from None
+
+
+def _map_blocks(f, xs: tuple, batch_size, name: str):
     where = f'map over {name}'
     xs = tuple(jax.tree.unflatten(tree, leaves)
                for leaves, tree in (as_leaves(x, where) for x in xs))

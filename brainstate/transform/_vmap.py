@@ -132,8 +132,10 @@ class _Lanes:
     An enclosing vmap's view comes first: a state batched by both loses both axes.
     """
 
-    def __init__(self, declared: _Declaration, where: str, outer=None):
+    def __init__(self, declared: _Declaration, where: str, outer=None,
+                 free_shared_writes: bool = False):
         self.declared = declared
+        self.free_shared_writes = free_shared_writes
         self.where = where
         self.outer = outer
         self.axes: dict[State, int] = {}
@@ -150,6 +152,12 @@ class _Lanes:
         avals = outer if axis is None else self._lane_avals(state, outer or state._avals, axis)
         self._memo[state] = avals
         return avals
+
+    def may_reshape(self, state: State) -> bool:
+        """Whether a write may give ``state`` other shapes (the trace asks): under vmap2, a
+        state read shared whose stored value is not batched by an enclosing mapping."""
+        return (self.free_shared_writes and self(state) is None and
+                (self.outer is None or self.outer(state) is None))
 
     def _lane_avals(self, state: State, avals, axis: int) -> tuple:
         lane_avals, sizes = [], set()
@@ -267,16 +275,25 @@ class _Program:
                                 for s in self.written_states for _ in range(s.treedef.num_leaves)]
         self.arg_leaf_axes = list(arg_leaf_axes)
         self.out_leaf_axes = out_leaf_axes
+        self.mapping = owner.mapping
         self.new_states = set(new_states)
+        # States whose stored value gains (or keeps) the batch axis by this program's writes
+        # while read shared: their stored shape may change (vmap's out_states, vmap2's scatter).
+        self.reshaped = {s for s in self.written_states
+                         if result.write_axes.get(s) is not None and
+                         result.read_axes.get(s) is None and s not in self.new_states}
         self.state_avals = tuple((s, s.treedef, s.avals) for s in
                                  dict.fromkeys(self.read_states + self.written_states)
                                  if s not in self.new_states)
         self.epoch = _state.STRUCTURE_EPOCH[0]
+        self.state_set_epoch = _state.STATE_SET_EPOCH[0]
         # A program that closed over tracers of an enclosing trace is only valid inside it.
         self.cacheable = not any(isinstance(c, _Tracer) for c in self.consts)
         self.compiled = None
 
     def still_valid(self) -> bool:
+        if self.state_set_epoch != _state.STATE_SET_EPOCH[0]:
+            return False  # a Module's State attribute was replaced: it may be one of ours
         for state, treedef, avals in self.state_avals:
             if state._treedef != treedef or state._avals != avals:
                 return False
@@ -296,14 +313,21 @@ class _Program:
                 state_leaves.extend(treedef.flatten_up_to(value))
         jaxpr, n = self.jaxpr, self.num_outputs
 
-        def lane(consts, state_leaves, arg_leaves):
+        def lane(consts, state_leaves, arg_leaves, *unused):
             outs = jax.core.eval_jaxpr(jaxpr, consts, *state_leaves, *arg_leaves)
             return list(outs[:n]), list(outs[n:])
 
-        outs, written = jax.vmap(
-            lane, in_axes=(None, list(self.read_leaf_axes), list(self.arg_leaf_axes)),
+        in_axes = (None, list(self.read_leaf_axes), list(self.arg_leaf_axes))
+        extra = ()
+        if self.mapping is not jax.vmap and all(
+                a is None for a in self.read_leaf_axes + self.arg_leaf_axes):
+            # jax.pmap needs one mapped argument to know its devices: a lane index.
+            in_axes, extra = in_axes + (0,), (jax.numpy.arange(self.size),)
+        outs, written = self.mapping(
+            lane, in_axes=in_axes,
             out_axes=(list(self.out_leaf_axes), list(self.write_leaf_axes)),
-            axis_size=self.size, axis_name=self.axis_name)(consts, state_leaves, arg_leaves)
+            axis_size=self.size, axis_name=self.axis_name)(consts, state_leaves, arg_leaves,
+                                                           *extra)
         return outs, written, new_keys
 
 
@@ -323,7 +347,7 @@ class VmappedFunction(TransformedFunction):
     def __init__(self, fun: Callable, in_axes=0, out_axes=0, in_states=None, out_states=None,
                  axis_size: int | None = None, axis_name: Hashable | None = None,
                  passes=None, new_states_batched: bool = False, state_tag: str | None = None,
-                 state_to_exclude=None):
+                 state_to_exclude=None, mapping: Callable = jax.vmap):
         if not callable(fun):
             raise ArgumentTypeError(f'{self.kind}: expected a function, got {type(fun).__name__}.')
         self.fun = fun
@@ -340,6 +364,7 @@ class VmappedFunction(TransformedFunction):
                                      f'{axis_size!r}.')
         self.axis_size = None if axis_size is None else int(axis_size)
         self.axis_name = axis_name
+        self.mapping = mapping
         self.passes = passes
         self.in_states = _Declaration(in_states, 'in_states', self.where)
         self.out_states = _Declaration(out_states, 'out_states', self.where)
@@ -350,6 +375,7 @@ class VmappedFunction(TransformedFunction):
                     f'{self.where}: State {state.label()} is declared on axis {axis} in '
                     f'in_states but on axis {out_axis} in out_states. A state read per lane is '
                     f'written back on the same axis: declare it once, in in_states.')
+        self.free_shared_writes = False  # vmap2: shared states may be rewritten any shape
         self.new_states_batched = new_states_batched
         self.state_tag = state_tag
         self.state_to_exclude = None if state_to_exclude is None else \
@@ -398,6 +424,12 @@ class VmappedFunction(TransformedFunction):
         distinct = set(sizes.values())
         if self.axis_size is not None:
             distinct.add(self.axis_size)
+        if self.axis_size is not None and sizes and self.axis_size not in sizes.values():
+            listed = '; '.join(f'{what}: {size}' for what, size in sizes.items())
+            raise ArgumentValueError(
+                f'{self.where}: axis_size={self.axis_size} conflicts with the mapped size(s) '
+                f'of the arguments and batched states ({listed}). Omit axis_size or make it '
+                f'match them.')
         if len(distinct) > 1:
             listed = '; '.join(f'{what}: {size}' for what, size in sizes.items())
             given = f'; axis_size={self.axis_size}' if self.axis_size is not None else ''
@@ -412,22 +444,32 @@ class VmappedFunction(TransformedFunction):
                 f'no state is declared batched (in_states). Pass axis_size=.')
         return None
 
+    def _new_state_axis(self, state: State) -> int | None:
+        """The axis a state created by the function is stored with (None: unbatched)."""
+        if not self.new_states_batched:
+            return None
+        if isinstance(state, _state.NonBatchState) or state.tag == 'INIT_NO_BATCHING':
+            return None  # one value shared by every lane
+        if self.state_to_exclude is not None and \
+                self.state_to_exclude(state.path() or (), state):
+            return None
+        return 0
+
     def _split_new_states(self, new_states) -> tuple[dict, set]:
         """``({new state: axis}, set of new states)`` for the batching spec."""
         batched = {}
-        if self.new_states_batched:
-            for state in new_states:
-                if self.state_to_exclude is not None and \
-                        self.state_to_exclude(state.path() or (), state):
-                    continue
-                batched[state] = 0
+        for state in new_states:
+            axis = self._new_state_axis(state)
+            if axis is not None:
+                batched[state] = axis
         return batched, set(new_states)
 
     def _trace(self, args_info) -> tuple:
         """Trace one lane through the one pipeline, with ``batching-analysis`` run by its
         PassManager; per-lane shapes are inputs of the trace (arguments and ``lanes``)."""
         leaves, treedef, axes, lane_avals, paths, key = args_info
-        lanes = _Lanes(self.in_states, self.where, _state._LANE_VIEW.lanes)
+        lanes = _Lanes(self.in_states, self.where, _state._LANE_VIEW.lanes,
+                       self.free_shared_writes)
         for state in self.in_states.states:
             lanes(state)  # explicit declarations are checked (and sized) before tracing
         known = self._axis_sizes(leaves, axes, paths, lanes)
@@ -450,7 +492,7 @@ class VmappedFunction(TransformedFunction):
                     state._metadata['tag'] = self.state_tag
             # Resolved by the batching-analysis pass once the graph is canonical.
             graph.meta['batching_spec'] = lambda g: spec_box.append(
-                self._batching_spec(g, axes, lanes, new_states)) or spec_box[-1]
+                self._batching_spec(g, axes, lanes, new_states, args_info)) or spec_box[-1]
 
         sig = CallSignature(key, leaves, treedef, (), ())
         with axis_env:
@@ -462,7 +504,8 @@ class VmappedFunction(TransformedFunction):
         return graph, program.lowered, list(program.new_states), spec_box[-1], \
             graph.meta['batching'], size
 
-    def _batching_spec(self, graph, axes, lanes: _Lanes, new_states) -> BatchingSpec:
+    def _batching_spec(self, graph, axes, lanes: _Lanes, new_states,
+                       args_info=None) -> BatchingSpec:
         RandomState = _random_state_class()
         new_batched, new_set = self._split_new_states(new_states)
         written = [n.state for n in graph.find_nodes('state_write', recursive=False)]
@@ -553,8 +596,8 @@ class VmappedFunction(TransformedFunction):
             else:
                 states.append(state)
                 values.append(state.treedef.unflatten(leaves))
-        reshaped = {s for s in states if self.out_states.axis_of(s) is not None}
-        write_back(states + list(program.split_keys), values + new_keys, self.where, reshaped)
+        write_back(states + list(program.split_keys), values + new_keys, self.where,
+                   program.reshaped)
 
     def ir(self, *args, **kwargs):
         """The state IR of one lane, after the passes and the batching analysis: each node's
@@ -670,6 +713,12 @@ def vmap_new_states(fn: Callable | None = None, in_axes: int | None | Sequence =
         net.V.value.shape                                     # (64, n), random per trial
         brainstate.transform.vmap(net.update, in_states='trial')(inputs)
     """
+    for what, given in (('in_states', in_states), ('out_states', out_states)):
+        if given is not None:
+            raise ArgumentValueError(
+                f'vmap_new_states does not take {what}: it batches the states the function '
+                f'creates. Map existing states with brainstate.transform.vmap (in_states=, '
+                f'out_states=) or vmap2 (state_in_axes=, state_out_axes=).')
     options = dict(in_axes=in_axes, out_axes=out_axes, in_states=in_states,
                    out_states=out_states, axis_size=axis_size, axis_name=axis_name,
                    passes=passes, new_states_batched=True, state_tag=state_tag,
