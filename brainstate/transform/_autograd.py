@@ -251,10 +251,11 @@ class _StatefulTransform(TransformedFunction):
         entries = self._cache.get(sig.key)
         if entries:
             entry = entries[-1]
-            if entry.epoch == _state.STRUCTURE_EPOCH[0] or entry.still_valid():
+            if ((entry.epoch == _state.STRUCTURE_EPOCH[0] or entry.still_valid()) and
+                    entry.program.environ_reads.hold()):
                 return entry
             for entry in entries[:-1]:
-                if entry.still_valid():
+                if entry.still_valid() and entry.program.environ_reads.hold():
                     return entry
         program = trace_program(self.fun, self._spec, sig, passes=self.passes)
         self._last_program = program

@@ -98,6 +98,9 @@ def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name):
     fast = None if described is None else (described, sig.key)
     if fast is not None:
         found = _by_key.get(fast)
+        if found is not None and not found[2].environ_reads.hold():
+            del _by_key[fast]  # a brainstate.environ setting it read changed: trace below
+            found = None
         if found is not None:
             entry, consts, program = found
             # (Its first compiled run: JAX traces the program this key traced to.)
@@ -180,7 +183,8 @@ def call_eagerly(key, build: Callable[..., Any], name: str, *args):
 def eager_cache_info() -> dict:
     """Counters of the eager runner: ``traces`` (calls traced), ``compiled_programs``,
     ``hits`` (traced calls that reused a compiled program), ``untraced_hits`` (calls that ran a
-    compiled program without tracing), ``cached``."""
+    compiled program without tracing: equal function key, signature, state layout and
+    ``brainstate.environ`` settings read), ``cached``."""
     return dict(_stats, cached=len(_cache))
 
 

@@ -243,6 +243,8 @@ class _Compilation:
                                  for s in states)
 
     def stale(self) -> bool:
+        if not self.program.environ_reads.hold():  # a brainstate.environ setting it read changed
+            return True
         for state, (treedef, avals) in zip(self.state_trace.states, self.state_avals):
             leaves, current = jax.tree.flatten(state._value)
             if current != treedef or len(leaves) != len(avals):
