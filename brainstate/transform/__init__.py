@@ -50,3 +50,8 @@ __all__ += ['eqns_to_jaxpr', 'eqns_to_closed_jaxpr']
 from ._ir_inline import inline_jit
 
 __all__ += ['inline_jit']
+from ._ir_optim import (algebraic_simplification, common_subexpression_elimination,
+                        constant_fold, copy_propagation, dead_code_elimination, optimize_jaxpr)
+
+__all__ += ['constant_fold', 'dead_code_elimination', 'common_subexpression_elimination',
+            'copy_propagation', 'algebraic_simplification', 'optimize_jaxpr']

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableSet
+
 from jax.extend.core import Var
 
 from .._errors import BrainStateError
 
-__all__ = ['IRError', 'IRValidationError', 'UnsupportedPrimitiveError', 'check_all_vars']
+__all__ = ['IRError', 'IRValidationError', 'UnsupportedPrimitiveError', 'check_all_vars',
+           'IdentitySet']
 
 
 class IRError(BrainStateError):
@@ -27,3 +30,42 @@ def check_all_vars(varseq, name: str):
         if not isinstance(v, Var):
             raise IRValidationError(f'{name} must contain only Var instances; got '
                                     f'{type(v).__name__}.')
+
+
+class IdentitySet(MutableSet):
+    """A set whose members are compared by identity (``is``), not equality: for jaxpr
+    ``Var`` objects, arrays and other objects whose ``==`` is not a plain bool.
+
+    Example::
+
+        seen = IdentitySet(jaxpr.invars)
+        used_inputs = [v for eqn in jaxpr.eqns for v in eqn.invars if v in seen]
+    """
+
+    def __init__(self, iterable=None):
+        self._members = {}
+        if iterable is not None:
+            self.update(iterable)
+
+    def __contains__(self, item) -> bool:
+        return id(item) in self._members
+
+    def __iter__(self):
+        return iter(self._members.values())
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def add(self, item) -> None:
+        self._members[id(item)] = item
+
+    def discard(self, item) -> None:
+        self._members.pop(id(item), None)
+
+    def update(self, iterable) -> None:
+        """Add every item of ``iterable``."""
+        for item in iterable:
+            self.add(item)
+
+    def __repr__(self):
+        return f'IdentitySet({list(self._members.values())!r})'
