@@ -250,7 +250,6 @@ def test_algebraic_simplify_under_jit_matches_default_pipeline():
         return w.value * 0.0
 
     x = jnp.float32([0.5, -0.0, 2.0])
-    reference = brainstate.ParamState(w.value)
     w_before = w.value
     plain = brainstate.transform.jit(step)(x)
     after_plain = w.value
@@ -259,7 +258,6 @@ def test_algebraic_simplify_under_jit_matches_default_pipeline():
     simplified = brainstate.transform.jit(step, passes=passes)(x)
     np.testing.assert_array_equal(_bits(simplified), _bits(plain))
     np.testing.assert_array_equal(_bits(w.value), _bits(after_plain))
-    del reference
 
 
 def _jaxpr_with_a_noop_convert():
