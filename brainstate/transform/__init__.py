@@ -55,3 +55,6 @@ from ._ir_optim import (algebraic_simplification, common_subexpression_eliminati
 
 __all__ += ['constant_fold', 'dead_code_elimination', 'common_subexpression_elimination',
             'copy_propagation', 'algebraic_simplification', 'optimize_jaxpr']
+from ._ir_visualize import draw, draw_dot_graph, view_pydot
+
+__all__ += ['draw', 'view_pydot', 'draw_dot_graph']

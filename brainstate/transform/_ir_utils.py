@@ -9,7 +9,7 @@ from jax.extend.core import Var
 from .._errors import BrainStateError
 
 __all__ = ['IRError', 'IRValidationError', 'UnsupportedPrimitiveError', 'check_all_vars',
-           'IdentitySet']
+           'IdentitySet', 'make_var_factory']
 
 
 class IRError(BrainStateError):
@@ -69,3 +69,11 @@ class IdentitySet(MutableSet):
 
     def __repr__(self):
         return f'IdentitySet({list(self._members.values())!r})'
+
+
+def make_var_factory():
+    """A function ``factory(aval) -> Var`` making fresh jaxpr variables (for building
+    equations by hand)."""
+    def factory(aval):
+        return Var(aval)
+    return factory

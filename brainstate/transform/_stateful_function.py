@@ -143,6 +143,11 @@ class StateTrace:
     def get_state_values(self) -> list:
         return [s.value for s in self.states]
 
+    @property
+    def _original_state_values(self) -> list:
+        # (The published attribute; States hold concrete values outside any call.)
+        return [s._value for s in self.states]
+
     def get_read_state_values(self, replace_writen: bool = False) -> list:
         return [None if s is None else s.value for s in self.get_read_states(replace_writen)]
 
@@ -384,14 +389,19 @@ class StatefulFunction:
             if entry is not None:
                 for state in entry.state_trace.states:  # resync avals after `_value` edits
                     state.restore_value(state._value)
-            self._compilation_cache.data.pop(key, None)
-            spec = self._argument_spec(len(args))
-            sig = spec.signature(args, kwargs, allow_tracers=True)
+            # A stale entry stays readable (by other threads) until the new one replaces it;
+            # if tracing fails, it goes.
             try:
+                spec = self._argument_spec(len(args))
+                sig = spec.signature(args, kwargs, allow_tracers=True)
                 program = trace_program(self.fun, spec, sig, passes=self.passes)
             except TypeError as error:
+                self._compilation_cache.data.pop(key, None)
                 if 'State' in str(error) and 'returned' in str(error):
                     raise ValueError(str(error)) from error
+                raise
+            except BaseException:
+                self._compilation_cache.data.pop(key, None)
                 raise
             self._compilation_cache.set(key, _Compilation(program, self.return_only_write))
         return self
