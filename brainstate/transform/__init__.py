@@ -58,3 +58,6 @@ __all__ += ['constant_fold', 'dead_code_elimination', 'common_subexpression_elim
 from ._ir_visualize import draw, draw_dot_graph, view_pydot
 
 __all__ += ['draw', 'view_pydot', 'draw_dot_graph']
+from ._ir_tocode import fn_to_python_code, jaxpr_to_python_code, register_prim_handler
+
+__all__ += ['fn_to_python_code', 'jaxpr_to_python_code', 'register_prim_handler']
