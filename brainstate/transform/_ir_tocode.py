@@ -30,7 +30,7 @@ import jax
 import jax.extend.core as jex_core
 import numpy as np
 
-from ._ir_utils import IdentitySet, UnsupportedPrimitiveError
+from ._ir_utils import IdentityMap, IdentitySet, UnsupportedPrimitiveError
 
 __all__ = ['fn_to_python_code', 'jaxpr_to_python_code', 'register_prim_handler']
 
@@ -68,22 +68,27 @@ class SourcerorState:
 
     def __init__(self, reserved=()):
         self._reserved = set(reserved)
-        self._names = {}
+        self._names = IdentityMap()
         self._counter = itertools.count()
-        self._skolems = itertools.count()
+        self._skolems = itertools.count(1)
 
     def str_name(self, var) -> str:
-        name = self._names.get(id(var))
+        """The variable's name: ``a``, ``b``, ..., ``z``, ``ba``...; a Python keyword or a
+        name the code uses otherwise gets a trailing ``_``."""
+        name = self._names.get(var)
         if name is None:
             name = _letters(next(self._counter))
             if keyword.iskeyword(name) or name in _RESERVED or name in self._reserved:
                 name += '_'  # (letters never end in '_': still unique)
-            self._names[id(var)] = name
-            self._keep = getattr(self, '_keep', [])
-            self._keep.append(var)  # (ids stay valid while the code is written)
+            self._names[var] = name
         return name
 
+    def name(self, var, ctx=None) -> ast.Name:
+        """The variable's name as an AST node."""
+        return ast.Name(id=self.str_name(var), ctx=ctx or ast.Load())
+
     def skolem(self, prefix: str) -> str:
+        """A fresh helper name, ``prefix_<n>``."""
         return f'{prefix}_{next(self._skolems)}'
 
 
@@ -115,8 +120,38 @@ def is_array(value) -> bool:
     return hasattr(value, '__array__') and hasattr(value, 'shape') and hasattr(value, 'dtype')
 
 
+_NAMED_DTYPES = {'float16', 'float32', 'float64', 'bfloat16', 'int32', 'int64', 'complex128'}
+
+
 def _dtype_src(dtype) -> str:
-    return f"jax.numpy.dtype('{np.dtype(dtype).name}')"
+    name = np.dtype(dtype).name
+    if name == 'bool':
+        return 'jax.numpy.bool_'
+    if name in _NAMED_DTYPES:
+        return f'jax.numpy.{name}'
+    return f"jax.numpy.dtype('{name}')"
+
+
+def _coerce_to_numpy(value):
+    """``value`` (an array, a literal wrapper holding one in ``.val``, anything with
+    ``__array__``) as NumPy data; NumPy values are returned as they are."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value
+    inner = getattr(value, 'val', None)
+    if isinstance(inner, (np.ndarray, np.generic)):
+        return inner
+    try:
+        return np.asarray(value)
+    except Exception as error:
+        for attr in ('_value', 'array', 'value'):
+            candidate = getattr(value, attr, None)
+            if candidate is None or candidate is value:
+                continue
+            try:
+                return np.asarray(candidate)
+            except Exception:
+                continue
+        raise error
 
 
 def _scalar_src(x) -> str:
@@ -135,7 +170,7 @@ def _scalar_src(x) -> str:
 
 
 def _array_src(value) -> str:
-    array = np.asarray(value)
+    array = np.asarray(_coerce_to_numpy(value))
     dtype = array.dtype
     if dtype == jax.numpy.bfloat16 or dtype.kind not in 'biufc':
         data = array.astype(np.float32) if dtype.kind == 'V' or dtype.name == 'bfloat16' \
@@ -186,13 +221,17 @@ def value_src(value) -> str:
         if isinstance(value, tuple):
             return f'({inner},)' if len(value) == 1 else f'({inner})'
         return f'[{inner}]'
+    if type(value).__name__ == 'UnspecifiedValue':
+        prefix_imports.add('from jax._src.sharding_impls import UNSPECIFIED')
+        return 'UNSPECIFIED'
     try:
         dtype = np.dtype(value)
         return _dtype_src(dtype)
     except TypeError:
         pass
-    raise UnsupportedPrimitiveError(
-        f'Cannot write {value!r} (a {type(value).__name__}) as Python source.')
+    warnings.warn(f'Unknown value type {type(value).__name__} in a jaxpr parameter; writing '
+                  f'its repr, {value!r}, which may not be valid code.')
+    return repr(value)
 
 
 def _public_home(cls):

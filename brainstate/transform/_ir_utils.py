@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableSet
+from collections.abc import MutableMapping, MutableSet
 
 from jax.extend.core import Var
 
 from .._errors import BrainStateError
 
 __all__ = ['IRError', 'IRValidationError', 'UnsupportedPrimitiveError', 'check_all_vars',
-           'IdentitySet', 'make_var_factory']
+           'IdentitySet', 'IdentityMap', 'make_var_factory']
 
 
 class IRError(BrainStateError):
@@ -69,6 +69,41 @@ class IdentitySet(MutableSet):
 
     def __repr__(self):
         return f'IdentitySet({list(self._members.values())!r})'
+
+    __str__ = __repr__
+
+
+class IdentityMap(MutableMapping):
+    """A dict whose keys are compared by identity (``is``), not equality; it keeps its keys
+    alive, so an ``id`` is never reused while it is a key."""
+
+    def __init__(self, mapping=None):
+        self._items = {}
+        if mapping is not None:
+            self.update(mapping)
+
+    def __getitem__(self, key):
+        return self._items[id(key)][1]
+
+    def __setitem__(self, key, value):
+        self._items[id(key)] = (key, value)
+
+    def __delitem__(self, key):
+        del self._items[id(key)]
+
+    def __contains__(self, key) -> bool:
+        return id(key) in self._items
+
+    def __iter__(self):
+        return iter([key for key, _ in self._items.values()])
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self):
+        return f'IdentityMap({dict((repr(k), v) for k, v in self._items.values())!r})'
+
+    __str__ = __repr__
 
 
 def make_var_factory():
