@@ -278,3 +278,18 @@ def test_dropout_follows_the_fit_flag_under_jit():
         assert 0 < int(jnp.sum(dropped == 0)) < 200
     with environ.context(fit=False):
         np.testing.assert_array_equal(f(x), x)
+
+
+def test_vmap_transform_reuse_honours_settings():
+    environ.set(dt=2.)
+    v = brainstate.transform.vmap(lambda x: x * environ.get_dt())
+    np.testing.assert_allclose(v(jnp.arange(3.)), 2. * np.arange(3.), rtol=1e-6)
+
+    @brainstate.transform.jit
+    def outer(x):
+        return v(x)
+
+    np.testing.assert_allclose(outer(jnp.arange(3.)), 2. * np.arange(3.), rtol=1e-6)
+    environ.set(dt=3.)
+    np.testing.assert_allclose(v(jnp.arange(3.)), 3. * np.arange(3.), rtol=1e-6)
+    np.testing.assert_allclose(outer(jnp.arange(3.)), 3. * np.arange(3.), rtol=1e-6)
