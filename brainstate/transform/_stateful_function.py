@@ -159,13 +159,14 @@ class StateTrace:
                 f'been_writen={self.been_writen})')
 
 
-# The published optimization names, mapped onto our passes (None: no pass of ours does it
-# separately; the lowering already forwards copies and the default pipeline simplifies).
+# The published optimization names, mapped onto our passes (algebraic simplification keeps
+# the sign of zeros here: a compiled program's results do not change).
 IR_OPTIMIZATION_NAMES = {
     'constant_fold': 'fold-constants', 'fold-constants': 'fold-constants',
     'dce': 'dce', 'dead_code_elimination': 'dce',
     'cse': 'cse', 'common_subexpression_elimination': 'cse',
-    'copy_propagation': None, 'algebraic_simplification': None,
+    'copy_propagation': 'copy-propagation',
+    'algebraic_simplification': 'algebraic-simplify',
 }
 
 
