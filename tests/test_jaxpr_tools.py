@@ -378,3 +378,19 @@ def test_unknown_primitive_is_a_clear_error():
         np.testing.assert_allclose(got, jax.lax.cumlogsumexp(jnp.float32([1., 2.])), rtol=1e-6)
     finally:
         _ir_tocode.prim_to_python.pop('cumlogsumexp')
+
+
+def test_stateful_function_ir_optimizations_use_the_passes():
+    state = brainstate.State(jnp.float32([1.0, -0.0]))
+
+    def f(x):
+        state.value = jax.lax.copy_p.bind(state.value * 1.0) + 0.0
+        return x - 0.0
+
+    sf = brainstate.transform.StatefulFunction(
+        f, ir_optimizations=['copy_propagation', 'algebraic_simplification', 'dce'])
+    key = sf.get_arg_cache_key(jnp.float32(2.0), compile_if_miss=True)
+    jaxpr = sf.get_jaxpr_by_cache(key)
+    names = [e.primitive.name for e in jaxpr.jaxpr.eqns]
+    assert 'copy' not in names and 'mul' not in names and 'sub' not in names
+    assert 'add' in names  # (+ 0.0 would turn -0.0 into 0.0: kept)
