@@ -89,7 +89,14 @@ def _run_passes(jaxpr, passes: Sequence, what: str, records: list | None = None)
     manager.run(graph)
     if records is not None:
         records.extend(manager.records[:len(passes)])
-    lowered = lower_to_jaxpr(graph).closed_jaxpr
+    lowered_graph = lower_to_jaxpr(graph)
+    if lowered_graph.read_states or lowered_graph.written_states:
+        states = lowered_graph.read_states + lowered_graph.written_states
+        raise IRValidationError(
+            f'{what}: the jaxpr reads or writes brainstate State {states[0].label()} through '
+            f'state primitives; optimize the jaxpr of brainstate.transform.make_jaxpr(f) '
+            f'instead, whose states are plain inputs and outputs.')
+    lowered = lowered_graph.closed_jaxpr
     new = lowered.jaxpr
     rename = dict(zip(new.invars, flat.invars))
     extra_constvars, extra_consts = [], []
