@@ -124,3 +124,29 @@ def test_compatibility_helpers():
     a, b = factory(jax.core.ShapedArray((), np.float32)), factory(
         jax.core.ShapedArray((2,), np.int32))
     assert a is not b and b.aval.shape == (2,)
+
+
+def test_make_jaxpr_lists_states_read_but_unused_and_nested_ones():
+    st = brainstate.State(jnp.ones(4))
+
+    def reads_only(x):
+        st.value  # noqa: B018 - read, value unused
+        return x * 2.0
+
+    jaxpr, states = brainstate.transform.make_jaxpr(reads_only)(jnp.ones(2))
+    assert list(states) == [st] and len(jaxpr.in_avals) == 2
+
+    def writes(x):
+        st.value = st.value + x.sum()
+
+    def outer(x):
+        brainstate.transform.make_jaxpr(writes)(x)  # inspection only: st is not written here
+        return x + 1.0
+
+    before = st.value
+    jaxpr, states = brainstate.transform.make_jaxpr(outer)(jnp.ones(2))
+    assert list(states) == [st]
+    out = jax.core.eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, jnp.ones(2), st.value)
+    np.testing.assert_allclose(out[0], 2.0 * np.ones(2))
+    np.testing.assert_array_equal(out[1], before)
+    np.testing.assert_array_equal(st.value, before)

@@ -261,7 +261,7 @@ class _StatefulTransform(TransformedFunction):
         self._last_program = program
         if args is not None:
             self.stateful_target.record(args, kwargs, program)
-        entry = _Program(program, self.grad.states, self.kind, program.traced_reads,
+        entry = _Program(program, self.grad.states, self.kind, frozenset(program.traced_reads),
                          getattr(self, 'check_states', True))
         if entry.cacheable:
             self._cache.setdefault(sig.key, []).append(entry)

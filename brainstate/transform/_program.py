@@ -41,8 +41,9 @@ class StatefulProgram:
       lowered: the :class:`~brainstate.ir.LoweredGraph` (jaxpr and state order), or None when
         the program was traced without lowering.
       states: every state involved: the states read, then those only written.
-      traced_reads: every state the trace read, before the passes removed unused reads (grad
-        uses it to tell "never read" from "read, but its value is unused").
+      traced_reads: every state the trace read, in order of first read, before the passes
+        removed unused reads (grad uses it to tell "never read" from "read, but its value is
+        unused"; make_jaxpr lists such states too).
       arg_avals: the avals of the argument leaves.
       out_tree: the pytree structure of the results.
       new_states: states created while tracing.
@@ -54,7 +55,7 @@ class StatefulProgram:
     """
 
     def __init__(self, name, graph, lowered, arg_avals, out_tree, new_states, timings,
-                 traced_graph=None, traced_reads=frozenset(), pass_manager=None,
+                 traced_graph=None, traced_reads=(), pass_manager=None,
                  environ_reads: EnvironReads | None = None):
         self.name = name
         self.environ_reads = EnvironReads() if environ_reads is None else environ_reads
@@ -101,11 +102,12 @@ def check_outputs(out, fun_name: str, where: str = ''):
                 f'create a module inside a transform, create it before the call.')
 
 
-def _states_read(graph, out: set) -> set:
-    """Every state a graph (and the regions in it) reads."""
+def _states_read(graph, out: dict) -> dict:
+    """Every state a graph (and the regions in it) reads, in order of first read (the keys of
+    ``out``)."""
     for node in graph.nodes:
         if node.kind == 'state_read':
-            out.add(node.state)
+            out.setdefault(node.state, None)
         for sub in node.subgraphs:
             _states_read(sub, out)
     return out
@@ -189,7 +191,7 @@ def trace_program(fun: Callable, spec: ArgumentSpec, sig: CallSignature, *, pass
         return StatefulProgram(name, graph, None, arg_avals, graph.out_tree, ctx.new_states,
                                timings, environ_reads=environ_reads)
     traced = graph.copy() if keep_traced else graph
-    traced_reads = frozenset(_states_read(graph, set()))
+    traced_reads = tuple(_states_read(graph, {}))
     if before_passes is not None:
         before_passes(graph, ctx.new_states)
     start = time.perf_counter()

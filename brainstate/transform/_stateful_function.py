@@ -202,6 +202,10 @@ class _Compilation:
         closed = lowered.closed_jaxpr
         jaxpr = closed.jaxpr
         states = list(program.states)
+        # A state read whose value turned out unused is still one of the function's states
+        # (an input of the jaxpr), as published.
+        known = set(states)
+        states += [s for s in program.traced_reads if s not in known]
         written = list(lowered.written_states)
         written_set = set(written)
         n_read_leaves = sum(s.treedef.num_leaves for s in lowered.read_states)
@@ -386,6 +390,7 @@ class StatefulFunction:
         with self._cache_lock:
             entry = self._compilation_cache.get(key)
             if entry is not None and not entry.stale():
+                self._read_in_enclosing_trace(key)
                 return self
             if entry is not None:
                 for state in entry.state_trace.states:  # resync avals after `_value` edits
@@ -405,7 +410,19 @@ class StatefulFunction:
                 self._compilation_cache.data.pop(key, None)
                 raise
             self._compilation_cache.set(key, _Compilation(program, self.return_only_write))
+        self._read_in_enclosing_trace(key)
         return self
+
+    def _read_in_enclosing_trace(self, key) -> None:
+        """Inside another brainstate trace (``make_jaxpr`` of a function that itself calls
+        ``make_jaxpr``), the states this function touches are read by the enclosing trace
+        too, as published: they are among the enclosing function's states."""
+        if not _state.TRACE_STACK.stack:
+            return
+        entry = self._compilation_cache.data.get(key)
+        if entry is not None:
+            for state in entry.state_trace.states:
+                state.value  # noqa: B018 - a read recorded by the enclosing trace
 
     def _get(self, key) -> _Compilation:
         entry = self._compilation_cache.data.get(key)
