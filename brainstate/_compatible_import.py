@@ -37,3 +37,22 @@ def unzip2(pairs):
 
 
 __all__ += ['Primitive', 'safe_zip', 'unzip2']
+
+
+def is_jit_primitive(eqn) -> bool:
+    """Whether a jaxpr equation is a call of a ``jax.jit`` function (``jit``; ``pjit`` in
+    older JAX)."""
+    return eqn.primitive.name in ('jit', 'pjit', 'xla_call')
+
+
+def scan_num_consts_carry(eqn_params) -> tuple:
+    """``(num_consts, num_carry)`` of a ``scan`` equation's params (``jax.lax.map`` is a scan
+    too): the ``num_consts`` / ``num_carry`` params where JAX has them, else the group sizes of
+    its ``ft_in`` flat tree (consts, carry, xs)."""
+    if 'num_consts' in eqn_params:
+        return eqn_params['num_consts'], eqn_params['num_carry']
+    consts, carry, _xs = eqn_params['ft_in'].unpack()
+    return len(consts), len(carry)
+
+
+__all__ += ['is_jit_primitive', 'scan_num_consts_carry']

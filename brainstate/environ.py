@@ -24,6 +24,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import functools
+import itertools
 import os
 import re
 import threading
@@ -68,6 +69,10 @@ _MISSING = object()
 class _ThreadContexts(threading.local):
     def __init__(self):
         self.stacks = defaultdict(list)
+        # Stamp of this thread's last context change (0: none yet), and the recorders of the
+        # traces running in this thread (see "What traces read" below).
+        self.stamp = 0
+        self.recorders = []
 
 
 class EnvironmentState:
@@ -96,6 +101,89 @@ class EnvironmentState:
 
 
 _ENV_STATE = EnvironmentState()
+
+# -- What traces read ------------------------------------------------------------------------
+# A compiled program is valid for the settings its trace read (``dt``, ``fit``...): the
+# transforms' caches record them (``_recording``) and check them before reusing a program
+# (``brainstate.transform._environ_key``). The check is cheap when nothing changed: each change
+# bumps a stamp, global settings (``set``, ``pop``...) the global one, a ``context`` the calling
+# thread's, all drawn from one counter, so ``_view_stamp()`` is the same pair exactly while
+# this thread's view of the settings cannot have changed.
+_STAMPS = itertools.count(1)
+_GLOBAL_STAMP = [0]
+
+
+def _changed_globally() -> None:
+    # (After the change, never before: a reader that saw the new stamp sees the new values.)
+    _GLOBAL_STAMP[0] = next(_STAMPS)
+
+
+def _view_stamp() -> tuple:
+    """Equal to an earlier result only if no setting this thread sees changed in between."""
+    return _GLOBAL_STAMP[0], _ENV_STATE._contexts.stamp
+
+
+def _current(key):
+    """The value of ``key`` in force in this thread (``_MISSING`` if unset), not recorded."""
+    env = _ENV_STATE
+    stack = env._contexts.stacks.get(key)
+    if stack:
+        return stack[-1]
+    return env.settings.get(key, _MISSING)
+
+
+class _Recorder:
+    """The settings one trace reads, as they stand outside it: a ``context`` the traced function
+    enters itself is part of the function, so a read under it records the value outside."""
+
+    __slots__ = ('reads', 'depths', 'stamp')
+
+    def __init__(self, env):
+        self.reads: Dict[Hashable, Any] = {}
+        self.depths = {key: len(stack) for key, stack in env._contexts.stacks.items()}
+        self.stamp = _view_stamp()
+
+    def record(self, env, key):
+        if key in self.reads or key in (PLATFORM, HOST_DEVICE_COUNT):
+            return
+        depth = self.depths.get(key, 0)
+        stack = env._contexts.stacks.get(key)
+        if depth and stack and len(stack) >= depth:
+            self.reads[key] = stack[depth - 1]
+        else:
+            self.reads[key] = env.settings.get(key, _MISSING)
+
+
+def _record_read(env, key) -> None:
+    if env is not _ENV_STATE:
+        return
+    for recorder in env._contexts.recorders:
+        recorder.record(env, key)
+
+
+@contextlib.contextmanager
+def _recording():
+    """Record the global environment's settings read in this thread while the block runs.
+
+    Yields a :class:`_Recorder`: ``.reads`` maps each key read to its value outside the block
+    (``_MISSING`` when unset), ``.stamp`` is the view stamp at the start."""
+    env = _ENV_STATE
+    recorder = _Recorder(env)
+    recorders = env._contexts.recorders
+    recorders.append(recorder)
+    try:
+        yield recorder
+    finally:
+        recorders.remove(recorder)
+
+
+def _replay_reads(keys) -> None:
+    """Count ``keys`` (read by a program reused without tracing) as read by the traces running
+    in this thread."""
+    env = _ENV_STATE
+    if env._contexts.recorders:
+        for key in keys:
+            _record_read(env, key)
 
 
 def _env(env):
@@ -126,6 +214,7 @@ def reset(*, env: Optional[EnvironmentState] = None) -> None:
         env.functions.clear()
         env.locks.clear()
         env.settings[PRECISION] = DEFAULT_PRECISION
+    _changed_globally()
     warnings.warn('Environment has been reset to default settings. All custom configurations '
                   'have been cleared.', UserWarning)
 
@@ -161,8 +250,9 @@ def context(*, env: Optional[EnvironmentState] = None, **kwargs):
             with env.locks[key]:
                 env.contexts[key].append(value)
                 pushed.append(key)
+            env._contexts.stamp = next(_STAMPS)
             _call_behavior(env, key, value)
-        yield all(env=env)
+        yield _all_settings(env)
     finally:
         for key in reversed(pushed):
             with env.locks[key]:
@@ -171,6 +261,7 @@ def context(*, env: Optional[EnvironmentState] = None, **kwargs):
                     stack.pop()
                 if not stack:
                     env.contexts.pop(key, None)
+                env._contexts.stamp = next(_STAMPS)
                 if key in env.functions:
                     previous = get(key, default=None, env=env)
                     if previous is not None:
@@ -193,6 +284,8 @@ def get(key: str, default: Any = _MISSING, desc: Optional[str] = None, *,
         return get_platform()
     if key == HOST_DEVICE_COUNT:
         return get_host_device_count()
+    if env._contexts.recorders:
+        _record_read(env, key)
     with env.locks[key]:
         stack = env.contexts.get(key)
         if stack:
@@ -212,6 +305,14 @@ def get(key: str, default: Any = _MISSING, desc: Optional[str] = None, *,
 def all(*, env: Optional[EnvironmentState] = None) -> Dict[str, Any]:
     """Every setting in force in this thread (global settings updated by context overrides)."""
     env = _env(env)
+    result = _all_settings(env)
+    if env._contexts.recorders:
+        for key in result:
+            _record_read(env, key)
+    return result
+
+
+def _all_settings(env: EnvironmentState) -> Dict[str, Any]:
     result = dict(env.settings)
     for key, stack in list(env.contexts.items()):
         if stack:
@@ -233,7 +334,9 @@ def pop(key: str, default: Any = _MISSING, *, env: Optional[EnvironmentState] = 
                              f"is currently overridden in {len(stack)} context(s); pop it after "
                              f"leaving them.")
         if key in env.settings:
-            return env.settings.pop(key)
+            value = env.settings.pop(key)
+            _changed_globally()
+            return value
     if default is _MISSING:
         raise KeyError(f"Key '{key}' not found in global environment settings.")
     return default
@@ -263,6 +366,7 @@ def set(platform: Optional[str] = None, host_device_count: Optional[int] = None,
             raise TypeError(f"'{DT}' must be a scalar number, got {type(dt)}")
         kwargs[DT] = dt
     env.settings.update(kwargs)
+    _changed_globally()
     for key, value in kwargs.items():
         _call_behavior(env, key, value)
 
@@ -311,6 +415,7 @@ def set_precision(precision: PrecisionType, *, env: Optional[EnvironmentState] =
     if env is _ENV_STATE:
         _set_jax_precision(precision)
     env.settings[PRECISION] = precision
+    _changed_globally()
     if PRECISION in env.functions:
         env.functions[PRECISION](precision)
 

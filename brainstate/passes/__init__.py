@@ -13,6 +13,8 @@ from ._dead_writes import eliminate_dead_writes
 from ._dce import dead_code_elimination
 from ._cse import common_subexpression_elimination
 from ._fold_constants import fold_constants
+from ._algebraic_simplify import algebraic_simplify
+from ._copy_propagation import copy_propagation
 from ._analyses import analyze_donation, analyze_read_only_states
 from ._batching import (BatchingResult, BatchingSpec, PRIMITIVE_BATCHING_RULES,
                         analyze_batching)
@@ -23,7 +25,8 @@ __all__ = [
     'Pass', 'FunctionPass', 'PassStatistics', 'register', 'get_pass', 'registered_passes',
     'PassManager', 'PassFailure', 'PassRecord', 'parse_pipeline',
     'hoist_states', 'eliminate_dead_writes', 'dead_code_elimination',
-    'common_subexpression_elimination', 'fold_constants', 'analyze_read_only_states',
+    'common_subexpression_elimination', 'fold_constants', 'algebraic_simplify',
+    'copy_propagation', 'analyze_read_only_states',
     'analyze_donation', 'analyze_batching', 'BatchingSpec', 'BatchingResult',
     'PRIMITIVE_BATCHING_RULES',
     'DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',

@@ -56,3 +56,14 @@ from ._mapping_core import in_new_state_probe
 
 __all__ += ['StatefulMapping', 'vmap2', 'vmap2_new_states', 'pmap2', 'pmap2_new_states',
             'in_new_state_probe']
+from ._ir_optim import (algebraic_simplification, common_subexpression_elimination,
+                        constant_fold, copy_propagation, dead_code_elimination, optimize_jaxpr)
+
+__all__ += ['constant_fold', 'dead_code_elimination', 'common_subexpression_elimination',
+            'copy_propagation', 'algebraic_simplification', 'optimize_jaxpr']
+from ._ir_visualize import draw, draw_dot_graph, view_pydot
+
+__all__ += ['draw', 'view_pydot', 'draw_dot_graph']
+from ._ir_tocode import fn_to_python_code, jaxpr_to_python_code, register_prim_handler
+
+__all__ += ['fn_to_python_code', 'jaxpr_to_python_code', 'register_prim_handler']

@@ -250,18 +250,21 @@ class _StatefulTransform(TransformedFunction):
         jaxpr, timings; ``pass_manager.records`` say which passes ran)."""
         return self._last_program
 
-    def _program(self, sig: CallSignature) -> _Program:
+    def _program(self, sig: CallSignature, args=None, kwargs=None) -> _Program:
         entries = self._cache.get(sig.key)
         if entries:
             entry = entries[-1]
-            if entry.epoch == _state.STRUCTURE_EPOCH[0] or entry.still_valid():
+            if ((entry.epoch == _state.STRUCTURE_EPOCH[0] or entry.still_valid()) and
+                    entry.program.environ_reads.hold()):
                 return entry
             for entry in entries[:-1]:
-                if entry.still_valid():
+                if entry.still_valid() and entry.program.environ_reads.hold():
                     return entry
         program = trace_program(self.fun, self._spec, sig, passes=self.passes)
         self._last_program = program
-        entry = _Program(program, self.grad.states, self.kind, program.traced_reads,
+        if args is not None:
+            self.stateful_target.record(args, kwargs, program)
+        entry = _Program(program, self.grad.states, self.kind, frozenset(program.traced_reads),
                          getattr(self, 'check_states', True))
         if entry.cacheable:
             self._cache.setdefault(sig.key, []).append(entry)
@@ -275,9 +278,23 @@ class _StatefulTransform(TransformedFunction):
                     f'positional argument {n}, but the call has {len(args)} positional '
                     f'argument(s). Differentiated arguments must be passed by position.')
 
+    @property
+    def stateful_target(self):
+        """A :class:`~brainstate.transform.StatefulFunction` view of the programs traced for
+        the function (the published attribute): every signature differentiated so far is in
+        its cache (``get_arg_cache_key``, ``get_states_by_cache``...)."""
+        stateful = self.__dict__.get('_stateful_target')
+        if stateful is None:
+            from ._stateful_function import StatefulFunction
+            stateful = self._stateful_target = StatefulFunction(
+                self.fun, name='gradient', return_only_write=True, passes=self.passes)
+        return stateful
+
     def clear_cache(self):
         """Forget every traced program."""
         self._cache.clear()
+        if self.__dict__.get('_stateful_target') is not None:
+            self._stateful_target.clear_cache()
 
     # -- the pure function, as the JAX transforms see it -----------------------------------
 
@@ -331,7 +348,7 @@ class _StatefulTransform(TransformedFunction):
         """Trace (or find) the program and read the states: the inputs of the pure function."""
         self._check_args(args)
         sig = self._spec.signature(args, kwargs, allow_tracers=True)
-        program = self._program(sig)
+        program = self._program(sig, args, kwargs)
         # Read every state the function reads in the enclosing context: a traced read inside
         # jit or another transform, the stored value eagerly.
         grad_values = self.grad.build([s.value for s in self.grad.states]) \

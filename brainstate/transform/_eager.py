@@ -98,9 +98,10 @@ def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name):
     fast = None if described is None else (described, sig.key)
     if fast is not None:
         found = _by_key.get(fast)
-        if found is not None and found[0].epoch != _state.STRUCTURE_EPOCH[0]:
-            # Some state changed shape or was replaced since: the program this key traced to
-            # may no longer fit (JAX would retrace with it at the new shapes). Trace below.
+        if found is not None and (found[0].epoch != _state.STRUCTURE_EPOCH[0]
+                                  or not found[2].environ_reads.hold()):
+            # Some state changed shape or was replaced since, or a brainstate.environ setting
+            # the program read changed: the program may no longer fit. Trace below.
             del _by_key[fast]
             found = None
         if found is not None:
@@ -186,7 +187,8 @@ def call_eagerly(key, build: Callable[..., Any], name: str, *args):
 def eager_cache_info() -> dict:
     """Counters of the eager runner: ``traces`` (calls traced), ``compiled_programs``,
     ``hits`` (traced calls that reused a compiled program), ``untraced_hits`` (calls that ran a
-    compiled program without tracing), ``cached``."""
+    compiled program without tracing: equal function key, signature, state layout and
+    ``brainstate.environ`` settings read), ``cached``."""
     return dict(_stats, cached=len(_cache))
 
 

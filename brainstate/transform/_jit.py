@@ -97,6 +97,9 @@ class _Entry:
         self._pending = threading.local()
         self.pending = program
         self.last_program = program
+        # The brainstate.environ settings the traces of this entry read: it is valid while
+        # they keep their values (another entry serves other values).
+        self.environ_reads = program.environ_reads.copy()
         self.consts_as_args = consts_as_args
         self.may_donate = program_may_donate(lowered.closed_jaxpr) and bool(self.donated_states)
         # States the program writes with other avals than they hold (vmap's out_states): their
@@ -240,6 +243,7 @@ class _Entry:
                     tuple(lowered.written_states) != self.written_states):
                 raise _StateSetChanged()
             self.last_program = program
+            self.environ_reads.merge(program.environ_reads)
         lowered = program.lowered
         by_state = {}
         for states, leaves in ((self.donated_states, donated), (self.kept_states, kept)):
@@ -272,7 +276,8 @@ class _Entry:
         lowered = program.lowered
         return (self.read_states == tuple(lowered.read_states) and
                 self.written_states == tuple(lowered.written_states) and
-                self.layout == _layout_of(self.read_states + self.written_states))
+                self.layout == _layout_of(self.read_states + self.written_states) and
+                self.environ_reads.hold())
 
 
 class JittedFunction:
@@ -308,6 +313,8 @@ class JittedFunction:
             # Inside another brainstate transform: become part of its trace.
             return self.fun(*args, **kwargs)
         entry = self._last
+        if entry is not None and entry.environ_reads.values and not entry.environ_reads.hold():
+            entry = self._last = self._entry_for_environ()
         if entry is not None:
             try:
                 return entry(args, kwargs)
@@ -333,6 +340,14 @@ class JittedFunction:
             # As JAX does for its own: the traceback shows the user's frames, not ours.
             hide_brainstate_frames(error)
             raise
+
+    def _entry_for_environ(self) -> _Entry | None:
+        """The latest entry traced under the ``brainstate.environ`` settings now in force (the
+        settings its traces read have their values then), if any."""
+        for entry in reversed(self._entries):
+            if entry.environ_reads.hold():
+                return entry
+        return None
 
     def _cache_key(self):
         """What this jitted function computes, for the eager runner's reuse rule."""
@@ -366,6 +381,7 @@ class JittedFunction:
             if entry.matches(program):
                 entry.trust_states()
                 entry.pending = program
+                entry.environ_reads.merge(program.environ_reads)
                 return entry
         entry = _Entry(self, program)
         self._entries.append(entry)
@@ -540,8 +556,11 @@ def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_U
       passes: the optimization pipeline (see ``brainstate.passes``); ``None`` for the default.
 
     Returns:
-      A :class:`JittedFunction`. Calls are cached per argument shapes/dtypes, static values
-      and the shapes/dtypes of the states involved: changing a state's shape retraces.
+      A :class:`JittedFunction`. Calls are cached per argument shapes/dtypes, static values,
+      the shapes/dtypes of the states involved and the values of the ``brainstate.environ``
+      settings the function read while traced: changing a state's shape, or a setting it
+      read (``environ.set(dt=...)``, ``environ.context(fit=False)``), retraces; changing a
+      setting it never read does not.
 
     Example::
 

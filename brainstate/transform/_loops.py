@@ -155,13 +155,17 @@ def _promote_weak(init_leaves, carry_avals, carry_out):
 
 
 def _with_progress(f, init, bar: ProgressBar, length: int):
-    """Wrap a scan body so that it counts iterations and reports them to the progress bar."""
+    """Wrap a scan body so that it counts iterations and reports them to the progress bar.
+
+    One runner (one bar on screen) serves every trace of the body: a loop run as several
+    scans (checkpointed_scan's blocks and remainder) advances the same bar."""
+    runner = bar.init(length)
 
     def counted(carry, x):
         done, inner = carry
         inner, y = f(inner, x)
         done = done + 1
-        bar.emit(done, length)
+        runner(done - 1)
         return (done, inner), y
 
     counted.__name__ = fun_name(f)

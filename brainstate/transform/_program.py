@@ -25,6 +25,7 @@ from .._errors import StateArgumentError
 from .._state import State, lane_view
 from ..ir import LoweredGraph, lower_to_jaxpr, trace_flat
 from ._arguments import ArgumentSpec, CallSignature, leaf_aval
+from ._environ_key import EnvironReads, recording_reads
 
 __all__ = ['trace_program', 'StatefulProgram', 'check_outputs', 'argument_names']
 
@@ -40,19 +41,24 @@ class StatefulProgram:
       lowered: the :class:`~brainstate.ir.LoweredGraph` (jaxpr and state order), or None when
         the program was traced without lowering.
       states: every state involved: the states read, then those only written.
-      traced_reads: every state the trace read, before the passes removed unused reads (grad
-        uses it to tell "never read" from "read, but its value is unused").
+      traced_reads: every state the trace read, in order of first read, before the passes
+        removed unused reads (grad uses it to tell "never read" from "read, but its value is
+        unused"; make_jaxpr lists such states too).
       arg_avals: the avals of the argument leaves.
       out_tree: the pytree structure of the results.
       new_states: states created while tracing.
       pass_manager: the PassManager that ran (its ``records`` say which passes ran and what
         they changed).
       timings: seconds spent in 'trace', 'passes', 'lower' (and 'compile', set by jit).
+      environ_reads: the ``brainstate.environ`` settings the trace read, with their values
+        (an :class:`~._environ_key.EnvironReads`): the program is valid while they hold.
     """
 
     def __init__(self, name, graph, lowered, arg_avals, out_tree, new_states, timings,
-                 traced_graph=None, traced_reads=frozenset(), pass_manager=None):
+                 traced_graph=None, traced_reads=(), pass_manager=None,
+                 environ_reads: EnvironReads | None = None):
         self.name = name
+        self.environ_reads = EnvironReads() if environ_reads is None else environ_reads
         self.traced_graph = graph if traced_graph is None else traced_graph
         self.graph = graph
         self.lowered: LoweredGraph | None = lowered
@@ -96,11 +102,12 @@ def check_outputs(out, fun_name: str, where: str = ''):
                 f'create a module inside a transform, create it before the call.')
 
 
-def _states_read(graph, out: set) -> set:
-    """Every state a graph (and the regions in it) reads."""
+def _states_read(graph, out: dict) -> dict:
+    """Every state a graph (and the regions in it) reads, in order of first read (the keys of
+    ``out``)."""
     for node in graph.nodes:
         if node.kind == 'state_read':
-            out.add(node.state)
+            out.setdefault(node.state, None)
         for sub in node.subgraphs:
             _states_read(sub, out)
     return out
@@ -175,15 +182,16 @@ def trace_program(fun: Callable, spec: ArgumentSpec, sig: CallSignature, *, pass
         arg_names = argument_names(spec.fun, sig)
     except Exception:  # a signature we cannot map: JAX's generic names
         arg_names = None
-    graph, ctx = trace_flat(flat_fun, arg_avals, name=name, user_fun=spec.fun,
-                            arg_names=arg_names)
+    with recording_reads() as environ_reads:
+        graph, ctx = trace_flat(flat_fun, arg_avals, name=name, user_fun=spec.fun,
+                                arg_names=arg_names)
     graph.in_tree, graph.out_tree = sig.treedef, out_tree_box[-1]
     timings['trace'] = time.perf_counter() - start
     if not lower:
         return StatefulProgram(name, graph, None, arg_avals, graph.out_tree, ctx.new_states,
-                               timings)
+                               timings, environ_reads=environ_reads)
     traced = graph.copy() if keep_traced else graph
-    traced_reads = frozenset(_states_read(graph, set()))
+    traced_reads = tuple(_states_read(graph, {}))
     if before_passes is not None:
         before_passes(graph, ctx.new_states)
     start = time.perf_counter()
@@ -194,5 +202,5 @@ def trace_program(fun: Callable, spec: ArgumentSpec, sig: CallSignature, *, pass
     timings['lower'] = time.perf_counter() - start
     return StatefulProgram(name, graph, lowered, arg_avals, graph.out_tree, ctx.new_states,
                            timings, traced_graph=traced, traced_reads=traced_reads,
-                           pass_manager=manager)
+                           pass_manager=manager, environ_reads=environ_reads)
 

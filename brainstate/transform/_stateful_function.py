@@ -143,6 +143,11 @@ class StateTrace:
     def get_state_values(self) -> list:
         return [s.value for s in self.states]
 
+    @property
+    def _original_state_values(self) -> list:
+        # (The published attribute; States hold concrete values outside any call.)
+        return [s._value for s in self.states]
+
     def get_read_state_values(self, replace_writen: bool = False) -> list:
         return [None if s is None else s.value for s in self.get_read_states(replace_writen)]
 
@@ -154,13 +159,14 @@ class StateTrace:
                 f'been_writen={self.been_writen})')
 
 
-# The published optimization names, mapped onto our passes (None: no pass of ours does it
-# separately; the lowering already forwards copies and the default pipeline simplifies).
+# The published optimization names, mapped onto our passes (algebraic simplification keeps
+# the sign of zeros here: a compiled program's results do not change).
 IR_OPTIMIZATION_NAMES = {
     'constant_fold': 'fold-constants', 'fold-constants': 'fold-constants',
     'dce': 'dce', 'dead_code_elimination': 'dce',
     'cse': 'cse', 'common_subexpression_elimination': 'cse',
-    'copy_propagation': None, 'algebraic_simplification': None,
+    'copy_propagation': 'copy-propagation',
+    'algebraic_simplification': 'algebraic-simplify',
 }
 
 
@@ -196,6 +202,10 @@ class _Compilation:
         closed = lowered.closed_jaxpr
         jaxpr = closed.jaxpr
         states = list(program.states)
+        # A state read whose value turned out unused is still one of the function's states
+        # (an input of the jaxpr), as published.
+        known = set(states)
+        states += [s for s in program.traced_reads if s not in known]
         written = list(lowered.written_states)
         written_set = set(written)
         n_read_leaves = sum(s.treedef.num_leaves for s in lowered.read_states)
@@ -243,6 +253,8 @@ class _Compilation:
                                  for s in states)
 
     def stale(self) -> bool:
+        if not self.program.environ_reads.hold():  # a brainstate.environ setting it read changed
+            return True
         for state, (treedef, avals) in zip(self.state_trace.states, self.state_avals):
             leaves, current = jax.tree.flatten(state._value)
             if current != treedef or len(leaves) != len(avals):
@@ -378,21 +390,39 @@ class StatefulFunction:
         with self._cache_lock:
             entry = self._compilation_cache.get(key)
             if entry is not None and not entry.stale():
+                self._read_in_enclosing_trace(key)
                 return self
             if entry is not None:
                 for state in entry.state_trace.states:  # resync avals after `_value` edits
                     state.restore_value(state._value)
-            self._compilation_cache.data.pop(key, None)
-            spec = self._argument_spec(len(args))
-            sig = spec.signature(args, kwargs, allow_tracers=True)
+            # A stale entry stays readable (by other threads) until the new one replaces it;
+            # if tracing fails, it goes.
             try:
+                spec = self._argument_spec(len(args))
+                sig = spec.signature(args, kwargs, allow_tracers=True)
                 program = trace_program(self.fun, spec, sig, passes=self.passes)
             except TypeError as error:
+                self._compilation_cache.data.pop(key, None)
                 if 'State' in str(error) and 'returned' in str(error):
                     raise ValueError(str(error)) from error
                 raise
+            except BaseException:
+                self._compilation_cache.data.pop(key, None)
+                raise
             self._compilation_cache.set(key, _Compilation(program, self.return_only_write))
+        self._read_in_enclosing_trace(key)
         return self
+
+    def _read_in_enclosing_trace(self, key) -> None:
+        """Inside another brainstate trace (``make_jaxpr`` of a function that itself calls
+        ``make_jaxpr``), the states this function touches are read by the enclosing trace
+        too, as published: they are among the enclosing function's states."""
+        if not _state.TRACE_STACK.stack:
+            return
+        entry = self._compilation_cache.data.get(key)
+        if entry is not None:
+            for state in entry.state_trace.states:
+                state.value  # noqa: B018 - a read recorded by the enclosing trace
 
     def _get(self, key) -> _Compilation:
         entry = self._compilation_cache.data.get(key)

@@ -502,7 +502,7 @@ class VmappedFunction(TransformedFunction):
         size = self._axis_size(self._axis_sizes(leaves, axes, paths, lanes), required=True)
         graph = program.graph
         return graph, program.lowered, list(program.new_states), spec_box[-1], \
-            graph.meta['batching'], size
+            graph.meta['batching'], size, program.environ_reads
 
     def _batching_spec(self, graph, axes, lanes: _Lanes, new_states,
                        args_info=None) -> BatchingSpec:
@@ -553,13 +553,15 @@ class VmappedFunction(TransformedFunction):
         entries = self._cache.get(key)
         if entries:
             for entry in reversed(entries):
-                if entry.epoch == _state.STRUCTURE_EPOCH[0] or entry.still_valid():
+                if ((entry.epoch == _state.STRUCTURE_EPOCH[0] or entry.still_valid()) and
+                        entry.environ_reads.hold()):
                     return entry
-        graph, lowered, new_states, spec, result, size = self._trace(args_info)
+        graph, lowered, new_states, spec, result, size, environ_reads = self._trace(args_info)
         out_leaf_axes = self._out_leaf_axes(graph.out_tree, result)
         program = _Program(self, lowered, graph.out_tree, new_states, spec, result, size,
                            args_info[2], out_leaf_axes)
         program.graph = graph
+        program.environ_reads = environ_reads  # (the brainstate.environ settings it read)
         if program.cacheable and not new_states:
             self._cache.setdefault(key, []).append(program)
         return program

@@ -1,0 +1,94 @@
+"""The environment settings a compiled program depends on, part of every cache key.
+
+A function that reads ``brainstate.environ`` (``environ.get_dt()``, the ``fit`` flag of a
+dropout layer, ``environ.dftype()``...) bakes the values it read into its trace, as Python
+semantics require. So a transform reuses a compiled program only while the settings its trace
+read still have the values they had then: change one (``environ.set(dt=...)``, a
+``with environ.context(fit=False):`` block) and the next call traces again; change a setting
+the function never read and nothing is retraced.
+
+:func:`recording_reads` wraps the trace (``_program.trace_program``, the one pipeline) and
+gives each program an :class:`EnvironReads`; the caches (jit's entries, the eager runner's
+reuse key, the grad family's programs) ask :meth:`EnvironReads.hold` before reusing one. A
+reused program's reads also count as read by any trace that encloses the reuse, so an outer
+jit keys on what its inner transforms read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from .. import environ
+
+__all__ = ['EnvironReads', 'recording_reads']
+
+_view_stamp = environ._view_stamp
+_current = environ._current
+
+
+def _same(a, b) -> bool:
+    """Whether two setting values are the same (a setting that cannot be compared is not)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    try:
+        equal = a == b
+        return equal if isinstance(equal, bool) else bool(np.all(equal))
+    except Exception:  # a traced value, an incomparable object: treat as changed
+        return False
+
+
+class EnvironReads:
+    """The settings one or more traces read, with their values then (``environ._MISSING`` for a
+    setting that was not set), and the view stamp at which they were last seen to hold."""
+
+    __slots__ = ('values', 'stamp')
+
+    def __init__(self, values: dict | None = None, stamp=None):
+        self.values = dict(values or {})
+        self.stamp = stamp
+
+    def hold(self) -> bool:
+        """Whether every setting read still has its value (in this thread). Cheap when no
+        setting changed since the last check; counts the settings as read by the traces
+        running in this thread."""
+        values = self.values
+        if not values:
+            return True
+        environ._replay_reads(values)
+        stamp = _view_stamp()  # (taken before comparing: a change during the check shows next)
+        if stamp == self.stamp:
+            return True
+        for key, value in values.items():
+            if not _same(_current(key), value):
+                return False
+        self.stamp = stamp
+        return True
+
+    def merge(self, other: 'EnvironReads') -> None:
+        """Add the settings ``other`` read (traced while these held, so common keys agree)."""
+        for key, value in other.values.items():
+            self.values.setdefault(key, value)
+
+    def copy(self) -> 'EnvironReads':
+        return EnvironReads(self.values, self.stamp)
+
+    def __repr__(self):
+        shown = {k: ('<unset>' if v is environ._MISSING else v) for k, v in self.values.items()}
+        return f'EnvironReads({shown})'
+
+
+@contextlib.contextmanager
+def recording_reads():
+    """Record the settings read while the block runs; yields the :class:`EnvironReads`, filled
+    when the block ends."""
+    reads = EnvironReads()
+    with environ._recording() as recorder:
+        try:
+            yield reads
+        finally:
+            reads.values = dict(recorder.reads)
+            reads.stamp = recorder.stamp
