@@ -9,6 +9,7 @@ The States' stored values are never touched while tracing.
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable, Sequence
 
 import jax
@@ -41,6 +42,7 @@ class TraceContext:
         # States written with new avals (vmap's out_states): the graph's meta names them, so
         # the verifier accepts their writes (see brainstate/ir/_verifier.py).
         self.reshaped: set = set()
+        self.convert_seconds = 0.  # of the jaxpr into the Graph (the rest of a trace is JAX's)
 
     def register_new_state(self, state: State):
         self.new_states.append(state)
@@ -140,7 +142,9 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
         ctx.scrub_new_states()
         raise
     ctx.scrub_new_states()
+    start = time.perf_counter()
     graph = graph_from_jaxpr(closed, name=name, input_names=input_names)
+    ctx.convert_seconds = time.perf_counter() - start
     if ctx.reshaped:
         graph.meta['reshaped_states'] = frozenset(ctx.reshaped)
     return graph, ctx

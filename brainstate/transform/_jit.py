@@ -26,6 +26,7 @@ from .. import _state
 from .._compat import hide_brainstate_frames
 from .._errors import TracerLeakError
 from ..ir import Graph
+from ..ir._gc import paused_gc
 from ._arguments import ArgumentSpec, CallSignature
 from ._program import StatefulProgram, trace_program
 from ._state_io import (STATE_LOCK, call_may_donate, check_concrete_states,
@@ -364,6 +365,12 @@ class JittedFunction:
         return entry
 
     def _slow_call(self, args, kwargs):
+        # Tracing, JAX's re-trace and lowering allocate many objects in reference cycles and
+        # free few: pause the cycle collector (restored on any exit; brainstate/ir/_gc.py).
+        with paused_gc():
+            return self._trace_and_call(args, kwargs)
+
+    def _trace_and_call(self, args, kwargs):
         entry = self._entry_for(args, kwargs)
         self._last = entry
         try:
