@@ -130,6 +130,7 @@ class _Entry:
         self._jitted_keep_states = None
         self._options = dict(options, donate_argnums=user_donated)
         self.refresh_layout()
+        self.fast = self._make_fast_call()
 
     @property
     def pending(self) -> StatefulProgram | None:
@@ -152,6 +153,59 @@ class _Entry:
         self.single_leaf = all(s._treedef.num_nodes == 1 and s._treedef.num_leaves == 1
                                for s in states)
         self.written_leaf_counts = [s._treedef.num_leaves for s in self.written_states]
+
+    def _make_fast_call(self):
+        """The per-call path of this entry, generated for its states: ``fast(args, kwargs)``.
+
+        For the common entry (one array per state, no argument donation, donation allowed, no
+        constants as arguments, no state changing its avals) the state reads, the call and the
+        stores are unrolled into straight-line code with each State bound to a name, which
+        saves the loops and flag tests of :meth:`__call__` (~1-2 us per call). Anything
+        unusual on a call (a changed state structure, keyword arguments, JAX's debug checks)
+        takes :meth:`__call__`, which handles every case. Other entries use it always."""
+        if (not self.single_leaf or self.consts_as_args or self.reshaped or
+                not self.may_donate or self.owner.args.donate_argnums):
+            return self.__call__
+        names = {'entry': self, 'EPOCH': _STRUCTURE_EPOCH, 'acquire': _acquire,
+                 'release': _release, 'may_donate': call_may_donate, 'Tracer': _Tracer,
+                 'copy_exposed': copy_exposed, 'leak': self._leaked}
+        donated = [f'D{i}' for i in range(len(self.donated_states))]
+        kept = [f'K{i}' for i in range(len(self.kept_states))]
+        written = [f'W{i}' for i in range(len(self.written_states))]
+        names.update(zip(donated, self.donated_states))
+        names.update(zip(kept, self.kept_states))
+        names.update(zip(written, self.written_states))
+        exposed = ' or '.join(f'{d}._exposed' for d in donated) or 'False'
+        lines = [
+            'def fast(args, kwargs):',
+            '    if kwargs or entry.epoch != EPOCH[0] or not may_donate():',
+            '        return entry(args, kwargs)',
+            '    acquire()',
+            '    try:',
+            f'        donated = [{", ".join(f"{d}._value" for d in donated)}]',
+            f'        if {exposed}:',
+            '            donated = copy_exposed(entry.donated_states, donated, True)',
+            f'        results, written = entry.jitted(donated, '
+            f'[{", ".join(f"{k}._value" for k in kept)}], *args)',
+        ]
+        if written:
+            values = [f'v{i}' for i in range(len(written))]
+            lines += [f'        {", ".join(values)}, = written',
+                      '        if isinstance(v0, Tracer):',
+                      '            leak()']
+            lines += [f'        {w}._value = {v}; {w}._exposed = False'
+                      for w, v in zip(written, values)]
+        lines += ['    finally:',
+                  '        release()',
+                  '    return results']
+        exec(compile('\n'.join(lines), f'<brainstate jit fast call of {self.owner.args.fun_name}>',
+                     'exec'), names)
+        return names['fast']
+
+    def _leaked(self):
+        raise TracerLeakError(foreign_trace_message(
+            f'{self.owner.args.fun_name} (a brainstate.transform.jit function)',
+            self.written_states))
 
     @property
     def jitted_keep_states(self):
@@ -304,7 +358,7 @@ class JittedFunction:
         entry = self._last
         if entry is not None:
             try:
-                return entry(args, kwargs)
+                return entry.fast(args, kwargs)
             except _StateSetChanged:
                 pass
             except (TypeError, ValueError) as error:
