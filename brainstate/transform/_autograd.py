@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _state
+from ..ir._eval import eval_jaxpr_shared
 from .._errors import (ArgumentTypeError, ArgumentValueError, GradientError,
                        StateArgumentError, TracerLeakError)
 from .._state import LongTermState, State
@@ -210,7 +211,8 @@ class _Program:
         for (is_grad, index), treedef in zip(self.read_plan, self.read_treedefs):
             value = grad_leaves[index] if is_grad else other_values[index]
             state_leaves.extend(treedef.flatten_up_to(value))
-        outs = jax.core.eval_jaxpr(self.jaxpr, consts, *state_leaves, *arg_leaves)
+        # Shared inlined jits: JAX linearizes repeated operations once (brainstate/ir/_eval.py).
+        outs = eval_jaxpr_shared(self.jaxpr, consts, *state_leaves, *arg_leaves)
         n = self.num_outputs
         return self.out_tree.unflatten(outs[:n]), list(outs[n:])
 

@@ -26,6 +26,7 @@ from .. import _state
 from .._compat import hide_brainstate_frames
 from .._errors import TracerLeakError
 from ..ir import Graph
+from ..ir._eval import bind_as_call
 from ..ir._gc import paused_gc
 from ._arguments import ArgumentSpec, CallSignature
 from ._program import StatefulProgram, trace_program
@@ -299,8 +300,17 @@ class _Entry:
         state_leaves = [leaf for s in self.read_states for leaf in by_state[s]]
         arg_leaves = owner.args.trace_signature(args, kwargs).leaves
         closed = lowered.closed_jaxpr
-        outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts if consts is None else consts,
-                                   *state_leaves, *arg_leaves)
+        consts = closed.consts if consts is None else consts
+        outs = None
+        if any(isinstance(leaf, _Tracer) for leaf in state_leaves) or \
+                any(isinstance(leaf, _Tracer) for leaf in arg_leaves):
+            # JAX traces the pure function: hand it the lowered jaxpr as one call rather than
+            # re-binding its equations (brainstate/ir/_eval.py). (Op by op, the eager runner's
+            # first run, evaluates it.)
+            outs = bind_as_call(program.call_jaxpr(), consts, state_leaves + arg_leaves,
+                                self._pure_fn.__name__)
+        if outs is None:
+            outs = jax.core.eval_jaxpr(closed.jaxpr, consts, *state_leaves, *arg_leaves)
         n = lowered.num_outputs
         # A state holds a definite dtype: a weakly typed value written (`jnp.where(c, 1., 2.)`)
         # is stored strong (a no-op convert, decided here, while JAX traces, not per call).

@@ -69,6 +69,15 @@ class StatefulProgram:
         self.new_states = new_states
         self.pass_manager = pass_manager
         self.timings = timings
+        self._call_jaxpr = None
+
+    def call_jaxpr(self):
+        """The lowered jaxpr with its constants as leading inputs, made once (one object, so
+        JAX's caches keyed by the jaxpr answer for every use)."""
+        if self._call_jaxpr is None:
+            from ..ir._eval import closed_without_consts
+            self._call_jaxpr = closed_without_consts(self.lowered.closed_jaxpr)
+        return self._call_jaxpr
 
 
 def _is_module(leaf) -> bool:
