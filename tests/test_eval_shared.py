@@ -33,6 +33,23 @@ def test_shared_evaluation_equals_eval_jaxpr_under_grad():
     got = jax.grad(shared, argnums)(*ws, x)
     for a, b in zip(expected, got):
         np.testing.assert_array_equal(a, b)
+    # Repeated operations were linearized once, not once per layer.
+    from jax._src.interpreters import ad
+    original, seen = ad.fallback_linearize_rule, []
+
+    def spy(primitive, *args, **kwargs):
+        seen.append(primitive.name)
+        return original(primitive, *args, **kwargs)
+
+    ad.fallback_linearize_rule = spy
+    try:
+        jax.make_jaxpr(jax.grad(shared, argnums))(*ws, x)
+        shared_count = len(seen)
+        seen.clear()
+        jax.make_jaxpr(jax.grad(plain, argnums))(*ws, x)
+    finally:
+        ad.fallback_linearize_rule = original
+    assert seen.count('tanh') == 5 and shared_count < len(seen) / 2
     # The jits are inlined: the differentiated jaxpr holds no call equations.
     names = {e.primitive.name for e in jax.make_jaxpr(jax.grad(shared, argnums))(*ws, x).eqns}
     assert 'jit' not in names and 'pjit' not in names

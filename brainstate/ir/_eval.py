@@ -32,7 +32,7 @@ _Literal = jex_core.Literal
 def _shared_call(primitive, params: tuple):
     """One inlined ``jax.jit`` applying ``primitive`` with ``params`` (None: bind directly)."""
     params = dict(params)
-    if jex_core.jaxprs_in_params(params):
+    if next(iter(jex_core.jaxprs_in_params(params)), None) is not None:
         return None  # a region or a custom derivative: its own rules apply
 
     def apply(*operands):
