@@ -278,6 +278,13 @@ class _StatefulTransform(TransformedFunction):
         """Forget every traced program."""
         self._cache.clear()
 
+    def adopt_programs(self, earlier):
+        """Take the programs an equal transform traced (the eager runner's rule: the same
+        function key traces to the same program), so the function is not traced again."""
+        if type(earlier) is type(self):
+            for key, entries in earlier._cache.items():
+                self._cache.setdefault(key, list(entries))
+
     # -- the pure function, as the JAX transforms see it -----------------------------------
 
     def _pure(self, program: _Program, consts, other_values, args, kwargs):
@@ -360,7 +367,8 @@ class _StatefulTransform(TransformedFunction):
         if not _state.TRACE_STACK:
             # Eagerly: one compiled program through the one eager runner and state I/O path.
             return run_eagerly(self._traced_call, args, kwargs, name=self.fun_name,
-                               inside_raw_jax=True, key=self, passes=self.passes)
+                               inside_raw_jax=True, key=self, passes=self.passes,
+                               direct_first=not getattr(self, 'debug_nan', False))
         return self._traced_call(*args, **kwargs)
 
     def _traced_call(self, *args, **kwargs):
