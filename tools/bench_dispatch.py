@@ -4,9 +4,12 @@ Both do the same math on N state arrays: every state is decayed and receives the
 step returns a scalar. The raw version passes the arrays in and returns them (how one writes it
 by hand); "raw+donate" also donates them, which is what brainstate does for written states.
 
-    python tools/bench_dispatch.py [--sizes 2 20 200] [--calls 300] [--repeats 15]
+    python tools/bench_dispatch.py [--sizes 2 20 200] [--calls 300] [--repeats 15] [--sgd]
 
-Prints median microseconds per call and the ratio brainstate / raw for each size.
+Prints median microseconds per call and the ratio brainstate / raw for each size. ``--sgd`` also
+times the five-line SGD step (``grad`` of a tanh loss with respect to N ``ParamState`` arrays,
+in-place update, inside ``jit``) against ``jax.jit`` of ``jax.grad`` with the parameters
+donated.
 """
 
 from __future__ import annotations
@@ -55,6 +58,48 @@ def make_raw_step(n, donate):
 x_input = jnp.ones(16)
 
 
+def make_brainstate_sgd(n):
+    params = [brainstate.ParamState(jnp.full(16, 0.1 * (i + 1))) for i in range(n)]
+
+    def loss(x):
+        h = x
+        for p in params:
+            h = jnp.tanh(h * p.value)
+        return jnp.sum(h ** 2)
+
+    @brainstate.transform.jit
+    def step(x):
+        grads = brainstate.transform.grad(loss, params)(x)
+        for p, g in zip(params, grads):
+            p.value = p.value - 0.01 * g
+        return x.sum()
+
+    return (lambda: step(x_input)), lambda: params[0].value
+
+
+def make_raw_sgd(n, donate=True):
+    values = [jnp.full(16, 0.1 * (i + 1)) for i in range(n)]
+
+    def loss(values, x):
+        h = x
+        for v in values:
+            h = jnp.tanh(h * v)
+        return jnp.sum(h ** 2)
+
+    def step(values, x):
+        grads = jax.grad(loss)(values, x)
+        return [v - 0.01 * g for v, g in zip(values, grads)], x.sum()
+
+    compiled = jax.jit(step, donate_argnums=(0,) if donate else ())
+
+    def run():
+        nonlocal values
+        values, out = compiled(values, x_input)
+        return out
+
+    return run, lambda: values[0]
+
+
 def time_per_call(run, calls):
     run()  # compile / warm up
     start = time.perf_counter()
@@ -69,14 +114,18 @@ def main():
     parser.add_argument('--sizes', type=int, nargs='+', default=[2, 20, 200])
     parser.add_argument('--calls', type=int, default=300)
     parser.add_argument('--repeats', type=int, default=15)
+    parser.add_argument('--sgd', action='store_true', help='also time the SGD step')
     args = parser.parse_args()
     print(f'jax {jax.__version__}, backend {jax.default_backend()}; median of {args.repeats} '
           f'repeats of {args.calls} calls')
-    print(f'{"states":>6} {"raw us":>9} {"raw+donate":>11} {"brainstate":>11} '
+    print(f'{"case":>8} {"states":>6} {"raw us":>9} {"raw+donate":>11} {"brainstate":>11} '
           f'{"ratio":>7} {"ratio vs donate":>16}')
-    for n in args.sizes:
-        runners = {'raw': make_raw_step(n, False), 'raw+donate': make_raw_step(n, True),
-                   'brainstate': make_brainstate_step(n)}
+    cases = [('state+=x', n, {'raw': make_raw_step(n, False), 'raw+donate': make_raw_step(n, True),
+                               'brainstate': make_brainstate_step(n)}) for n in args.sizes]
+    if args.sgd:
+        cases += [('sgd', n, {'raw': make_raw_sgd(n, False), 'raw+donate': make_raw_sgd(n, True),
+                              'brainstate': make_brainstate_sgd(n)}) for n in args.sizes]
+    for case, n, runners in cases:
         samples = {k: [] for k in runners}
         for _ in range(args.repeats):  # interleave so machine noise hits all alike
             for name, (run, _) in runners.items():
@@ -85,7 +134,7 @@ def main():
         # The three computed the same thing.
         first = [float(get()[0]) for _, get in runners.values()]
         assert max(first) - min(first) < 1e-5, first
-        print(f'{n:>6} {med["raw"]:>9.1f} {med["raw+donate"]:>11.1f} {med["brainstate"]:>11.1f} '
+        print(f'{case:>8} {n:>6} {med["raw"]:>9.1f} {med["raw+donate"]:>11.1f} {med["brainstate"]:>11.1f} '
               f'{med["brainstate"] / med["raw"]:>7.2f} '
               f'{med["brainstate"] / med["raw+donate"]:>16.2f}')
 

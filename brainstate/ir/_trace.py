@@ -9,6 +9,7 @@ The States' stored values are never touched while tracing.
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable, Sequence
 
 import jax
@@ -43,6 +44,7 @@ class TraceContext:
         self.reshaped: set = set()
         # The avals of their last write: a later read in this trace sees the written value.
         self._written_avals: dict = {}
+        self.convert_seconds = 0.  # of the jaxpr into the Graph (the rest of a trace is JAX's)
 
     def register_new_state(self, state: State):
         self.new_states.append(state)
@@ -158,7 +160,9 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
         ctx.scrub_new_states()
         raise
     ctx.scrub_new_states()
+    start = time.perf_counter()
     graph = graph_from_jaxpr(closed, name=name, input_names=input_names)
+    ctx.convert_seconds = time.perf_counter() - start
     if ctx.reshaped:
         graph.meta['reshaped_states'] = frozenset(ctx.reshaped)
     return graph, ctx

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import weakref
 from typing import Callable
 
 from .._errors import BrainStateError
@@ -75,10 +76,28 @@ def _sentence(summary: str) -> str:
     return summary[:1].upper() + summary[1:]
 
 
+# function -> whether it takes stats: every pipeline run makes its passes afresh, and
+# inspect.signature costs ~20 us per pass.
+_TAKES_STATS = weakref.WeakKeyDictionary()
+
+
 def _takes_stats(function, what: str) -> bool:
     """Whether ``function`` is called ``(graph, stats)`` rather than ``(graph)``; decided once,
     from its signature, so a TypeError raised inside the pass is never mistaken for a call
     with the wrong arguments."""
+    try:
+        return _TAKES_STATS[function]
+    except (KeyError, TypeError):  # not seen yet, or not weakly referable
+        pass
+    takes = _inspect_takes_stats(function, what)
+    try:
+        _TAKES_STATS[function] = takes
+    except TypeError:
+        pass
+    return takes
+
+
+def _inspect_takes_stats(function, what: str) -> bool:
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):  # a builtin without a signature: assume (graph, stats)

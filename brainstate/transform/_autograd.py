@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _state
+from ..ir._eval import eval_jaxpr_shared
 from .._errors import (ArgumentTypeError, ArgumentValueError, GradientError,
                        StateArgumentError, TracerLeakError)
 from .._state import LongTermState, State
@@ -213,7 +214,8 @@ class _Program:
         for (is_grad, index), treedef in zip(self.read_plan, self.read_treedefs):
             value = grad_leaves[index] if is_grad else other_values[index]
             state_leaves.extend(treedef.flatten_up_to(value))
-        outs = jax.core.eval_jaxpr(self.jaxpr, consts, *state_leaves, *arg_leaves)
+        # Shared inlined jits: JAX linearizes repeated operations once (brainstate/ir/_eval.py).
+        outs = eval_jaxpr_shared(self.jaxpr, consts, *state_leaves, *arg_leaves)
         n = self.num_outputs
         return self.out_tree.unflatten(outs[:n]), list(outs[n:])
 
@@ -295,6 +297,13 @@ class _StatefulTransform(TransformedFunction):
         self._cache.clear()
         if self.__dict__.get('_stateful_target') is not None:
             self._stateful_target.clear_cache()
+
+    def adopt_programs(self, earlier):
+        """Take the programs an equal transform traced (the eager runner's rule: the same
+        function key traces to the same program), so the function is not traced again."""
+        if type(earlier) is type(self):
+            for key, entries in earlier._cache.items():
+                self._cache.setdefault(key, list(entries))
 
     # -- the pure function, as the JAX transforms see it -----------------------------------
 
@@ -378,7 +387,8 @@ class _StatefulTransform(TransformedFunction):
         if not _state.TRACE_STACK:
             # Eagerly: one compiled program through the one eager runner and state I/O path.
             return run_eagerly(self._traced_call, args, kwargs, name=self.fun_name,
-                               inside_raw_jax=True, key=self, passes=self.passes)
+                               inside_raw_jax=True, key=self, passes=self.passes,
+                               direct_first=not getattr(self, 'debug_nan', False))
         return self._traced_call(*args, **kwargs)
 
     def _traced_call(self, *args, **kwargs):

@@ -17,7 +17,9 @@ it reads (``m.k = 10.`` between two calls of ``for_loop(m.body, ...)`` is honour
 compiled program is then looked up by what the trace produced (the lowered jaxpr's text, the
 shapes of its constants — passed as arguments, so their values may differ —, the states it
 reads and writes with their tree structures, the argument and result structures), so two keys
-that trace to the same program share one XLA executable.
+that trace to the same program share one XLA executable. A transform that can run outside a
+trace (the grad family: ``direct_first``) runs a key's first call directly, op by op, as raw
+JAX's eager transform does: nothing is traced into a program until the key comes again.
 """
 
 from __future__ import annotations
@@ -30,14 +32,16 @@ import jax
 from .. import _state
 from .._compat import hide_brainstate_frames, outside_any_jax_trace
 from ._fun_key import function_key
+from ._state_io import STATE_LOCK
 
 __all__ = ['run_eagerly', 'call_eagerly', 'eager_cache_info', 'clear_eager_cache']
 
 _MAX_CACHED = 256
 _cache: OrderedDict = OrderedDict()   # traced program's fingerprint -> _Entry
 _by_key: OrderedDict = OrderedDict()  # (function key, signature) -> (_Entry, consts)
+_ran_directly: OrderedDict = OrderedDict()  # (function key, signature) -> the transform run
 _stats = {'traces': 0, 'compiled_programs': 0, 'hits': 0, 'untraced_hits': 0,
-          'op_by_op': 0}
+          'op_by_op': 0, 'direct': 0}
 
 
 def _fingerprint(program, sig) -> tuple:
@@ -58,7 +62,7 @@ def jax_typeof(x):
 
 def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = None,
                 static_argnums=(), passes=None, inside_raw_jax: bool = False,
-                key: Any = None) -> Any:
+                key: Any = None, direct_first: bool = False) -> Any:
     """Run ``fun(*args, **kwargs)`` as one compiled program, with state I/O, outside any trace.
 
     ``key``: what the call computes, as the transform sees it — the user's function(s) and the
@@ -70,6 +74,11 @@ def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = 
     (``jax.vmap(brainstate.transform.grad(f))``) run ``fun`` in that trace instead (for
     transforms that need no region); otherwise such a call is refused with a TracerLeakError by
     jit's argument check.
+    ``direct_first``: ``fun`` can run outside any trace (it applies a JAX transform to a
+    lowered program and writes its states back after: the grad family). The first call of a
+    key then just runs it: JAX evaluates the transform op by op, as its own eager ``jax.grad``
+    does, without tracing the call into a program; the second call of that key traces and
+    compiles it (no op-by-op run), and later ones run the compiled program untraced.
     """
     from ._jit import JittedFunction, _Entry, _StateSetChanged
     if not outside_any_jax_trace():
@@ -83,14 +92,14 @@ def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = 
         return run_in_foreign_trace(fun, args, kwargs, static_argnums=static_argnums,
                                     passes=passes)
     try:
-        return _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name)
+        return _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name, direct_first)
     except Exception as error:
         # As JAX does for its own: the traceback shows the user's frames, not ours.
         hide_brainstate_frames(error)
         raise
 
 
-def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name):
+def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name, direct_first=False):
     from ._jit import JittedFunction, _Entry, _StateSetChanged
     owner = JittedFunction(fun, static_argnums=static_argnums, passes=passes, name=name)
     sig = owner.args.signature(args, kwargs)
@@ -118,11 +127,27 @@ def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name):
                 return result
             finally:
                 entry.pending = None
+    ran_directly = fast is not None and fast in _ran_directly
+    if direct_first and fast is not None and not ran_directly:
+        # A first call: compiling cannot pay off yet; run it as raw JAX would (the module
+        # docstring's rule). Its states are written once, after it succeeded.
+        _remember(_ran_directly, fast, key)
+        _stats['direct'] += 1
+        with STATE_LOCK:
+            return fun(*args, **kwargs)
+    if ran_directly:
+        # The direct run traced the user's function already (into the transform it was, an
+        # equal one: same key): this trace reuses that, so the function runs once.
+        earlier = _ran_directly.pop(fast)
+        adopt = getattr(key, 'adopt_programs', None)
+        if adopt is not None and earlier is not key:
+            adopt(earlier)
     program = owner.trace(sig)
     _stats['traces'] += 1
     fingerprint = _fingerprint(program, sig)
     entry = _cache.get(fingerprint)
-    seen_before = entry is not None
+    # Compiled on its second sighting: of the program, or of a key that ran directly before.
+    seen_before = entry is not None or ran_directly
     if entry is None:
         entry = _Entry(owner, program, consts_as_args=True)
         _remember(_cache, fingerprint, entry)

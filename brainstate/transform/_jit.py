@@ -26,6 +26,8 @@ from .. import _state
 from .._compat import hide_brainstate_frames
 from .._errors import TracerLeakError
 from ..ir import Graph
+from ..ir._eval import bind_as_call
+from ..ir._gc import paused_gc
 from ._arguments import ArgumentSpec, CallSignature
 from ._program import StatefulProgram, trace_program
 from ._state_io import (STATE_LOCK, call_may_donate, check_concrete_states,
@@ -133,6 +135,7 @@ class _Entry:
         self._jitted_keep_states = None
         self._options = dict(options, donate_argnums=user_donated)
         self.refresh_layout()
+        self.fast = self._make_fast_call()
 
     @property
     def pending(self) -> StatefulProgram | None:
@@ -161,6 +164,59 @@ class _Entry:
         self.single_leaf = all(s._treedef.num_nodes == 1 and s._treedef.num_leaves == 1
                                for s in states)
         self.written_leaf_counts = [s._treedef.num_leaves for s in self.written_states]
+
+    def _make_fast_call(self):
+        """The per-call path of this entry, generated for its states: ``fast(args, kwargs)``.
+
+        For the common entry (one array per state, no argument donation, donation allowed, no
+        constants as arguments, no state changing its avals) the state reads, the call and the
+        stores are unrolled into straight-line code with each State bound to a name, which
+        saves the loops and flag tests of :meth:`__call__` (~1-2 us per call). Anything
+        unusual on a call (a changed state structure, keyword arguments, JAX's debug checks)
+        takes :meth:`__call__`, which handles every case. Other entries use it always."""
+        if (not self.single_leaf or self.consts_as_args or self.reshaped or
+                not self.may_donate or self.owner.args.donate_argnums):
+            return self.__call__
+        names = {'entry': self, 'EPOCH': _STRUCTURE_EPOCH, 'acquire': _acquire,
+                 'release': _release, 'may_donate': call_may_donate, 'Tracer': _Tracer,
+                 'copy_exposed': copy_exposed, 'leak': self._leaked}
+        donated = [f'D{i}' for i in range(len(self.donated_states))]
+        kept = [f'K{i}' for i in range(len(self.kept_states))]
+        written = [f'W{i}' for i in range(len(self.written_states))]
+        names.update(zip(donated, self.donated_states))
+        names.update(zip(kept, self.kept_states))
+        names.update(zip(written, self.written_states))
+        exposed = ' or '.join(f'{d}._exposed' for d in donated) or 'False'
+        lines = [
+            'def fast(args, kwargs):',
+            '    if kwargs or entry.epoch != EPOCH[0] or not may_donate():',
+            '        return entry(args, kwargs)',
+            '    acquire()',
+            '    try:',
+            f'        donated = [{", ".join(f"{d}._value" for d in donated)}]',
+            f'        if {exposed}:',
+            '            donated = copy_exposed(entry.donated_states, donated, True)',
+            f'        results, written = entry.jitted(donated, '
+            f'[{", ".join(f"{k}._value" for k in kept)}], *args)',
+        ]
+        if written:
+            values = [f'v{i}' for i in range(len(written))]
+            lines += [f'        {", ".join(values)}, = written',
+                      '        if isinstance(v0, Tracer):',
+                      '            leak()']
+            lines += [f'        {w}._value = {v}; {w}._exposed = False'
+                      for w, v in zip(written, values)]
+        lines += ['    finally:',
+                  '        release()',
+                  '    return results']
+        exec(compile('\n'.join(lines), f'<brainstate jit fast call of {self.owner.args.fun_name}>',
+                     'exec'), names)
+        return names['fast']
+
+    def _leaked(self):
+        raise TracerLeakError(foreign_trace_message(
+            f'{self.owner.args.fun_name} (a brainstate.transform.jit function)',
+            self.written_states))
 
     @property
     def jitted_keep_states(self):
@@ -255,8 +311,17 @@ class _Entry:
         state_leaves = [leaf for s in self.read_states for leaf in by_state[s]]
         arg_leaves = owner.args.trace_signature(args, kwargs).leaves
         closed = lowered.closed_jaxpr
-        outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts if consts is None else consts,
-                                   *state_leaves, *arg_leaves)
+        consts = closed.consts if consts is None else consts
+        outs = None
+        if any(isinstance(leaf, _Tracer) for leaf in state_leaves) or \
+                any(isinstance(leaf, _Tracer) for leaf in arg_leaves):
+            # JAX traces the pure function: hand it the lowered jaxpr as one call rather than
+            # re-binding its equations (brainstate/ir/_eval.py). (Op by op, the eager runner's
+            # first run, evaluates it.)
+            outs = bind_as_call(program.call_jaxpr(), consts, state_leaves + arg_leaves,
+                                self._pure_fn.__name__)
+        if outs is None:
+            outs = jax.core.eval_jaxpr(closed.jaxpr, consts, *state_leaves, *arg_leaves)
         n = lowered.num_outputs
         # A state holds a definite dtype: a weakly typed value written (`jnp.where(c, 1., 2.)`)
         # is stored strong (a no-op convert, decided here, while JAX traces, not per call).
@@ -317,7 +382,7 @@ class JittedFunction:
             entry = self._last = self._entry_for_environ()
         if entry is not None:
             try:
-                return entry(args, kwargs)
+                return entry.fast(args, kwargs)
             except _StateSetChanged:
                 pass
             except (TypeError, ValueError) as error:
@@ -388,6 +453,12 @@ class JittedFunction:
         return entry
 
     def _slow_call(self, args, kwargs):
+        # Tracing, JAX's re-trace and lowering allocate many objects in reference cycles and
+        # free few: pause the cycle collector (restored on any exit; brainstate/ir/_gc.py).
+        with paused_gc():
+            return self._trace_and_call(args, kwargs)
+
+    def _trace_and_call(self, args, kwargs):
         entry = self._entry_for(args, kwargs)
         self._last = entry
         try:

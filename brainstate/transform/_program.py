@@ -24,6 +24,7 @@ from .. import passes as passes_lib
 from .._errors import StateArgumentError
 from .._state import State, lane_view
 from ..ir import LoweredGraph, lower_to_jaxpr, trace_flat
+from ..ir._gc import paused_gc
 from ._arguments import ArgumentSpec, CallSignature, leaf_aval
 from ._environ_key import EnvironReads, recording_reads
 
@@ -49,7 +50,8 @@ class StatefulProgram:
       new_states: states created while tracing.
       pass_manager: the PassManager that ran (its ``records`` say which passes ran and what
         they changed).
-      timings: seconds spent in 'trace', 'passes', 'lower' (and 'compile', set by jit).
+      timings: seconds spent in 'trace' (JAX tracing the function), 'convert' (its jaxpr
+        into the state IR), 'passes', 'lower' (and 'compile', set by jit).
       environ_reads: the ``brainstate.environ`` settings the trace read, with their values
         (an :class:`~._environ_key.EnvironReads`): the program is valid while they hold.
     """
@@ -73,6 +75,15 @@ class StatefulProgram:
         self.new_states = new_states
         self.pass_manager = pass_manager
         self.timings = timings
+        self._call_jaxpr = None
+
+    def call_jaxpr(self):
+        """The lowered jaxpr with its constants as leading inputs, made once (one object, so
+        JAX's caches keyed by the jaxpr answer for every use)."""
+        if self._call_jaxpr is None:
+            from ..ir._eval import closed_without_consts
+            self._call_jaxpr = closed_without_consts(self.lowered.closed_jaxpr)
+        return self._call_jaxpr
 
 
 def _is_module(leaf) -> bool:
@@ -159,6 +170,17 @@ def trace_program(fun: Callable, spec: ArgumentSpec, sig: CallSignature, *, pass
       before_passes: ``callback(graph, new_states)`` run between tracing and the passes (vmap
         records its batching declarations in ``graph.meta`` there).
     """
+    # Tracing, converting, optimizing and lowering allocate many objects in reference cycles
+    # and free none: Python's cycle collector would walk them again and again (see
+    # brainstate/ir/_gc.py).
+    with paused_gc():
+        return _trace_program(fun, spec, sig, passes=passes, lower=lower, in_avals=in_avals,
+                              lanes=lanes, analyses=analyses, keep_traced=keep_traced,
+                              before_passes=before_passes)
+
+
+def _trace_program(fun, spec, sig, *, passes, lower, in_avals, lanes, analyses, keep_traced,
+                   before_passes) -> StatefulProgram:
     out_tree_box = []
     name = spec.fun_name
 
@@ -186,7 +208,8 @@ def trace_program(fun: Callable, spec: ArgumentSpec, sig: CallSignature, *, pass
         graph, ctx = trace_flat(flat_fun, arg_avals, name=name, user_fun=spec.fun,
                                 arg_names=arg_names)
     graph.in_tree, graph.out_tree = sig.treedef, out_tree_box[-1]
-    timings['trace'] = time.perf_counter() - start
+    timings['convert'] = ctx.convert_seconds
+    timings['trace'] = time.perf_counter() - start - ctx.convert_seconds
     if not lower:
         return StatefulProgram(name, graph, None, arg_avals, graph.out_tree, ctx.new_states,
                                timings, environ_reads=environ_reads)
