@@ -15,22 +15,20 @@ __all__ = ['common_subexpression_elimination']
 
 
 def _node_key(node):
+    """What makes two nodes compute the same values (None: never merged). May be unhashable
+    (a parameter holding an array): the caller then leaves the node alone."""
     kind = node.kind
+    if kind == 'primitive':
+        params = node.params
+        # JAX builds a primitive's params in a fixed order: no need to sort them. Values hash
+        # by identity: the operand itself is its key.
+        key = [node.op, tuple(params.items()) if params else ()]
+        for value in node.inputs:
+            key.append(value if type(value) is not Literal else value.key())
+        return tuple(key)
     if kind == 'constant':
         return ('constant', id(node.params['value']))
-    if kind != 'primitive' or node.extra.get('effects'):
-        return None
-    params = node.params
-    try:
-        # JAX builds a primitive's params in a fixed order: no need to sort them.
-        params = tuple(params.items()) if params else ()
-        # Values hash by identity: the operand itself is its key.
-        key = (node.op, params, *[v if type(v) is not Literal else v.key()
-                                  for v in node.inputs])
-        hash(key)
-    except TypeError:  # an unhashable parameter (e.g. an array): leave the node alone
-        return None
-    return key
+    return None
 
 
 @register('cse')
@@ -38,18 +36,26 @@ def common_subexpression_elimination(graph, stats=None):
     """Merge pure operations that compute the same values from the same operands."""
     stats = PassStatistics() if stats is None else stats
     seen = {}
+    merged = 0
     for node in graph.nodes:
-        for sub in node.subgraphs:
-            common_subexpression_elimination(sub, stats)
+        if node.subgraphs:
+            for sub in node.subgraphs:
+                common_subexpression_elimination(sub, stats)
         key = _node_key(node)
         if key is None:
             continue
-        earlier = seen.get(key)
-        if earlier is None:
-            seen[key] = node
+        try:
+            earlier = seen.setdefault(key, node)
+        except TypeError:  # an unhashable parameter (e.g. an array): leave the node alone
+            continue
+        # An operation with a JAX effect is never merged (its effect would run once); asked
+        # only of a match, since the same operation and params have the same effects.
+        if earlier is node or node.has_effect or earlier.has_effect:
             continue
         for mine, theirs in zip(node.outputs, earlier.outputs):
             mine.replace_all_uses_with(theirs)
         graph.erase_node(node)
-        stats['nodes merged'] += 1
+        merged += 1
+    if merged:
+        stats['nodes merged'] += merged
     return graph
