@@ -3,7 +3,12 @@
 Two pure primitive nodes with the same operation, parameters and operands compute the same
 values: the later one is replaced by the earlier one. Constants holding the same array object
 merge too. Literal operands are the same only when their dtype, shape and bits are (``0.0``
-and ``-0.0`` are different constants: ``x * 0.0`` and ``x * -0.0`` differ when ``x < 0``). Recurses into region bodies (each body on its own: regions are closed).
+and ``-0.0`` are different constants: ``x * 0.0`` and ``x * -0.0`` differ when ``x < 0``).
+Recurses into region bodies (each body on its own: regions are closed).
+
+Nodes are matched on their operation and operands first, and their parameters are compared
+only between nodes that match there: most nodes match no earlier one, so their parameters (for
+``dot_general`` or a convolution, nested tuples) are never hashed.
 """
 
 from __future__ import annotations
@@ -14,40 +19,57 @@ from ._pass import PassStatistics, register
 __all__ = ['common_subexpression_elimination']
 
 
-def _node_key(node):
-    """What makes two nodes compute the same values (None: never merged). May be unhashable
-    (a parameter holding an array): the caller then leaves the node alone."""
+def _operation_key(node):
+    """The operation and operands of a node that may merge (None: never merged). Values hash
+    by identity: the operand itself is its key."""
     kind = node.kind
     if kind == 'primitive':
-        params = node.params
-        # JAX builds a primitive's params in a fixed order: no need to sort them. Values hash
-        # by identity: the operand itself is its key.
-        key = [node.op, tuple(params.items()) if params else ()]
-        for value in node.inputs:
-            key.append(value if type(value) is not Literal else value.key())
-        return tuple(key)
+        inputs = node.inputs
+        for value in inputs:
+            if type(value) is Literal:
+                return (node.op, *[v if type(v) is not Literal else v.key() for v in inputs])
+        return (node.op, *inputs)
     if kind == 'constant':
         return ('constant', id(node.params['value']))
     return None
+
+
+def _params_key(node):
+    """The node's parameters as a hashable key, or None when one cannot be hashed (e.g. an
+    array): such a node is left alone. JAX builds a primitive's params in a fixed order."""
+    if node.kind == 'constant':
+        return ()  # the array object itself is in the operation key
+    key = tuple(node.params.items())
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 @register('cse')
 def common_subexpression_elimination(graph, stats=None):
     """Merge pure operations that compute the same values from the same operands."""
     stats = PassStatistics() if stats is None else stats
-    seen = {}
+    first = {}    # operation key -> the first node with it
+    by_params = {}  # operation key -> {params key: the first node with them}, once two match
     merged = 0
     for node in graph.nodes:
-        if node.subgraphs:
+        if node.kind == 'region':
             for sub in node.subgraphs:
                 common_subexpression_elimination(sub, stats)
-        key = _node_key(node)
-        if key is None:
+        key = _operation_key(node)
+        if key is None or first.setdefault(key, node) is node:
             continue
-        try:
-            earlier = seen.setdefault(key, node)
-        except TypeError:  # an unhashable parameter (e.g. an array): leave the node alone
+        group = by_params.get(key)
+        if group is None:
+            earliest = first[key]
+            params = _params_key(earliest)
+            group = by_params[key] = {} if params is None else {params: earliest}
+        params = _params_key(node)
+        if params is None:
             continue
+        earlier = group.setdefault(params, node)
         # An operation with a JAX effect is never merged (its effect would run once); asked
         # only of a match, since the same operation and params have the same effects.
         if earlier is node or node.has_effect or earlier.has_effect:

@@ -17,9 +17,12 @@ __all__ = ['fold_constants']
 
 
 def _foldable(node) -> bool:
-    if node.kind != 'primitive' or not node.inputs:
+    if node.kind != 'primitive':
         return False
-    for value in node.inputs:  # cheapest test first: most nodes have a non-literal operand
+    inputs = node.inputs
+    if not inputs or type(inputs[0]) is not Literal:  # most nodes: a non-literal operand
+        return False
+    for value in inputs:
         if type(value) is not Literal or value.aval.shape != ():
             return False
     if node.has_effect:
@@ -81,7 +84,7 @@ def fold_constants(graph, stats=None, _cache=None):
     cache = _cache if _cache is not None else {}
     folded = 0
     for node in graph.nodes:
-        if node.subgraphs:
+        if node.kind == 'region':
             for sub in node.subgraphs:
                 fold_constants(sub, stats, _cache=cache)
         if not _foldable(node):
