@@ -323,10 +323,11 @@ class Graph:
         # when there are no regions.
         self._kind_counts = dict.fromkeys(NODE_KINDS, 0)
         # The nodes in order, kept between edits: appending at the end updates it, erasing a
-        # node only records it in _erased (the next read filters erased nodes out), any other
-        # insertion or move drops it (rebuilt from the linked list on the next read).
+        # node only counts it in _erased (the next read filters erased nodes out), any other
+        # insertion or move, or an insertion after an erasure, drops it (rebuilt from the
+        # linked list on the next read).
         self._nodes_cache: list | None = None
-        self._erased: set = set()
+        self._erased = 0
         self.meta: dict[str, Any] = {}
         self.in_tree = None
         self.out_tree = None
@@ -368,10 +369,10 @@ class Graph:
                 cached.append(node)
                 node = node._next
             self._nodes_cache = cached
-            self._erased = set()
+            self._erased = 0
         elif self._erased:
             cached = self._nodes_cache = [n for n in cached if n.graph is self]
-            self._erased = set()
+            self._erased = 0
         return list(cached)
 
     def __iter__(self) -> Iterator[Node]:
@@ -506,7 +507,7 @@ class Graph:
         self._kind_counts[node.kind] += 1
         cache = self._nodes_cache
         if cache is not None:
-            if node in self._erased:  # erased earlier: the cache still lists it where it was
+            if self._erased:  # the node may be one erased: the cache lists it where it was
                 self._nodes_cache = None
             elif anchor is self._root:
                 cache.append(node)
@@ -696,7 +697,7 @@ class Graph:
         node._prev = node._next = node.graph = None
         self._kind_counts[node.kind] -= 1
         if self._nodes_cache is not None:
-            self._erased.add(node)
+            self._erased += 1
         self._touch()
 
     def erase_node(self, node: Node):
@@ -720,7 +721,7 @@ class Graph:
         node._prev = node._next = node.graph = None
         self._kind_counts[node.kind] -= 1
         if self._nodes_cache is not None:
-            self._erased.add(node)
+            self._erased += 1
         self._edits += 1
         if self.parent is not None:
             self._touch_enclosing()

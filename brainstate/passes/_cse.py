@@ -59,17 +59,20 @@ def common_subexpression_elimination(graph, stats=None):
             for sub in node.subgraphs:
                 common_subexpression_elimination(sub, stats)
         key = _operation_key(node)
-        if key is None or first.setdefault(key, node) is node:
+        if key is None:
             continue
-        group = by_params.get(key)
-        if group is None:
-            earliest = first[key]
-            params = _params_key(earliest)
-            group = by_params[key] = {} if params is None else {params: earliest}
-        params = _params_key(node)
-        if params is None:
+        earlier = first.setdefault(key, node)
+        if earlier is node:
             continue
-        earlier = group.setdefault(params, node)
+        if node.params or earlier.params:  # (nodes without params match at once)
+            group = by_params.get(key)
+            if group is None:
+                params = _params_key(earlier)
+                group = by_params[key] = {} if params is None else {params: earlier}
+            params = _params_key(node)
+            if params is None:
+                continue
+            earlier = group.setdefault(params, node)
         # An operation with a JAX effect is never merged (its effect would run once); asked
         # only of a match, since the same operation and params have the same effects.
         if earlier is node or node.has_effect or earlier.has_effect:

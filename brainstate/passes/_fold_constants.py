@@ -17,12 +17,9 @@ __all__ = ['fold_constants']
 
 
 def _foldable(node) -> bool:
-    if node.kind != 'primitive':
+    if node.kind != 'primitive' or not node.inputs:
         return False
-    inputs = node.inputs
-    if not inputs or type(inputs[0]) is not Literal:  # most nodes: a non-literal operand
-        return False
-    for value in inputs:
+    for value in node.inputs:
         if type(value) is not Literal or value.aval.shape != ():
             return False
     if node.has_effect:
@@ -84,10 +81,14 @@ def fold_constants(graph, stats=None, _cache=None):
     cache = _cache if _cache is not None else {}
     folded = 0
     for node in graph.nodes:
-        if node.kind == 'region':
+        kind = node.kind
+        if kind == 'region':
             for sub in node.subgraphs:
                 fold_constants(sub, stats, _cache=cache)
-        if not _foldable(node):
+            continue
+        # Most nodes have a first operand that is not a literal: rule them out first.
+        if kind != 'primitive' or not node.inputs or type(node.inputs[0]) is not Literal or \
+                not _foldable(node):
             continue
         results = _evaluate(node, cache)
         if results is None:
