@@ -25,9 +25,8 @@ def _operation_key(node):
     kind = node.kind
     if kind == 'primitive':
         inputs = node.inputs
-        for value in inputs:
-            if type(value) is Literal:
-                return (node.op, *[v if type(v) is not Literal else v.key() for v in inputs])
+        if Literal in map(type, inputs):
+            return (node.op, *[v if type(v) is not Literal else v.key() for v in inputs])
         return (node.op, *inputs)
     if kind == 'constant':
         return ('constant', id(node.params['value']))
