@@ -96,7 +96,7 @@ class Value:
             raise GraphEditError(
                 f'replace_all_uses_with: {_name(self)} can only be replaced by a Value or a '
                 f'Literal, not {new!r}.')
-        aval, new_aval = self.aval, getattr(new, 'aval', None)
+        aval, new_aval = self.aval, new.aval
         if new_aval is not aval and (new_aval is None or new_aval.shape != aval.shape or
                                      new_aval.dtype != aval.dtype):
             raise GraphEditError(
