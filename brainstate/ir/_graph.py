@@ -182,7 +182,8 @@ class Node:
     """One operation of a Graph. See the module docstring for the kinds.
 
     Attributes:
-      kind: the node kind.
+      kind: the node kind (fixed once the node is in a graph: the graph counts its nodes by
+        kind).
       op: the JAX primitive (``primitive`` nodes), the region's name (``region`` nodes), or None.
       inputs: operands, each a :class:`Value` or :class:`Literal`.
       outputs: the values this node defines.
