@@ -90,6 +90,7 @@ def test_the_counter_sees_quadratic_work():
     """The check above can fail: a pass that looks at every node for every node trips it."""
     @passes.register('test-quadratic', replace=True)
     def quadratic(graph):
+        """Look at every node for every 50th node (a test of the work counter)."""
         for node in graph.nodes[::50]:
             for other in graph.nodes:
                 if other is node:
