@@ -1,10 +1,13 @@
 """Time of the pass pipeline: on a traced 100-layer MLP train step, and on generated graphs of
-growing size (to show the growth is linear; goal: under 1 s for 100,000 nodes).
+growing size (to show the growth is linear; goal: at most 2 us of CPU per node at 100,000
+nodes).
 
-    python tools/bench_passes.py [--sizes 10000 30000 100000] [--repeats 3]
+    python tools/bench_passes.py [--sizes 10000 30000 100000] [--repeats 5]
 
 The pipeline is brainstate's default (plus verification, reported apart). Each measurement runs
-on a fresh copy of the graph; the median of the repeats is printed.
+on a fresh copy of the graph; times are CPU time of this process (``time.process_time``: the
+machine is shared, so wall time says more about the neighbours than about us), the median of
+the repeats, per pass and in total.
 """
 
 from __future__ import annotations
@@ -94,45 +97,65 @@ def generated_graph(n_nodes: int, n_states: int = 100):
 
 
 def time_pipeline(graph, pipeline, repeats, verify=False):
-    times, sizes = [], None
+    """Median CPU seconds of the whole pipeline and of each pass, over ``repeats`` fresh copies
+    of ``graph``; the node counts before and after; the last PassManager."""
+    totals, per_pass, sizes = [], {}, None
     for _ in range(repeats):
         fresh = graph.copy()
         before = len(list(fresh.walk()))
         gc.collect()  # start each run with no collection owed from building the copy
+        marks = []
+
+        def observe(p, record, graph):
+            marks.append((p.name, time.process_time()))
+
         # The transforms' settings: no reproducer capture (a graph copy per pass).
-        manager = passes.PassManager(pipeline, verify=verify, capture_reproducer=False)
-        start = time.perf_counter()
+        manager = passes.PassManager(pipeline, verify=verify, capture_reproducer=False,
+                                     observer=observe)
+        start = time.process_time()
         manager.run(fresh)
-        times.append(time.perf_counter() - start)
+        totals.append(time.process_time() - start)
+        previous = start
+        for name, mark in marks:
+            per_pass.setdefault(name, []).append(mark - previous)
+            previous = mark
         sizes = (before, len(list(fresh.walk())))
-    return statistics.median(times), sizes, manager
+    medians = {name: statistics.median(times) for name, times in per_pass.items()}
+    return statistics.median(totals), sizes, manager, medians
+
+
+def format_passes(medians):
+    return '  '.join(f'{name} {seconds * 1e3:.1f}' for name, seconds in medians.items())
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sizes', type=int, nargs='+', default=[10_000, 30_000, 100_000])
-    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--no-verify', action='store_true',
+                        help='skip the run with verification after every pass')
     args = parser.parse_args()
     pipeline = passes.DEFAULT_PIPELINE
-    print(f'pipeline: {pipeline}')
+    print(f'pipeline: {pipeline}   (CPU time, median of {args.repeats})')
 
-    start = time.perf_counter()
+    start = time.process_time()
     mlp = mlp_train_step_graph()
-    trace_seconds = time.perf_counter() - start
-    seconds, (before, after), manager = time_pipeline(mlp, pipeline, args.repeats)
+    trace_seconds = time.process_time() - start
+    seconds, (before, after), manager, medians = time_pipeline(mlp, pipeline, args.repeats)
     print(f'\n100-layer MLP train step: traced in {trace_seconds:.2f} s; {before} -> {after} '
-          f'nodes; pipeline {seconds * 1e3:.1f} ms '
-          f'({seconds / before * 1e6:.2f} us/node)')
-    print(manager.report())
+          f'nodes; pipeline {seconds * 1e3:.1f} ms ({seconds / before * 1e6:.2f} us/node)')
+    print(f'per pass, ms: {format_passes(medians)}')
 
     print(f'\n{"nodes":>8} {"after":>8} {"pipeline s":>11} {"us/node":>8} {"+verify s":>10}')
     for n in args.sizes:
         graph = generated_graph(n)
-        seconds, (before, after), manager = time_pipeline(graph, pipeline, args.repeats)
-        verified, _, _ = time_pipeline(graph, pipeline, 1, verify=True)
+        seconds, (before, after), manager, medians = time_pipeline(graph, pipeline,
+                                                                   args.repeats)
+        verified = (float('nan') if args.no_verify else
+                    time_pipeline(graph, pipeline, 1, verify=True)[0])
         print(f'{before:>8} {after:>8} {seconds:>11.3f} {seconds / before * 1e6:>8.2f} '
               f'{verified:>10.3f}')
-    print('\nper pass, largest graph:')
+    print(f'\nper pass, largest graph, ms: {format_passes(medians)}')
     print(manager.report())
 
 

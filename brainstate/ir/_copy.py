@@ -26,7 +26,7 @@ def _copy(graph, value_map: dict):
     new.in_tree, new.out_tree = graph.in_tree, graph.out_tree
     get = value_map.get
     prev = root = new._root
-    count = 0
+    nodes = []  # the copy's node list, so its first read needs no walk of the links
     node = graph._root._next
     while node is not graph._root:
         copy = Node.__new__(Node)
@@ -52,9 +52,11 @@ def _copy(graph, value_map: dict):
         copy.graph, copy._prev = new, prev
         prev._next = copy
         prev = copy
-        count += 1
+        nodes.append(copy)
         node = node._next
     prev._next, root._prev = root, prev
-    new._len = count
-    new._nodes_cache = None
+    counts = new._kind_counts
+    for kind, count in graph._kind_counts.items():
+        counts[kind] = count
+    new._nodes_cache = nodes
     return new

@@ -34,6 +34,7 @@ from .._errors import BrainStateError
 __all__ = ['Graph', 'Node', 'Value', 'Literal', 'NODE_KINDS', 'GraphEditError']
 
 NODE_KINDS = ('input', 'constant', 'state_read', 'state_write', 'primitive', 'region', 'output')
+_KINDS_AT_EXIT = ('state_write', 'output')  # find_nodes looks for these from the end
 
 _value_ids = itertools.count()
 
@@ -89,19 +90,40 @@ class Value:
         """
         if new is self:
             return
-        if not isinstance(new, (Value, Literal)):
+        new_type = type(new)
+        if new_type is not Value and new_type is not Literal and \
+                not isinstance(new, (Value, Literal)):
             raise GraphEditError(
                 f'replace_all_uses_with: {_name(self)} can only be replaced by a Value or a '
                 f'Literal, not {new!r}.')
-        new_aval = getattr(new, 'aval', None)
-        if new_aval is None or new_aval.shape != self.aval.shape or \
-                new_aval.dtype != self.aval.dtype:
+        aval, new_aval = self.aval, new.aval
+        if new_aval is not aval and (new_aval is None or new_aval.shape != aval.shape or
+                                     new_aval.dtype != aval.dtype):
             raise GraphEditError(
                 f'replace_all_uses_with: {_name(self)} cannot be replaced by {_name(new)}: '
                 f'the types differ. A replacement must have the same shape and dtype; insert a '
                 f'reshape, broadcast_in_dim or convert_element_type node to make one.')
-        for node in list(self.users):
-            node.replace_input(self, new)
+        users = self.users
+        if not users:
+            return
+        # What ``node.replace_input(self, new)`` does for each user, in as few steps as
+        # possible: this is the most frequent edit of the passes, with erase_node.
+        touched = None
+        for node in users:
+            inputs = node.inputs
+            if inputs.count(self) == 1:  # Values and Literals compare by identity
+                inputs[inputs.index(self)] = new
+            else:
+                inputs[:] = [new if value is self else value for value in inputs]
+            graph = node.graph
+            if graph is not touched and graph is not None:
+                graph._edits += 1
+                if graph.parent is not None:
+                    graph._touch_enclosing()
+                touched = graph
+        if isinstance(new, Value):
+            new.users.update(users)
+        users.clear()
 
     def __repr__(self):
         # The printed IR's name: costs a walk of the graph, fine for messages and debugging.
@@ -114,11 +136,12 @@ class Value:
 class Literal:
     """A scalar constant written inline as an operand (``1.0:f32[]``), as in a jaxpr."""
 
-    __slots__ = ('val', 'aval')
+    __slots__ = ('val', 'aval', '_key')
 
     def __init__(self, val, aval):
         self.val = val
         self.aval = aval
+        self._key = None  # key(), computed once: a Literal is never changed after creation
 
     @property
     def shape(self):
@@ -131,12 +154,17 @@ class Literal:
     def key(self):
         """A hashable identity of the constant: equal only when dtype, shape, weak type and
         bits are equal (so ``0.0`` and ``-0.0`` differ, and NaNs compare by bit pattern)."""
-        aval = self.aval
-        try:
-            bits = np.asarray(self.val, dtype=aval.dtype).tobytes()
-        except (TypeError, ValueError):  # a typed PRNG key or other extended dtype
-            return ('object', id(self.val))
-        return (aval.dtype, aval.shape, getattr(aval, 'weak_type', False), bits)
+        key = self._key
+        if key is None:
+            aval, val = self.aval, self.val
+            try:
+                bits = np.asarray(val, dtype=aval.dtype).tobytes()
+            except (TypeError, ValueError):  # a typed PRNG key or other extended dtype
+                key = ('object', id(val))
+            else:
+                key = (aval.dtype, aval.shape, getattr(aval, 'weak_type', False), bits)
+            self._key = key
+        return key
 
     def __repr__(self):
         from ._printer import short_type
@@ -154,7 +182,8 @@ class Node:
     """One operation of a Graph. See the module docstring for the kinds.
 
     Attributes:
-      kind: the node kind.
+      kind: the node kind (fixed once the node is in a graph: the graph counts its nodes by
+        kind).
       op: the JAX primitive (``primitive`` nodes), the region's name (``region`` nodes), or None.
       inputs: operands, each a :class:`Value` or :class:`Literal`.
       outputs: the values this node defines.
@@ -175,7 +204,6 @@ class Node:
             raise ValueError(f'Unknown node kind {kind!r}; expected one of {NODE_KINDS}.')
         self.kind = kind
         self.op = op
-        self.inputs: list = []
         self.outputs = [Value(aval, self, i) for i, aval in enumerate(output_avals)]
         self.params = dict(params or {})
         self.state = state
@@ -187,15 +215,12 @@ class Node:
         self._prev: Node | None = None
         self._next: Node | None = None
         self._typed = None  # the verifier's memo of the types it last checked (see _verifier)
+        self.inputs = inputs = list(inputs)
         for value in inputs:
-            self._add_input(value)
+            if isinstance(value, Value):
+                value.users[self] = None
 
     # -- operands ----------------------------------------------------------------------------
-
-    def _add_input(self, value):
-        self.inputs.append(value)
-        if isinstance(value, Value):
-            value.users[self] = None
 
     def replace_input(self, old: Value, new: 'Value | Literal'):
         """Replace every use of ``old`` among this node's operands by ``new`` (no type check:
@@ -212,8 +237,10 @@ class Node:
     def set_inputs(self, values: Iterable):
         """Replace all operands at once."""
         self._drop_inputs()
-        for value in values:
-            self._add_input(value)
+        self.inputs = inputs = list(values)
+        for value in inputs:
+            if isinstance(value, Value):
+                value.users[self] = None
         if self.graph is not None:
             self.graph._touch()
 
@@ -292,8 +319,16 @@ class Graph:
         self.name = name
         self._root = _Sentinel()
         self._root._prev = self._root._next = self._root
-        self._len = 0
+        # How many nodes of each kind the graph holds (not its regions' bodies): lets
+        # find_nodes stop reading as soon as it has found them all, and skip region bodies
+        # when there are no regions.
+        self._kind_counts = dict.fromkeys(NODE_KINDS, 0)
+        # The nodes in order, kept between edits: appending at the end updates it, erasing a
+        # node only counts it in _erased (the next read filters erased nodes out), any other
+        # insertion or move, or an insertion after an erasure, drops it (rebuilt from the
+        # linked list on the next read).
         self._nodes_cache: list | None = None
+        self._erased = 0
         self.meta: dict[str, Any] = {}
         self.in_tree = None
         self.out_tree = None
@@ -314,6 +349,13 @@ class Graph:
             parent = graph.parent
             graph = parent.graph if parent is not None else None
 
+    def _touch_enclosing(self):
+        """Count an edit in the graphs enclosing this region body (the hot paths count the
+        edit of the graph itself inline: ``graph._edits += 1``)."""
+        parent = self.parent
+        if parent is not None and parent.graph is not None:
+            parent.graph._touch()
+
     # -- iteration ---------------------------------------------------------------------------
 
     @property
@@ -322,37 +364,86 @@ class Graph:
         cached = self._nodes_cache
         if cached is None:
             cached = []
-            node = self._root._next
-            while node is not self._root:
+            root = self._root
+            node = root._next
+            while node is not root:
                 cached.append(node)
                 node = node._next
-            self._nodes_cache = cached  # kept until the next insertion or removal
+            self._nodes_cache = cached
+            self._erased = 0
+        elif self._erased:
+            cached = self._nodes_cache = [n for n in cached if n.graph is self]
+            self._erased = 0
         return list(cached)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
 
     def __len__(self):
-        return self._len
+        return sum(self._kind_counts.values())
 
     def walk(self) -> Iterator[Node]:
         """Every node, in program order, descending into region bodies (a region before its
         body's nodes)."""
+        if not self._kind_counts['region']:
+            yield from self.nodes
+            return
         for node in self.nodes:
             yield node
-            for sub in node.subgraphs:
-                yield from sub.walk()
+            if node.subgraphs:
+                for sub in node.subgraphs:
+                    yield from sub.walk()
 
-    def find_nodes(self, kind: str | None = None, name: str | None = None,
+    def find_nodes(self, kind: 'str | tuple | None' = None, name: str | None = None,
                    recursive: bool = True) -> list[Node]:
-        """The nodes of a kind and/or operation name, in program order."""
-        nodes = self.walk() if recursive else self.nodes
-        return [n for n in nodes
-                if (kind is None or n.kind == kind) and (name is None or n.name == name)]
+        """The nodes of a kind (or any of a tuple of kinds) and/or operation name, in program
+        order.
+
+        Cheap for the kinds that stand at a graph's edges: it stops reading as soon as it has
+        found every node of the kinds asked for, reading state reads from the start and state
+        writes from the end (where a canonical graph holds them)."""
+        if kind is None:
+            nodes = self.walk() if recursive else self.nodes
+            return [n for n in nodes if name is None or n.name == name]
+        kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+        if recursive and self._kind_counts['region']:
+            found = [n for n in self.walk() if n.kind in kinds]
+        else:
+            found = self._of_kinds(kinds)
+        return found if name is None else [n for n in found if n.name == name]
+
+    def _of_kinds(self, kinds: tuple) -> list[Node]:
+        """This graph's nodes of ``kinds``, in order, reading no further than needed."""
+        counts = self._kind_counts
+        wanted = 0
+        for kind in kinds:
+            wanted += counts.get(kind, 0)
+        if not wanted:
+            return []
+        root = self._root
+        found = []
+        if all(kind in _KINDS_AT_EXIT for kind in kinds):  # read from the end
+            node = root._prev
+            while node is not root:
+                if node.kind in kinds:
+                    found.append(node)
+                    if len(found) == wanted:
+                        break
+                node = node._prev
+            found.reverse()
+            return found
+        node = root._next
+        while node is not root:
+            if node.kind in kinds:
+                found.append(node)
+                if len(found) == wanted:
+                    break
+            node = node._next
+        return found
 
     @property
     def input_nodes(self) -> list[Node]:
-        return [n for n in self.nodes if n.kind == 'input']
+        return self._of_kinds(('input',))
 
     @property
     def inputs(self) -> list[Value]:
@@ -373,15 +464,19 @@ class Graph:
     def has_effects(self) -> bool:
         """Whether the graph (or any region in it) reads or writes a state or has a JAX
         effect."""
-        return any(n.is_state_op or (n.kind == 'primitive' and n.extra.get('effects'))
-                   for n in self.walk())
+        counts = self._kind_counts
+        if counts['state_read'] or counts['state_write']:
+            return True
+        for node in self._of_kinds(('primitive', 'region')):
+            if node.has_effect:
+                return True
+        return False
 
     def states(self) -> list:
         """The states this graph reads or writes (regions included), in order of first use."""
         seen: dict = {}
-        for node in self.walk():
-            if node.is_state_op:
-                seen.setdefault(node.state, None)
+        for node in self.find_nodes(('state_read', 'state_write')):
+            seen.setdefault(node.state, None)
         return list(seen)
 
     # -- building and editing ----------------------------------------------------------------
@@ -410,8 +505,17 @@ class Graph:
         node.graph = self
         for sub in node.subgraphs:
             sub.parent = node
-        self._len += 1
-        self._nodes_cache = None
+        self._kind_counts[node.kind] += 1
+        cache = self._nodes_cache
+        if cache is not None:
+            if self._erased:  # the node may be one erased: the cache lists it where it was
+                self._nodes_cache = None
+            elif anchor is self._root:
+                cache.append(node)
+            elif cache and cache[-1] is anchor:  # before the output node: the common append
+                cache.insert(len(cache) - 1, node)
+            else:
+                self._nodes_cache = None
         self._touch()
         return node
 
@@ -572,14 +676,11 @@ class Graph:
     def add_input(self, aval, name: str | None = None) -> Value:
         """Add a graph parameter after the existing ones; returns its value."""
         node = Node('input', output_avals=[aval], params={'name': name} if name else None)
-        last_input = None
-        for n in self.nodes:
-            if n.kind == 'input':
-                last_input = n
-        if last_input is None:
+        inputs = self.input_nodes
+        if not inputs:
             self._link_before(node, self._root._next)
         else:
-            self.insert_after(last_input, node)
+            self.insert_after(inputs[-1], node)
         return node.outputs[0]
 
     def set_outputs(self, values: Iterable):
@@ -591,25 +692,40 @@ class Graph:
         return out
 
     def _unlink(self, node: Node):
-        node._prev._next = node._next
-        node._next._prev = node._prev
-        node._prev = node._next = None
-        node.graph = None
-        self._len -= 1
-        self._nodes_cache = None
+        prev, next = node._prev, node._next
+        prev._next = next
+        next._prev = prev
+        node._prev = node._next = node.graph = None
+        self._kind_counts[node.kind] -= 1
+        if self._nodes_cache is not None:
+            self._erased += 1
         self._touch()
 
     def erase_node(self, node: Node):
         """Remove a node (of this graph) whose results are unused."""
-        self._check_owned(node, 'erase_node')
+        if node.graph is not self:
+            self._check_owned(node, 'erase_node')
         for value in node.outputs:
             if value.users:
                 users = '; '.join(_describe(u) for u in list(value.users)[:3])
                 raise GraphEditError(
                     f'erase_node: cannot erase {_describe(node)}: its result {_name(value)} is '
                     f'still used by {users}.')
-        node._drop_inputs()
-        self._unlink(node)
+        for value in node.inputs:
+            if type(value) is Value or isinstance(value, Value):
+                value.users.pop(node, None)
+        node.inputs = []
+        # self._unlink(node), inlined: erasing is the most frequent edit of the passes.
+        prev, next = node._prev, node._next
+        prev._next = next
+        next._prev = prev
+        node._prev = node._next = node.graph = None
+        self._kind_counts[node.kind] -= 1
+        if self._nodes_cache is not None:
+            self._erased += 1
+        self._edits += 1
+        if self.parent is not None:
+            self._touch_enclosing()
 
     # -- views ---------------------------------------------------------------------------------
 

@@ -17,11 +17,13 @@ __all__ = ['analyze_read_only_states', 'analyze_donation']
 def analyze_read_only_states(graph, stats=None):
     """Mark the reads of states that the graph never writes (meta read_only)."""
     stats = PassStatistics() if stats is None else stats
-    written = {n.state for n in graph.walk() if n.kind == 'state_write'}
-    for node in graph.walk():
-        if node.kind == 'state_read':
-            node.meta['read_only'] = node.state not in written
-            stats['read-only states'] += node.meta['read_only']
+    written = {n.state for n in graph.find_nodes('state_write')}
+    read_only = 0
+    for node in graph.find_nodes('state_read'):
+        node.meta['read_only'] = node.state not in written
+        read_only += node.meta['read_only']
+    if read_only:
+        stats['read-only states'] += read_only
     return graph
 
 
@@ -33,7 +35,10 @@ def analyze_donation(graph, stats=None):
     if not graph.meta.get('canonical'):
         return graph
     written = {n.state for n in graph.find_nodes('state_write', recursive=False)}
+    donated = 0
     for node in graph.find_nodes('state_read', recursive=False):
         node.meta['donate'] = node.state in written
-        stats['donatable states'] += node.meta['donate']
+        donated += node.meta['donate']
+    if donated:
+        stats['donatable states'] += donated
     return graph

@@ -3,7 +3,12 @@
 Two pure primitive nodes with the same operation, parameters and operands compute the same
 values: the later one is replaced by the earlier one. Constants holding the same array object
 merge too. Literal operands are the same only when their dtype, shape and bits are (``0.0``
-and ``-0.0`` are different constants: ``x * 0.0`` and ``x * -0.0`` differ when ``x < 0``). Recurses into region bodies (each body on its own: regions are closed).
+and ``-0.0`` are different constants: ``x * 0.0`` and ``x * -0.0`` differ when ``x < 0``).
+Recurses into region bodies (each body on its own: regions are closed).
+
+Nodes are matched on their operation and operands first, and their parameters are compared
+only between nodes that match there: most nodes match no earlier one, so their parameters (for
+``dot_general`` or a convolution, nested tuples) are never hashed.
 """
 
 from __future__ import annotations
@@ -37,22 +42,31 @@ def param_key(value):
     return ('id', id(value))
 
 
-def _node_key(node):
+def _operation_key(node):
+    """The operation and operands of a node that may merge (None: never merged). Values hash
+    by identity: the operand itself is its key."""
     kind = node.kind
+    if kind == 'primitive':
+        inputs = node.inputs
+        if Literal in map(type, inputs):
+            return (node.op, *[v if type(v) is not Literal else v.key() for v in inputs])
+        return (node.op, *inputs)
     if kind == 'constant':
         return ('constant', id(node.params['value']))
-    if kind != 'primitive' or node.extra.get('effects'):
-        return None
-    params = node.params
-    # Values hash by identity: the operand itself is its key.
-    operands = tuple(v if type(v) is not Literal else v.key() for v in node.inputs)
+    return None
+
+
+def _params_key(node):
+    """The node's parameters as a hashable key, or None when one cannot be hashed (e.g. an
+    array): such a node is left alone. JAX builds a primitive's params in a fixed order."""
+    if node.kind == 'constant':
+        return ()  # the array object itself is in the operation key
+    key = tuple(node.params.items())
     try:
-        # JAX builds a primitive's params in a fixed order: no need to sort them.
-        key = (node.op, tuple(params.items()) if params else (), operands)
         hash(key)
     except TypeError:  # an unhashable parameter (e.g. an array): compare by contents
+        key = tuple((k, param_key(v)) for k, v in node.params.items())
         try:
-            key = (node.op, tuple((k, param_key(v)) for k, v in params.items()), operands)
             hash(key)
         except TypeError:
             return None
@@ -63,19 +77,36 @@ def _node_key(node):
 def common_subexpression_elimination(graph, stats=None):
     """Merge pure operations that compute the same values from the same operands."""
     stats = PassStatistics() if stats is None else stats
-    seen = {}
+    first = {}    # operation key -> the first node with it
+    by_params = {}  # operation key -> {params key: the first node with them}, once two match
+    merged = 0
     for node in graph.nodes:
-        for sub in node.subgraphs:
-            common_subexpression_elimination(sub, stats)
-        key = _node_key(node)
+        if node.kind == 'region':
+            for sub in node.subgraphs:
+                common_subexpression_elimination(sub, stats)
+        key = _operation_key(node)
         if key is None:
             continue
-        earlier = seen.get(key)
-        if earlier is None:
-            seen[key] = node
+        earlier = first.setdefault(key, node)
+        if earlier is node:
+            continue
+        if node.params or earlier.params:  # (nodes without params match at once)
+            group = by_params.get(key)
+            if group is None:
+                params = _params_key(earlier)
+                group = by_params[key] = {} if params is None else {params: earlier}
+            params = _params_key(node)
+            if params is None:
+                continue
+            earlier = group.setdefault(params, node)
+        # An operation with a JAX effect is never merged (its effect would run once); asked
+        # only of a match, since the same operation and params have the same effects.
+        if earlier is node or node.has_effect or earlier.has_effect:
             continue
         for mine, theirs in zip(node.outputs, earlier.outputs):
             mine.replace_all_uses_with(theirs)
         graph.erase_node(node)
-        stats['nodes merged'] += 1
+        merged += 1
+    if merged:
+        stats['nodes merged'] += merged
     return graph

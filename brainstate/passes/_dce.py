@@ -69,7 +69,5 @@ def _sweep(graph, stats):
             if _unused(node) and not node.has_effect:  # its bodies lost their effects
                 graph.erase_node(node)
                 removed += 1
-        elif node.subgraphs:
-            for sub in node.subgraphs:
-                clean(sub)
-    stats['nodes removed'] += removed
+    if removed:
+        stats['nodes removed'] += removed

@@ -28,31 +28,36 @@ def eliminate_dead_writes(graph, stats=None):
     """Remove state writes that are overwritten before any read, or that write the value the
     state already holds."""
     stats = PassStatistics() if stats is None else stats
-    for node in graph.nodes:
-        for sub in node.subgraphs:
-            eliminate_dead_writes(sub, stats)
     pending = {}   # state -> its last write, not yet observed
     current = {}   # state -> the Values it is known to hold now
-    for node in graph.nodes:
-        if node.kind == 'state_read':
+    removed = 0
+    # Only state operations and regions matter (in program order); find_nodes reads no more
+    # of the graph than it needs to find them.
+    for node in graph.find_nodes(('state_read', 'state_write', 'region'), recursive=False):
+        kind = node.kind
+        if kind == 'state_read':
             pending.pop(node.state, None)
             current.setdefault(node.state, list(node.outputs))
-        elif node.kind == 'state_write':
+        elif kind == 'state_write':
             state = node.state
             if state in current and _same_values(node.inputs, current[state]):
                 graph.erase_node(node)
-                stats['writes removed'] += 1
+                removed += 1
                 continue
             overwritten = pending.pop(state, None)
             if overwritten is not None:
                 graph.erase_node(overwritten)
-                stats['writes removed'] += 1
+                removed += 1
             pending[state] = node
             current[state] = list(node.inputs)
-        elif node.subgraphs:
+        else:
+            for sub in node.subgraphs:
+                eliminate_dead_writes(sub, stats)
             for state in _touched_states(node):
                 pending.pop(state, None)
                 current.pop(state, None)
+    if removed:
+        stats['writes removed'] += removed
     if graph.meta.get('written_states') is not None:
         still_written = {n.state for n in graph.find_nodes('state_write', recursive=False)}
         graph.meta['written_states'] = [s for s in graph.meta['written_states']

@@ -26,20 +26,33 @@ __all__ = ['fold_constants']
 def _foldable(node) -> bool:
     if node.kind != 'primitive' or not node.inputs:
         return False
-    for value in node.inputs:  # cheapest test first: most nodes have a non-literal operand
+    for value in node.inputs:
         if type(value) is not Literal or value.aval.shape != ():
             return False
-    return (not node.has_effect and
-            all(v.aval.shape == () for v in node.outputs) and
-            all(_plain_number(v.aval.dtype) for v in node.outputs))
+    if node.has_effect:
+        return False
+    for value in node.outputs:
+        if value.aval.shape != () or not _plain_number(value.aval.dtype):
+            return False
+    return True
+
+
+_PLAIN_NUMBER: dict = {}  # dtype -> whether it is a plain number (numpy's test is slow)
 
 
 def _plain_number(dtype) -> bool:
     """A numeric or boolean dtype (not an extended one such as a typed PRNG key)."""
-    try:
-        return np.issubdtype(dtype, np.number) or dtype == np.bool_
-    except TypeError:  # numpy cannot interpret an extended dtype
-        return False
+    plain = _PLAIN_NUMBER.get(dtype)
+    if plain is None:
+        try:
+            plain = bool(np.issubdtype(dtype, np.number) or dtype == np.bool_)
+        except TypeError:  # numpy cannot interpret an extended dtype
+            plain = False
+        _PLAIN_NUMBER[dtype] = plain
+    return plain
+
+
+_NOT_CACHED = object()
 
 
 # Dtypes NumPy computes exactly as XLA does (float16/bfloat16 are left to JAX).
@@ -139,14 +152,13 @@ def _numpy_results(node):
 def _evaluate(node, cache: dict):
     """The node's results as Literals, computed once per distinct operation and operands
     (operands compared by dtype, shape and bits: ``-0.0`` is not ``0.0``)."""
+    key = (node.op, tuple(node.params.items()), tuple([v.key() for v in node.inputs]))
     try:
-        key = (node.op, tuple(node.params.items()),
-               tuple(v.key() for v in node.inputs))
-        hash(key)
-    except TypeError:
-        key = None
-    if key is not None and key in cache:
-        return cache[key]
+        results = cache.get(key, _NOT_CACHED)
+    except TypeError:  # an unhashable parameter: evaluate, without memo
+        key, results = None, _NOT_CACHED
+    if results is not _NOT_CACHED:
+        return results
     results = _numpy_results(node)
     if results is None:
         try:
@@ -170,10 +182,16 @@ def fold_constants(graph, stats=None, _cache=None):
     """Compute scalar operations on literal operands at compile time."""
     stats = PassStatistics() if stats is None else stats
     cache = _cache if _cache is not None else {}
+    folded = 0
     for node in graph.nodes:
-        for sub in node.subgraphs:
-            fold_constants(sub, stats, _cache=cache)
-        if not _foldable(node):
+        kind = node.kind
+        if kind == 'region':
+            for sub in node.subgraphs:
+                fold_constants(sub, stats, _cache=cache)
+            continue
+        # Most nodes have a first operand that is not a literal: rule them out first.
+        if kind != 'primitive' or not node.inputs or type(node.inputs[0]) is not Literal or \
+                not _foldable(node):
             continue
         results = _evaluate(node, cache)
         if results is None:
@@ -181,5 +199,7 @@ def fold_constants(graph, stats=None, _cache=None):
         for value, literal in zip(node.outputs, results):
             value.replace_all_uses_with(literal)
         graph.erase_node(node)
-        stats['operations folded'] += 1
+        folded += 1
+    if folded:
+        stats['operations folded'] += folded
     return graph

@@ -60,8 +60,8 @@ def _region_state_sources(graph: Graph) -> tuple[dict, dict]:
     replace them keep these lines, so the state table and ``format(source=True)`` still point
     at the user's code inside loop and branch bodies."""
     first_read, last_write = {}, {}
-    for node in graph.nodes:
-        if node.kind != 'region' or not node.has_effect:
+    for node in graph.find_nodes('region', recursive=False):
+        if not node.has_effect:
             continue
         for sub in node.subgraphs:
             for inner in sub.walk():

@@ -115,11 +115,15 @@ def _inspect_takes_stats(function, what: str) -> bool:
 class FunctionPass(Pass):
     """A pass made from a function ``f(graph)`` or ``f(graph, stats)``."""
 
-    def __init__(self, function: Callable, name: str | None = None, summary: str | None = None):
+    def __init__(self, function: Callable, name: str | None = None, summary: str | None = None,
+                 *, _takes_stats_known: bool | None = None):
         self.function = function
         self.name = name or function.__name__.replace('_', '-')
         self.summary = _sentence(summary if summary is not None else _summary_of(function))
-        self._takes_stats = _takes_stats(function, f'The pass function {self.name!r}')
+        # A registered pass's signature was read once, at registration (inspect.signature
+        # costs more than many small passes take to run: not per PassManager).
+        self._takes_stats = (_takes_stats_known if _takes_stats_known is not None else
+                             _takes_stats(function, f'The pass function {self.name!r}'))
 
     def run(self, graph, stats):
         if self._takes_stats:
@@ -174,9 +178,11 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
                 obj.name = obj.name or name
                 obj.summary = _sentence(obj.summary or summary or _summary_of(obj))
         elif callable(obj):
-            _takes_stats(obj, f'The pass function {name!r}')  # fail at registration
+            takes_stats = _takes_stats(obj, f'The pass function {name!r}')  # fail now
+            pass_summary = _sentence(summary if summary is not None else _summary_of(obj))
+
             def factory(fn=obj):
-                return FunctionPass(fn, name, summary)
+                return FunctionPass(fn, name, pass_summary, _takes_stats_known=takes_stats)
         else:
             raise TypeError(f'@register({name!r}) decorates a function or a class, not {obj!r}.')
         _REGISTRY[name] = factory
