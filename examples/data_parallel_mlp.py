@@ -42,6 +42,13 @@ def make_data(n, n_in, n_out, seed=0):
     return x, y
 
 
+def loss_of(model, x, y):
+    """Cross-entropy of ``model`` on inputs ``x`` and integer labels ``y``."""
+    logits = model(x)
+    return -jnp.mean(jnp.sum(jax.nn.log_softmax(logits) * jax.nn.one_hot(y, logits.shape[-1]),
+                             -1))
+
+
 def train(sizes, x, y, steps, lr=0.05, mesh=None, seed=0):
     """Train ``steps`` full-batch steps; with a ``mesh`` (axis ``'data'``) the batch is split
     over its devices and the parameters replicated. Returns the parameters (NumPy) and the
@@ -55,8 +62,7 @@ def train(sizes, x, y, steps, lr=0.05, mesh=None, seed=0):
         x, y = jax.device_put(x, batch), jax.device_put(y, batch)
 
     def loss_fn(x, y):
-        logits = model(x)
-        return -jnp.mean(jnp.sum(jax.nn.log_softmax(logits) * jax.nn.one_hot(y, sizes[-1]), -1))
+        return loss_of(model, x, y)
 
     @brainstate.transform.jit
     def step(x, y):
