@@ -227,3 +227,19 @@ def test_shard_states_by_filter_rules():
     assert net.h.sharding.spec == P('x')
     with pytest.raises(brainstate.StateValueError, match=r'l1'):
         brainstate.shard_states(net.l1, MESH, {brainstate.ParamState: P('x', None)})
+
+
+def test_eager_transform_keeps_and_follows_a_states_sharding():
+    w = brainstate.ParamState(jnp.arange(16.), sharding=SPLIT)
+
+    def loss():
+        return jnp.sum(w.value ** 2)
+
+    for sharding in (SPLIT, REPL, SPLIT):
+        w.sharding = sharding
+        expected = 2 * np.asarray(w.value)
+        g = brainstate.transform.grad(loss, w)()        # eager: compiled through jit's entries
+        np.testing.assert_allclose(g, expected)
+        brainstate.transform.for_loop(lambda i: setattr(w, 'value', w.value + 1), jnp.arange(2))
+        assert w.value.sharding.is_equivalent_to(sharding, 1)
+    np.testing.assert_allclose(w.value, np.arange(16.) + 6)
