@@ -427,6 +427,18 @@ class State(StateAPI):
         return self._avals
 
     @property
+    def written_avals(self) -> tuple:
+        """The avals a traced write of this state must have: :attr:`avals`, unless the view
+        in force has a ``written(state)`` rule (shard_map: a state the function only writes
+        takes the per-shard shape of its ``state_out_specs``)."""
+        written = getattr(_LANE_VIEW.lanes, 'written', None)
+        if written is not None:
+            avals = written(self)
+            if avals is not None:
+                return avals
+        return self.avals
+
+    @property
     def treedef(self):
         """The pytree structure of the value."""
         return self._treedef

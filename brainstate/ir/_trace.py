@@ -66,7 +66,7 @@ class TraceContext:
                 leaves = state.check_compatible(value)  # raises, naming the state
             leaves = [jax.numpy.asarray(leaf) for leaf in leaves]
         else:
-            leaves = state.check_compatible(value, state.avals)
+            leaves = state.check_compatible(value, state.written_avals)
         if id(state) in self._new_ids:
             state._value = state._treedef.unflatten(leaves)
             return

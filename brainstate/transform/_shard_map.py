@@ -153,14 +153,29 @@ def shard_map(fun: Callable, mesh, in_specs: Any, out_specs: Any, *, state_in_sp
 
         seen = []  # the states the trace reads, in order (for the error below)
 
-        def lanes(state):
-            s = _state_spec(state, state_in_specs, mesh)
+        def local_avals(state, spec):
+            if spec == _REPLICATED:
+                return None
+            return tuple(jax.core.ShapedArray(_local_shape(a.shape, spec, mesh), a.dtype)
+                         for a in state._avals)
+
+        written_first = []  # states written before any read: seen as their out spec says
+
+        def lanes(state):  # a read: the state_in_specs view (a read after the first write
+            if state in written_first:  # reads what was written)
+                return local_avals(state, _state_spec(state, out_table, mesh))
             if state not in seen:
                 seen.append(state)
-            if s == _REPLICATED:
-                return None
-            return tuple(jax.core.ShapedArray(_local_shape(a.shape, s, mesh), a.dtype)
-                         for a in state._avals)
+            return local_avals(state, _state_spec(state, state_in_specs, mesh))
+
+        def written(state):  # a write: a state only written takes its state_out_specs view
+            if state in seen:
+                return lanes(state)
+            if state not in written_first:
+                written_first.append(state)
+            return local_avals(state, _state_spec(state, out_table, mesh))
+
+        lanes.written = written
 
         # Collectives (psum over 'x') need the mesh's axis names bound while tracing.
         from jax._src import core as jax_core

@@ -134,3 +134,18 @@ def test_replicated_state_meeting_split_data_explains_state_in_specs():
     with pytest.raises(Exception, match='(?s)State buf.*state_in_specs'):
         g(jnp.arange(16.))
     np.testing.assert_allclose(buf.value, np.zeros(16))
+
+
+def test_state_only_written_takes_its_out_spec_and_is_read_back_as_written():
+    scale = brainstate.State(jnp.array(3.0))          # read, replicated
+    out = brainstate.State(jnp.zeros(16))             # only written, split by state_out_specs
+
+    def f(d):
+        out.value = d * scale.value
+        return out.value + 1                          # a read after the write: per-shard too
+
+    g = shard_map(f, MESH, in_specs=(P('x'),), out_specs=P('x'), state_out_specs=P('x'))
+    result = g(jnp.arange(16.))
+    np.testing.assert_allclose(out.value, np.arange(16.) * 3)
+    np.testing.assert_allclose(result, np.arange(16.) * 3 + 1)
+    np.testing.assert_allclose(scale.value, 3.0)
