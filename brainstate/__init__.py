@@ -13,6 +13,7 @@ from ._errors import (ArgumentTypeError, ArgumentValueError, BatchAxisError, Bra
 from ._state import (BatchState, HiddenState, LongTermState, ParamState, ShortTermState, State,
                      DelayState, NonBatchState, maybe_state)
 from ._state_api import TreefyState
+from ._state_sharding import shard_states
 from ._state_hidden import FakeState, HiddenGroupState, HiddenTreeState
 from ._state_dict import StateDictManager
 from ._state_observe import (StateTraceStack, NewStateCatcher, catch_new_states,
@@ -47,6 +48,7 @@ __all__ = [
     'ReadHookContext', 'WriteHookContext', 'MutableWriteHookContext', 'RestoreHookContext',
     'InitHookContext', 'GlobalHookRegistry', 'register_state_hook', 'unregister_state_hook',
     'clear_state_hooks', 'has_state_hooks', 'list_state_hooks',
+    'shard_states',
     'Module', 'BrainStateError', 'StateValueError', 'TracerLeakError', 'StateArgumentError',
     'BatchAxisError', 'GradientError', 'ArgumentValueError', 'ArgumentTypeError',
     'augment', 'compile', 'functional',

@@ -25,6 +25,7 @@ import numpy as np
 from ._compat import include_frame as _include_frame
 from ._compat import outside_any_jax_trace as _outside_any_jax_trace
 from ._errors import StateValueError, TraceContextError, TracerLeakError
+from . import _state_sharding as _sharding
 from ._state_api import StateAPI
 
 __all__ = [
@@ -197,6 +198,9 @@ class State(StateAPI):
       value: any pytree of arrays (JAX or NumPy arrays, Python numbers, converted to JAX arrays).
       name: an optional name used in error messages and in the printed IR when the state does
         not belong to a Module.
+      sharding: how the value is laid out over devices (a ``jax.sharding.Sharding``, or a
+        pytree of them matching the value); the value is placed there and compiled steps keep
+        it there. Default: the sharding the value already has over several devices, if any.
       **metadata: free-form attributes; ``tag=`` is used by tag filters.
 
     Types. A state holds a definite dtype, never a weak one: ``State(1.0)`` holds a float32.
@@ -212,11 +216,14 @@ class State(StateAPI):
         count.value = count.value + 1
     """
 
+    _shardings = None  # one jax Sharding (or None) per leaf; see _state_sharding.py
+
     def __init__(self, value: Any, name: str | None = None, **metadata):
         self._id = next(_ids)
         self.name = name
         self._owner = None  # (weakref to Module, key path), set when a Module registers us
         tag = metadata.pop('tag', None)
+        sharding = metadata.pop('sharding', None)
         self.tag = {tag} if isinstance(tag, str) else (None if tag is None else set(tag))
         self._metadata = metadata
         if type(value).__name__ == 'StateMetadata':
@@ -229,6 +236,12 @@ class State(StateAPI):
         label = self.label()
         leaves, treedef = jax.tree.flatten(value)
         leaves = [_as_array(leaf, label) for leaf in leaves]
+        if not any(isinstance(leaf, _Tracer) for leaf in leaves):
+            # The state keeps the sharding it is given, or the one its value already has.
+            self._shardings = (_sharding.leaf_shardings(label, treedef, sharding)
+                               if sharding is not None else _sharding.adopted_shardings(leaves))
+            if self._shardings is not None:
+                leaves = _sharding.place_leaves(label, leaves, self._shardings)
         self._treedef = treedef
         self._avals = tuple(_leaf_aval(leaf) for leaf in leaves)
         # Whether code outside any trace may hold the current buffers (it read or set the
@@ -339,6 +352,15 @@ class State(StateAPI):
                       for leaf, aval in zip(leaves, self._avals)]
         else:
             leaves = [_as_array(leaf, label) for leaf in leaves]
+        if treedef != self._treedef:
+            self._shardings = None  # a new structure: the shardings its leaves bring
+        if self._shardings is not None:
+            leaves = _sharding.place_leaves(label, leaves, self._shardings)
+        else:
+            adopted = _sharding.adopted_shardings(leaves)
+            if adopted is not None:
+                self._shardings = adopted
+                STRUCTURE_EPOCH[0] += 1
         avals = tuple(_leaf_aval(leaf) for leaf in leaves)
         if treedef != self._treedef or avals != self._avals:
             # Allowed between calls; compiled calls notice through the epoch and retrace.
@@ -364,6 +386,40 @@ class State(StateAPI):
         self._set_outside_trace(value)
 
     @property
+    def sharding(self):
+        """How the value is laid out over devices: a ``jax.sharding.Sharding`` (a pytree of
+        them, one per leaf, for a structured value), or None when JAX places it (one device).
+
+        Compiled steps write the state back in this sharding. Setting it moves the value
+        (``state.sharding = NamedSharding(mesh, PartitionSpec('x'))``); ``None`` forgets it (the
+        value stays where it is until it is next written). See :func:`brainstate.shard_states`.
+        """
+        return _sharding.sharding_of(self._shardings, self._treedef)
+
+    @sharding.setter
+    def sharding(self, sharding):
+        if _TRACES_ACTIVE and TRACE_STACK.stack:
+            raise TraceContextError(
+                f'State {self.label()}: its sharding cannot be set inside a transform; set it '
+                f'before calling the compiled function.')
+        label = self.label()
+        shardings = _sharding.leaf_shardings(label, self._treedef, sharding)
+        if shardings is not None and self.has_value():
+            leaves = jax.tree.leaves(self._value)
+            # Moving on purpose: no mismatch check, every leaf goes to its new sharding.
+            try:
+                self._value = self._treedef.unflatten(
+                    [leaf if s is None else jax.device_put(leaf, s)
+                     for leaf, s in zip(leaves, shardings)])
+            except ValueError as error:
+                raise StateValueError(
+                    f'State {label} (shapes {[a.str_short() for a in self._avals]}) cannot be '
+                    f'sharded as {_sharding.spec_text(sharding)}: {error}') from None
+            self._exposed = True
+        self._shardings = shardings
+        STRUCTURE_EPOCH[0] += 1  # compiled steps recheck what they return the state as
+
+    @property
     def avals(self) -> tuple:
         """The abstract values (shape and dtype) of the leaves of the value, as the program
         being compiled sees them (inside ``vmap``'s compilation, one lane's view of a batched
@@ -374,6 +430,18 @@ class State(StateAPI):
             if avals is not None:
                 return avals
         return self._avals
+
+    @property
+    def written_avals(self) -> tuple:
+        """The avals a traced write of this state must have: :attr:`avals`, unless the view
+        in force has a ``written(state)`` rule (shard_map: a state the function only writes
+        takes the per-shard shape of its ``state_out_specs``)."""
+        written = getattr(_LANE_VIEW.lanes, 'written', None)
+        if written is not None:
+            avals = written(self)
+            if avals is not None:
+                return avals
+        return self.avals
 
     @property
     def treedef(self):

@@ -262,6 +262,16 @@ class Node:
         return self.kind
 
     @property
+    def sharding(self):
+        """For a ``state_read`` / ``state_write``: the state's sharding (a
+        ``jax.sharding.Sharding``, a pytree of them for a structured value, or None when JAX
+        places it); None for other nodes. A pass can plan with it; the printer notes it on each
+        state read."""
+        if self.state is None:
+            return None
+        return getattr(self.state, 'sharding', None)
+
+    @property
     def is_state_op(self) -> bool:
         return self.kind in ('state_read', 'state_write')
 

@@ -112,6 +112,11 @@ def format_node(node, namer, meta: bool = False, source: bool = False,
         if outs:
             text = f'{outs} = {text}'
     notes = []
+    if node.kind == 'state_read' and getattr(node.state, '_shardings', None) is not None:
+        # Where the state's value lies (a comment: the parser skips it).
+        from .._state_sharding import spec_text
+        notes.append('sharding=' + ' '.join(
+            '-' if s is None else spec_text(s) for s in node.state._shardings))
     if meta and node.meta:
         # Flags read best bare: `# read_only donate`; false flags are left out.
         shown = [k if v is True else f'{k}={_format_param(v)}'

@@ -77,7 +77,7 @@ class TraceContext:
         else:
             avals = self._written_avals.get(state) if self._written_avals else None
             try:
-                leaves = state.check_compatible(value, state.avals if avals is None else avals)
+                leaves = state.check_compatible(value, state.written_avals if avals is None else avals)
             except StateValueError:
                 lanes = _state._LANE_VIEW.lanes
                 may_reshape = getattr(lanes, 'may_reshape', None)

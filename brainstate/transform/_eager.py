@@ -51,7 +51,7 @@ def _fingerprint(program, sig) -> tuple:
     return (str(closed.jaxpr),
             tuple((c.shape, c.dtype, getattr(c, 'weak_type', False))
                   for c in (jax_typeof(x) for x in closed.consts)),
-            states, tuple(s._treedef for s in states),
+            states, tuple((s._treedef, s._shardings) for s in states),  # (jit's layout)
             sig.treedef, sig.static_args, sig.static_kwargs, program.out_tree)
 
 

@@ -72,7 +72,9 @@ class _StateSetChanged(Exception):
 
 
 def _layout_of(states) -> tuple:
-    return tuple(s._treedef for s in states)
+    # A state's tree structure and its sharding (see _state_sharding.py): the compiled program
+    # returns each written state in its sharding.
+    return tuple((s._treedef, s._shardings) for s in states)
 
 
 class _Entry:
@@ -121,7 +123,13 @@ class _Entry:
         static = tuple(i + shift for i in spec.static_argnums)
         user_donated = tuple(i + shift for i in spec.donate_argnums)
         options = dict(static_argnums=static, static_argnames=spec.static_argnames)
-        options.update(owner.jax_jit_options(shift))
+        # Written states come back in their own sharding (a step never moves a state).
+        written_shardings = []
+        for state in self.written_states:
+            count = state._treedef.num_leaves
+            kept = state._shardings is not None and state not in self.reshaped
+            written_shardings.extend(state._shardings if kept else (None,) * count)
+        options.update(owner.jax_jit_options(shift, written_shardings))
         if consts_as_args:
             def pure(donated, kept, consts, *args, **kwargs):
                 return self._pure(donated, kept, consts, args, kwargs)
@@ -334,7 +342,9 @@ class _Entry:
 
     def state_avals(self):
         def avals(states):
-            return [jax.ShapeDtypeStruct(a.shape, a.dtype) for s in states for a in s.avals]
+            return [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding)
+                    for s in states
+                    for a, sharding in zip(s.avals, s._shardings or (None,) * len(s.avals))]
         return avals(self.donated_states), avals(self.kept_states)
 
     def matches(self, program: StatefulProgram) -> bool:
@@ -521,14 +531,17 @@ class JittedFunction:
 
     # -- the published JittedFunction attributes (a layer over the entries above) ----------
 
-    def jax_jit_options(self, shift: int) -> dict:
+    def jax_jit_options(self, shift: int, written_shardings=()) -> dict:
         """The extra ``jax.jit`` options of the pure function, whose first ``shift``
-        arguments are the state lists (and constants): shardings get ``None`` there."""
+        arguments are the state lists (and constants): their shardings are ``None`` (JAX takes
+        the states' buffers as they lie, in their own shardings). Its result is ``(result,
+        written state leaves)``: the latter get ``written_shardings`` (one per leaf)."""
         options = dict(self.jit_options)
         if 'in_shardings' in options:
             options['in_shardings'] = (None,) * shift + tuple(options['in_shardings'])
-        if 'out_shardings' in options:
-            options['out_shardings'] = (options['out_shardings'], None)
+        if 'out_shardings' in options or any(s is not None for s in written_shardings):
+            options['out_shardings'] = (options.get('out_shardings'),
+                                        list(written_shardings) or None)
         return options
 
     @property

@@ -26,6 +26,11 @@ __all__ = ['shard_map']
 
 _REPLICATED = PartitionSpec()
 
+#: JAX's shard_map, and the name of its replication-check flag (``check_vma``; ``None`` where
+#: a JAX has none): module attributes, so tests can watch the call.
+jax_shard_map = jax.shard_map
+SHARD_MAP_CHECK_KW = 'check_vma'
+
 
 def _local_shape(shape, spec, mesh) -> tuple:
     shape = list(shape)
@@ -42,12 +47,68 @@ def _local_shape(shape, spec, mesh) -> tuple:
     return tuple(shape)
 
 
-def _state_spec(state, table):
-    if table is None:
-        return _REPLICATED
+def _declared_spec(state, mesh):
+    """The PartitionSpec of a state sharded over ``mesh`` (see State.sharding), else None."""
+    shardings = state._shardings
+    if not shardings or len(set(shardings)) != 1:
+        return None
+    sharding = shardings[0]
+    if isinstance(sharding, NamedSharding) and sharding.mesh.shape_tuple == mesh.shape_tuple \
+            and sharding.mesh.devices.tolist() == mesh.devices.tolist():
+        return sharding.spec
+    return None
+
+
+def _state_spec(state, table, mesh=None):
+    """A state's spec: from the table (a spec for all, or ``{state: spec}``); a state the
+    table leaves out is split as its own sharding over this mesh says, else replicated."""
     if isinstance(table, PartitionSpec):
         return table
-    return table.get(state, _REPLICATED)
+    if table is not None and state in table:
+        return table[state]
+    declared = None if mesh is None else _declared_spec(state, mesh)
+    return _REPLICATED if declared is None else declared
+
+
+def _augment_shard_state_error(error, states, state_specs, arg_specs):
+    """A clearer error for the common mistake: a replicated state (full shape on every shard)
+    combined with sharded arguments (per-shard slices) fails with a bare shape error. Returns
+    the new exception (the same type when it can be built from one message, else a
+    RuntimeError), or None when the error is not that case."""
+    text = str(error)
+    low = text.lower()
+    if not ('incompatible shapes' in low or 'broadcast' in low or
+            ('shape' in low and 'mismatch' in low)):
+        return None
+    replicated = [s for s, spec in zip(states, state_specs) if spec == _REPLICATED]
+    if not replicated or all(spec == _REPLICATED for spec in arg_specs):
+        return None
+    names = ', '.join(f'State {s.label()}' for s in replicated)
+    message = (f'{text}\n\nshard_map: {names} is replicated (each shard sees its whole value) '
+               f'while the arguments are split into per-shard slices, and the function combines '
+               f'them. A state that should be split too needs a spec: state_in_specs={{state: '
+               f"P('x')}} (and state_out_specs for the writes), or give the state a sharding "
+               f'over this mesh (brainstate.shard_states).')
+    try:
+        return type(error)(message)
+    except Exception:
+        return RuntimeError(message)
+
+
+def _check_kept_sharding(state, out_spec, mesh, fun_name):
+    """A state with a sharding keeps it: writing it through another spec is an error."""
+    if state._shardings is None:
+        return
+    out = NamedSharding(mesh, out_spec)
+    for sharding, aval in zip(state._shardings, state._avals):
+        if sharding is not None and not sharding.is_equivalent_to(out, len(aval.shape)):
+            from .._errors import StateValueError
+            from .._state_sharding import spec_text
+            raise StateValueError(
+                f'shard_map of {fun_name} writes State {state.label()} as {spec_text(out)}, but '
+                f'the state is sharded as {spec_text(sharding)}; a state does not change its '
+                f'sharding silently. Give it state_out_specs={{state: {spec_text(sharding)}}} '
+                f'(its own spec is the default), or set `state.sharding` before the call.')
 
 
 def shard_map(fun: Callable, mesh, in_specs: Any, out_specs: Any, *, state_in_specs=None,
@@ -61,8 +122,11 @@ def shard_map(fun: Callable, mesh, in_specs: Any, out_specs: Any, *, state_in_sp
       in_specs: one ``PartitionSpec`` per positional argument (a tuple), or one for all.
       out_specs: the ``PartitionSpec``(s) of the result (a pytree prefix of it).
       state_in_specs: how states are split when read: a ``PartitionSpec`` for every state, or
-        a dict ``{state: spec}`` (others replicated); default: every state replicated.
-      state_out_specs: the same for the written states (default: ``state_in_specs``).
+        a dict ``{state: spec}``. A state left out is split as its own sharding says when
+        that is a ``NamedSharding`` over this mesh (see ``State.sharding``), else replicated.
+      state_out_specs: the same for the written states (default: ``state_in_specs``). A
+        state with a sharding must be written back in it: another spec is a
+        ``StateValueError`` naming the state.
       check_vma: accepted for compatibility. The per-shard program is our lowered jaxpr, whose
         equations carry no varying-axes annotations, so JAX's check runs with it off.
 
@@ -87,24 +151,53 @@ def shard_map(fun: Callable, mesh, in_specs: Any, out_specs: Any, *, state_in_sp
                                          jax.numpy.result_type(x))
                     for x, s in zip(sig.leaves, leaf_specs)]
 
-        def lanes(state):
-            s = _state_spec(state, state_in_specs)
-            if s == _REPLICATED:
+        seen = []  # the states the trace reads, in order (for the error below)
+
+        def local_avals(state, spec):
+            if spec == _REPLICATED:
                 return None
-            return tuple(jax.core.ShapedArray(_local_shape(a.shape, s, mesh), a.dtype)
+            return tuple(jax.core.ShapedArray(_local_shape(a.shape, spec, mesh), a.dtype)
                          for a in state._avals)
+
+        written_first = []  # states written before any read: seen as their out spec says
+
+        def lanes(state):  # a read: the state_in_specs view (a read after the first write
+            if state in written_first:  # reads what was written)
+                return local_avals(state, _state_spec(state, out_table, mesh))
+            if state not in seen:
+                seen.append(state)
+            return local_avals(state, _state_spec(state, state_in_specs, mesh))
+
+        def written(state):  # a write: a state only written takes its state_out_specs view
+            if state in seen:
+                return lanes(state)
+            if state not in written_first:
+                written_first.append(state)
+            return local_avals(state, _state_spec(state, out_table, mesh))
+
+        lanes.written = written
 
         # Collectives (psum over 'x') need the mesh's axis names bound while tracing.
         from jax._src import core as jax_core
-        with jax_core.extend_axis_env_nd(tuple(mesh.shape.items())):
-            program = trace_program(fun, spec, sig, in_avals=in_avals, lanes=lanes)
+        try:
+            with jax_core.extend_axis_env_nd(tuple(mesh.shape.items())):
+                program = trace_program(fun, spec, sig, in_avals=in_avals, lanes=lanes)
+        except Exception as error:
+            clearer = _augment_shard_state_error(
+                error, seen, [_state_spec(s, state_in_specs, mesh) for s in seen], leaf_specs)
+            if clearer is not None:
+                raise clearer from error
+            raise
         lowered = program.lowered
         closed = lowered.closed_jaxpr
         n = lowered.num_outputs
-        read_specs = [_state_spec(s, state_in_specs) for s in lowered.read_states
+        read_specs = [_state_spec(s, state_in_specs, mesh) for s in lowered.read_states
                       for _ in range(s.treedef.num_leaves)]
-        written_specs = [_state_spec(s, out_table) for s in lowered.written_states
-                         for _ in range(s.treedef.num_leaves)]
+        written_specs = []
+        for state in lowered.written_states:
+            out_spec = _state_spec(state, out_table, mesh)
+            _check_kept_sharding(state, out_spec, mesh, spec.fun_name)
+            written_specs += [out_spec] * state.treedef.num_leaves
 
         def body(state_leaves, arg_leaves):
             outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *state_leaves, *arg_leaves)
@@ -114,10 +207,10 @@ def shard_map(fun: Callable, mesh, in_specs: Any, out_specs: Any, *, state_in_sp
         place = lambda x, s: jax.device_put(x, NamedSharding(mesh, s))  # onto the mesh
         state_leaves = [place(x, s) for x, s in zip(state_leaves, read_specs)]
         arg_leaves = [place(x, s) for x, s in zip(sig.leaves, leaf_specs)]
-        result, written = jax.shard_map(
+        check = {SHARD_MAP_CHECK_KW: False} if SHARD_MAP_CHECK_KW else {}
+        result, written = jax_shard_map(
             body, mesh=mesh, in_specs=(read_specs, leaf_specs),
-            out_specs=(out_specs, written_specs), check_vma=False)(
-            state_leaves, arg_leaves)
+            out_specs=(out_specs, written_specs), **check)(state_leaves, arg_leaves)
         values, offset = [], 0
         for state in lowered.written_states:
             count = state.treedef.num_leaves

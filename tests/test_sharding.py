@@ -1,0 +1,61 @@
+"""Sharding on several devices: runs tests/multidevice/ in ONE subprocess with 8 simulated CPU
+devices (``XLA_FLAGS=--xla_force_host_platform_device_count=8``, which must be set before JAX
+starts), so the normal test command covers sharded states, sharded jit, shard_map with state
+specs, the scaling-out examples and the benchmark's agreement with raw JAX (~35 s).
+
+Plus what needs no second device: the errors that explain a sharding given wrongly.
+"""
+
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import pytest
+from jax.sharding import PartitionSpec as P
+
+import brainstate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_multidevice_suite_on_8_cpu_devices():
+    env = dict(os.environ)
+    env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
+                        ' --xla_force_host_platform_device_count=8').strip()
+    env['JAX_PLATFORMS'] = 'cpu'
+    env['BRAINSTATE_MULTIDEVICE'] = '1'
+    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-x',
+         os.path.join(ROOT, 'tests', 'multidevice')],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    report = proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, f'tests/multidevice failed:\n{report}'
+    assert ' passed' in proc.stdout and 'skipped' not in proc.stdout.split('\n')[-2], report
+
+
+def test_partition_spec_without_mesh_is_refused_naming_the_state():
+    with pytest.raises(brainstate.StateValueError, match='counter.*NamedSharding'):
+        brainstate.State(jnp.zeros(4), name='counter', sharding=P('x'))
+
+
+def test_sharding_of_a_plain_state_is_none():
+    assert brainstate.State(jnp.zeros(4)).sharding is None
+
+
+def test_single_device_sharding_is_kept_through_jit():
+    import jax
+    from jax.sharding import SingleDeviceSharding
+    device = jax.devices()[0]
+    s = brainstate.State(jnp.zeros(4), sharding=SingleDeviceSharding(device))
+
+    @brainstate.transform.jit
+    def step():
+        s.value = s.value + 1
+
+    step()
+    step()
+    assert s.sharding == SingleDeviceSharding(device)
+    assert list(s.value.devices()) == [device]
+    assert float(s.value.sum()) == 8.0
