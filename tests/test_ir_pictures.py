@@ -1,6 +1,7 @@
 """The pictures (graph.to_dot / to_svg) name what the text IR names: %n ids, literals, and the
 role and state of each region-body input."""
 
+import os
 import re
 
 import pytest
@@ -284,11 +285,16 @@ def test_report_loads_in_a_headless_browser_without_console_errors(tmp_path):
                          '--before', '--html', str(report)]) == 0
     stages = len(re.findall(r'<a href="#stage-\d+"', report.read_text()))
 
+    # Chromium's own files (dconf, caches) go to tmp_path, not the user's home
+    home = dict(os.environ, HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / 'cache'),
+                XDG_CONFIG_HOME=str(tmp_path / 'config'))
+
     def load(page):  # (DOM after load, console lines) from a headless Chromium
         done = subprocess.run(
             [_chromium(), '--headless', '--no-sandbox', '--disable-gpu',
              '--enable-logging=stderr', '--v=0', f'--user-data-dir={tmp_path / "profile"}',
-             '--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=120)
+             '--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=120,
+            env=home)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout, [line for line in done.stderr.splitlines() if 'CONSOLE' in line]
 
