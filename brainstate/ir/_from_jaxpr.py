@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import jax.extend.core as jex_core
 
-from .._compat import CLOSED_CALL_NAME
+from .._compat import CLOSED_CALL_NAME, in_name_scope
 from .._errors import BrainStateError
 from ._gc import paused_gc
 from ._graph import Graph, Literal, Node
@@ -67,8 +67,7 @@ class _Converter:
         graph = self.graph
         for eqn in jaxpr.eqns:
             if scope:  # keep the caller's jax.named_scope on inlined equations
-                eqn = eqn.replace(source_info=eqn.source_info.replace(
-                    name_stack=scope + eqn.source_info.name_stack))
+                eqn = in_name_scope(eqn, scope)
             prim = eqn.primitive
             if prim is region_p:
                 self.region(env, eqn)
