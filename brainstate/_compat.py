@@ -137,3 +137,17 @@ except Exception:  # pragma: no cover
 # in both. Code that recognises it by name uses this.
 CLOSED_CALL_NAME = jex_core.primitives.closed_call_p.name
 __all__ += ['CLOSED_CALL_NAME']
+
+
+def in_name_scope(eqn, scope):
+    """``eqn`` as it stands inside the call being inlined whose name stack is ``scope``: its
+    own name stack (relative to that call) prefixed by ``scope``, as JAX's own inlining does,
+    so a ``jax.named_scope`` around a ``jax.jit`` helper reaches the helper's operations.
+    (``JaxprEqn.replace``, ``SourceInfo.replace`` and ``NameStack + NameStack``; if a JAX
+    release lacks one, the equation keeps its own stack: only pictures lose the scope.)"""
+    try:
+        return eqn.replace(source_info=eqn.source_info.replace(
+            name_stack=scope + eqn.source_info.name_stack))
+    except Exception:  # pragma: no cover - JAX changed: only the scope is lost
+        return eqn
+__all__ += ['in_name_scope']

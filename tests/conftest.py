@@ -2,20 +2,38 @@
 
 * Temporary files: every test runs with Python's default temp folder (``tempfile``, ``TMPDIR``)
   inside pytest's own tmp directory, and failing passes write their reproducers there too, so
-  nothing a test leaves behind lands in the machine's /tmp.
+  nothing a test leaves behind lands in the machine's /tmp. Hypothesis's files (it would make
+  ``.hypothesis/`` in the current directory, at collection already) go to a folder of their
+  own, removed when the run ends.
 * ``@pytest.mark.slow``: exhaustive cases left out of the normal run (``-m "not slow"``, the
   default in pyproject.toml); CI runs them in a separate step (``-m slow``).
 """
 
 import os
+import shutil
 import tempfile
 
 import pytest
 
 
+_HYPOTHESIS_HOME = []
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'slow: an exhaustive case, left out of the normal run (run with -m slow)')
+    try:
+        from hypothesis import configuration as hypothesis_configuration
+    except ImportError:  # hypothesis is a test extra; its tests skip without it
+        return
+    folder = tempfile.mkdtemp(prefix='brainstate-tests-hypothesis-')
+    _HYPOTHESIS_HOME.append(folder)
+    hypothesis_configuration.set_hypothesis_home_dir(folder)
+
+
+def pytest_unconfigure(config):
+    while _HYPOTHESIS_HOME:
+        shutil.rmtree(_HYPOTHESIS_HOME.pop(), ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope='session')

@@ -81,9 +81,10 @@ def _draw_kwargs(method):
     return {} if method in ('rand', 'randn') else {'size': N}
 
 
-@pytest.fixture(scope='module')
-def draws():
-    """All draws from one jitted call (one XLA compile instead of one per sampler)."""
+def _draw_all():
+    """Every sampler's draws from one jitted call: one XLA compile instead of one per sampler.
+    (The compile is the cost of this file; the checks share it in one test, so that a parallel
+    run (-n 2) compiles it on one worker, not on each.)"""
     rng = br.RandomState(2024)
 
     @brainstate.transform.jit
@@ -97,24 +98,44 @@ def draws():
     return jax.tree.map(np.asarray, draw_all())
 
 
-@pytest.mark.parametrize('name', sorted(CONTINUOUS))
-def test_continuous_sampler_matches_scipy(draws, name):
-    x = draws[name]
-    assert x.shape == (N,) and np.isfinite(x).all()
-    assert np.issubdtype(x.dtype, np.floating)
+def _continuous_failure(name, x):
+    """Why the draws ``x`` of sampler ``name`` do not follow scipy's distribution, or None."""
+    if x.shape != (N,) or not np.isfinite(x).all() or not np.issubdtype(x.dtype, np.floating):
+        return f'{name}: shape {x.shape}, dtype {x.dtype}, finite {np.isfinite(x).all()}'
     p = stats.kstest(x.astype(np.float64), CONTINUOUS[name][3].cdf).pvalue
-    assert p > 1e-3, f'{name}: KS p-value {p:.2e}'
+    return None if p > 1e-3 else f'{name}: KS p-value {p:.2e}'
 
 
-@pytest.mark.parametrize('name', sorted(DISCRETE))
-def test_discrete_sampler_moments(draws, name):
+def _discrete_failure(name, x):
+    """Why the draws ``x`` of sampler ``name`` miss the exact moments, or None."""
     _, _, _, mean, var, low = DISCRETE[name]
-    x = draws[name]
-    assert x.shape == (N,)
-    assert x.min() >= low
+    if x.shape != (N,) or x.min() < low:
+        return f'{name}: shape {x.shape}, smallest value {x.min()} (support from {low})'
     x = x.astype(np.float64)
-    assert abs(x.mean() - mean) < 5 * math.sqrt(var / N), (x.mean(), mean)
-    assert abs(x.var() - var) < 0.1 * var, (x.var(), var)
+    if abs(x.mean() - mean) >= 5 * math.sqrt(var / N):
+        return f'{name}: mean {x.mean()} (exact {mean})'
+    if abs(x.var() - var) >= 0.1 * var:
+        return f'{name}: variance {x.var()} (exact {var})'
+    return None
+
+
+def test_every_sampler_follows_its_distribution():
+    draws = _draw_all()
+    failures = [_continuous_failure(name, draws[name]) for name in sorted(CONTINUOUS)]
+    failures += [_discrete_failure(name, draws[name]) for name in sorted(DISCRETE)]
+    failures = [f for f in failures if f]
+    assert not failures, '\n'.join(failures)
+
+
+def test_the_checks_catch_a_wrong_parameterization():
+    # the checks above can fail: a rate for a scale, a shifted support, a wrong variance
+    rng = np.random.default_rng(0)
+    assert _continuous_failure('exponential', rng.exponential(1 / 2.5, N))
+    assert _continuous_failure('normal', np.full(N, np.nan))
+    assert _discrete_failure('geometric', rng.geometric(0.35, N) - 1)
+    assert _discrete_failure('poisson', rng.poisson(4.4, N))
+    assert _discrete_failure('binomial', np.repeat([1, 5], N // 2))
+    assert _continuous_failure('exponential', rng.exponential(2.5, N)) is None
 
 
 def test_zipf_frequencies():
@@ -172,22 +193,26 @@ def test_orthogonal_matrices_are_orthonormal():
 
 def test_same_numbers_as_handwritten_jax():
     """Composite samplers follow their formulas exactly (not only in distribution)."""
-    k = jax.random.key(11)
     rng = br.RandomState(0)
-    u = jax.random.uniform(k, (5,))
-    np.testing.assert_allclose(rng.rayleigh(2.0, size=5, key=k), 2.0 * jnp.sqrt(-2 * jnp.log1p(-u)),
-                               rtol=1e-5)
-    np.testing.assert_allclose(rng.weibull_min(1.7, 3.0, size=5, key=k),
-                               3.0 * (-jnp.log1p(-u)) ** (1 / 1.7), rtol=1e-5)
-    np.testing.assert_allclose(rng.power(2.5, size=5, key=k), (1 - u) ** (1 / 2.5), rtol=1e-5)
-    kn, kg = jax.random.split(k)
-    n, g = jax.random.normal(kn, (5,)), jax.random.gamma(kg, 1.25, (5,))
-    np.testing.assert_allclose(rng.t(2.5, size=5, key=k), n * jnp.sqrt(1.25 / g), rtol=1e-5)
-    np.testing.assert_allclose(rng.chisquare(3.0, size=5, key=k),
-                               2 * jax.random.gamma(k, 1.5, (5,)), rtol=1e-5)
-    z = jax.random.normal(k, (5, 3))
-    np.testing.assert_allclose(rng.maxwell(size=5, key=k), jnp.linalg.norm(z, axis=-1),
-                               rtol=1e-5)
+
+    @jax.jit  # both sides in one compiled program (explicit keys: no state is touched)
+    def ours_and_formulas(k):
+        u = jax.random.uniform(k, (5,))
+        kn, kg = jax.random.split(k)
+        n, g = jax.random.normal(kn, (5,)), jax.random.gamma(kg, 1.25, (5,))
+        z = jax.random.normal(k, (5, 3))
+        return {
+            'rayleigh': (rng.rayleigh(2.0, size=5, key=k), 2.0 * jnp.sqrt(-2 * jnp.log1p(-u))),
+            'weibull_min': (rng.weibull_min(1.7, 3.0, size=5, key=k),
+                            3.0 * (-jnp.log1p(-u)) ** (1 / 1.7)),
+            'power': (rng.power(2.5, size=5, key=k), (1 - u) ** (1 / 2.5)),
+            't': (rng.t(2.5, size=5, key=k), n * jnp.sqrt(1.25 / g)),
+            'chisquare': (rng.chisquare(3.0, size=5, key=k), 2 * jax.random.gamma(k, 1.5, (5,))),
+            'maxwell': (rng.maxwell(size=5, key=k), jnp.linalg.norm(z, axis=-1)),
+        }
+
+    for name, (ours, formula) in ours_and_formulas(jax.random.key(11)).items():
+        np.testing.assert_allclose(ours, formula, rtol=1e-5, err_msg=name)
 
 
 def test_parameter_checks_raise_value_errors():

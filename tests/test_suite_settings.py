@@ -20,3 +20,11 @@ def test_a_failing_pass_leaves_its_reproducer_inside_pytests_tmp_dir(tmp_path_fa
     assert os.path.commonpath([base, path]) == base, path
     assert os.path.realpath(tempfile.gettempdir()).startswith(base)
     assert os.environ['TMPDIR'] == tempfile.gettempdir()
+
+
+def test_hypothesis_keeps_its_files_out_of_the_working_directory():
+    configuration = pytest.importorskip('hypothesis.configuration')
+    from conftest import _HYPOTHESIS_HOME   # the folder the run removes when it ends
+    where = os.path.realpath(str(configuration.storage_directory('constants').path))
+    assert _HYPOTHESIS_HOME and where.startswith(os.path.realpath(_HYPOTHESIS_HOME[0]))
+    assert not where.startswith(os.path.realpath(os.getcwd()))

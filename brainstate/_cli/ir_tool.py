@@ -5,6 +5,7 @@
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --passes hoist-states,dce
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --dot step.dot --table
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --show final
+    brainstate-ir model.py:simulate --args 'f32[1000,100]' --svg sim.svg --before --unfold
 
 The file is imported as a module (its top-level code runs, so it can build the model); the
 function may be a plain function or a ``brainstate.transform.jit`` one.
@@ -114,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--html', metavar='FILE',
                         help='write a self-contained HTML report: the IR after each pass, its '
                              'diff against the previous one, the state table and the picture')
+    parser.add_argument('--before', action='store_true',
+                        help='draw the IR as traced beside the final one in the --dot, --svg '
+                             'and --html pictures')
+    parser.add_argument('--unfold', action='store_true',
+                        help="draw a loop's progress-bar bookkeeping (pbar=) node by node in "
+                             'the pictures, instead of as one box')
     return parser
 
 
@@ -129,7 +136,11 @@ def run(args: argparse.Namespace) -> int:
 
     stages = []  # for --html: (name, information, IR text) of each stage
 
+    traced = []  # for --before: the graph as traced
+
     def print_traced(graph, new_states):
+        if args.before:
+            traced.append(graph.copy())
         if args.html:
             stages.append((f'{graph.name}: as traced', '', graph.format(source=args.source)))
         if args.show != 'final':
@@ -158,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     program = trace_program(fun, spec, spec.signature(tuple(a.spec() for a in args.args), {}),
                             passes=manager, before_passes=print_traced)
     graph = program.graph
+    picture = {'before': traced[0] if traced else None, 'fold_progress_bar': not args.unfold}
     if args.show == 'final':
         print('// ===== final =====')
         print(show(graph))
@@ -166,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         print(graph.state_table())
     if args.dot:
         with open(args.dot, 'w') as f:
-            f.write(graph.to_dot())
+            f.write(graph.to_dot(**picture))
         print(f'// wrote {args.dot}')
     if args.html:
         from brainstate.ir._html import Stage, html_report
@@ -175,11 +187,11 @@ def run(args: argparse.Namespace) -> int:
             stages.append(('final (as lowered)', '', final))
         with open(args.html, 'w') as f:
             f.write(html_report(f'brainstate-ir {args.target}', [Stage(*s) for s in stages],
-                                graph))
+                                graph, **picture))
         print(f'// wrote {args.html}')
     if args.svg:
         try:
-            graph.to_svg(args.svg)
+            graph.to_svg(args.svg, **picture)
         except brainstate.BrainStateError as error:
             print(f'brainstate-ir: {error}', file=sys.stderr)
             return 1

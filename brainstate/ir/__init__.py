@@ -15,11 +15,12 @@ from .regions import (REGION_KINDS, BodySignature, Carry, RegionKind, RegionSign
                       region_kind, register_region_kind, insert_region_operand,
                       remove_region_carry, remove_region_operand, remove_region_result)
 from ._parser import IRParseError, parse
+from ._scopes import progress_bar_nodes, scope_nodes
 from ._verifier import IRVerificationError, infer_result_types, verify
 
 __all__ = [
     'Graph', 'Node', 'Value', 'Literal', 'NODE_KINDS', 'GraphEditError', 'value_name',
-    'describe_node',
+    'describe_node', 'progress_bar_nodes', 'scope_nodes',
     'trace', 'trace_flat', 'TraceContext', 'graph_from_jaxpr',
     'lower_to_jaxpr', 'lower_subgraph', 'LoweredGraph', 'LoweringError',
     'parse', 'IRParseError',

@@ -100,10 +100,40 @@ def _label(node, namer, roles=None) -> str:
     return html.escape(text, quote=True).replace('&#x27;', "'")
 
 
-def _emit(graph, lines, ids, prefix, indent, namer, roles=None):
+_FOLDED_STYLE = 'shape=box style="filled,dashed" fillcolor="#eeeeee" fontcolor="#555555"'
+
+
+def _folded_label(nodes, namer) -> str:
+    names = [namer(v) for node in nodes for v in node.outputs]
+    span = f' ({names[0]}..{names[-1]})' if len(names) > 1 else f' ({names[0]})' if names else ''
+    text = (f'progress bar\\n{len(nodes)} nodes folded{span}\\n'
+            f'counter, host callbacks: unfold to see them')
+    return html.escape(text, quote=True)
+
+
+def _emit(graph, lines, ids, prefix, indent, namer, roles=None, fold=True):
     from ._graph import Value
+    from ._printer import short_type
+    from ._scopes import PROGRESS_BAR_SCOPE, in_scope
+    folded = [node for node in graph.nodes if in_scope(node, PROGRESS_BAR_SCOPE)] if fold else []
+    if folded and roles is not None:  # a body input only the bookkeeping uses: the counter
+        folded_set = set(folded)
+        for node in graph.nodes:
+            if node.kind == 'input':
+                for value in node.outputs:
+                    if value.users and all(u in folded_set for u in value.users):
+                        roles[value.uid] = 'progress bar counter'
     reads, writes = [], []
     for node in graph.nodes:
+        if node in ids:  # folded into the box already drawn
+            continue
+        if folded and node is folded[0]:  # the progress bar's bookkeeping: one box for all
+            box = f'{prefix}n{len(ids)}'
+            lines.append(f'{indent}{box} [label="{_folded_label(folded, namer)}" '
+                         f'{_FOLDED_STYLE}];')
+            for each in folded:
+                ids[each] = box
+            continue
         name = f'{prefix}n{len(ids)}'
         ids[node] = name
         lines.append(f'{indent}{name} [label="{_label(node, namer, roles)}" {_STYLE[node.kind]}];')
@@ -115,20 +145,22 @@ def _emit(graph, lines, ids, prefix, indent, namer, roles=None):
             cluster = f'{name}_body{i}'
             lines.append(f'{indent}subgraph cluster_{cluster} {{')
             lines.append(f'{indent}  label="{node.name}: {sub.name}"; style=dashed;')
-            first = len(lines)
             _emit(sub, lines, ids, cluster + '_', indent + '  ', namer,
-                  _body_input_roles(node, i, namer))
+                  _body_input_roles(node, i, namer), fold)
             lines.append(f'{indent}}}')
             body_ids = [ids[n] for n in sub.nodes]
             if body_ids:
                 lines.append(f'{indent}{name} -> {body_ids[0]} [style=dotted arrowhead=none '
                              f'lhead=cluster_{cluster}];')
-            del first
+    drawn = set()
     for node in graph.nodes:
         for value in node.inputs:
             if isinstance(value, Value) and value.producer in ids:
-                from ._printer import short_type
-                lines.append(f'{indent}{ids[value.producer]} -> {ids[node]} '
+                edge = (ids[value.producer], ids[node], value.uid)
+                if edge[0] == edge[1] or edge in drawn:  # inside the folded box, or drawn
+                    continue
+                drawn.add(edge)
+                lines.append(f'{indent}{edge[0]} -> {edge[1]} '
                              f'[label="{namer(value)}:{short_type(value.aval)}"];')
     # State traffic apart from compute: reads on top, writes at the bottom.
     if reads:
@@ -137,21 +169,41 @@ def _emit(graph, lines, ids, prefix, indent, namer, roles=None):
         lines.append(f'{indent}{{rank=same; {"; ".join(writes)};}}')
 
 
-def to_dot(graph) -> str:
+def to_dot(graph, before=None, fold_progress_bar: bool = True) -> str:
     """Graphviz DOT text: state reads (blue) and writes (red) apart from compute, regions as
     dashed clusters holding their bodies. Each box and edge carries the ``%n`` names of the
-    printed IR (``print(graph)``), and literal operands are shown in the box that uses them."""
+    printed IR (``print(graph)``), and literal operands are shown in the box that uses them.
+
+    Args:
+      graph: the graph to draw.
+      before: another graph (e.g. the traced one, ``graph`` being it after the passes) drawn
+        beside ``graph``, on its left, each in a frame with its name; each keeps its own
+        ``%n`` names, as each prints.
+      fold_progress_bar: draw a loop's progress-bar bookkeeping (``pbar=``: the iteration
+        counter, the host callbacks; see :func:`brainstate.ir.progress_bar_nodes`) as one
+        box; False draws its nodes one by one.
+    """
     from ._printer import name_values
     lines = [f'digraph "{graph.name}" {{',
              '  compound=true; rankdir=TB;',
              '  node [fontname="monospace" fontsize=10]; edge [fontname="monospace" fontsize=8];']
-    _emit(graph, lines, {}, '', '  ', name_values(graph))
+    if before is None:
+        _emit(graph, lines, {}, '', '  ', name_values(graph), fold=fold_progress_bar)
+    else:
+        ids = {}
+        for side, g in (('before', before), ('after', graph)):
+            lines.append(f'  subgraph cluster_{side} {{')
+            lines.append(f'    label="{side}: {html.escape(g.name, quote=True)}"; '
+                         f'labeljust=l; style=solid; color="#999999";')
+            _emit(g, lines, ids, f'{side}_', '    ', name_values(g), fold=fold_progress_bar)
+            lines.append('  }')
     lines.append('}')
     return '\n'.join(lines)
 
 
-def to_svg(graph, path: str | None = None) -> str:
-    """Render the graph to SVG with Graphviz's ``dot`` program."""
+def to_svg(graph, path: str | None = None, before=None, fold_progress_bar: bool = True) -> str:
+    """Render the graph to SVG with Graphviz's ``dot`` program (``before`` and
+    ``fold_progress_bar`` as for :func:`to_dot`); writes it to ``path`` when given."""
     dot = shutil.which('dot')
     if dot is None:
         raise BrainStateError(
@@ -159,8 +211,8 @@ def to_svg(graph, path: str | None = None) -> str:
             "it (Debian/Ubuntu: `apt-get install graphviz`, macOS: `brew install graphviz`, "
             "conda: `conda install graphviz`), or save `graph.to_dot()` to a .dot file and "
             "render it elsewhere.")
-    result = subprocess.run([dot, '-Tsvg'], input=to_dot(graph), capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run([dot, '-Tsvg'], input=to_dot(graph, before, fold_progress_bar),
+                            capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BrainStateError(f'Graphviz failed to render the graph: {result.stderr.strip()}')
     if path is not None:

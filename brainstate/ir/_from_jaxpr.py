@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import jax.extend.core as jex_core
 
-from .._compat import CLOSED_CALL_NAME
+from .._compat import CLOSED_CALL_NAME, in_name_scope
 from .._errors import BrainStateError
 from ._gc import paused_gc
 from ._graph import Graph, Literal, Node
@@ -60,10 +60,14 @@ class _Converter:
         for var, value in zip(eqn.outvars, node.outputs):
             env[var] = value
 
-    def run(self, jaxpr, env):
+    def run(self, jaxpr, env, scope=None):
+        """Convert ``jaxpr``'s equations. ``scope``: the name stack of the call being inlined
+        (its equations' own stacks are relative to it), or None at the top."""
         from ._region import region_p  # a late import: _region builds on this module
         graph = self.graph
         for eqn in jaxpr.eqns:
+            if scope:  # keep the caller's jax.named_scope on inlined equations
+                eqn = in_name_scope(eqn, scope)
             prim = eqn.primitive
             if prim is region_p:
                 self.region(env, eqn)
@@ -91,7 +95,7 @@ class _Converter:
                     inner_env[var] = self.constant(const, var.aval)
                 for var, atom in zip(inner_jaxpr.invars, eqn.invars):
                     inner_env[var] = self.operand(env, atom)
-                self.run(inner_jaxpr, inner_env)
+                self.run(inner_jaxpr, inner_env, eqn.source_info.name_stack)
                 for var, atom in zip(eqn.outvars, inner_jaxpr.outvars):
                     env[var] = self.operand(inner_env, atom)
                 continue

@@ -759,24 +759,35 @@ class Graph:
         verify(self, canonical=canonical)
         return self
 
-    def to_dot(self) -> str:
+    def to_dot(self, before: 'Graph | None' = None, fold_progress_bar: bool = True) -> str:
         """The graph in Graphviz DOT: state reads and writes drawn apart from compute, regions
-        as clusters."""
+        as clusters, boxes named as the text IR names them. ``before``: another graph (e.g. the
+        traced one) drawn beside this one; ``fold_progress_bar=False`` draws a loop's
+        progress-bar bookkeeping node by node instead of as one box."""
         from ._export import to_dot
-        return to_dot(self)
+        return to_dot(self, before, fold_progress_bar)
 
-    def to_svg(self, path: str | None = None) -> str:
+    def to_svg(self, path: str | None = None, before: 'Graph | None' = None,
+               fold_progress_bar: bool = True) -> str:
         """Render with Graphviz's ``dot`` program; returns the SVG text (and writes it to
-        ``path`` if given). Raises a clear error when Graphviz is not installed."""
+        ``path`` if given). Raises a clear error when Graphviz is not installed. ``before`` and
+        ``fold_progress_bar`` as for :meth:`to_dot`."""
         from ._export import to_svg
-        return to_svg(self, path)
+        return to_svg(self, path, before, fold_progress_bar)
 
-    def to_html(self, path: str | None = None) -> str:
+    def to_html(self, path: str | None = None, before: 'Graph | None' = None,
+                fold_progress_bar: bool = True) -> str:
         """A self-contained HTML page (no network): the IR, the state table and the picture
         (inline SVG with Graphviz, else its DOT text). Returns the HTML (and writes it to
-        ``path`` if given). ``brainstate-ir ... --html FILE`` adds every pass and its diff."""
+        ``path`` if given). ``before`` (e.g. the graph as traced, this one optimized): its IR
+        comes first, then this one's with the diff between them, and the picture draws the two
+        side by side. ``brainstate-ir ... --html FILE`` adds every pass and its diff."""
         from ._html import Stage, html_report
-        page = html_report(self.name, [Stage(self.name, '', self.format())], self)
+        stages = [Stage(self.name, '', self.format())]
+        if before is not None:
+            stages.insert(0, Stage(f'{before.name} (before)', '', before.format()))
+        page = html_report(self.name, stages, self, before=before,
+                           fold_progress_bar=fold_progress_bar)
         if path is not None:
             with open(path, 'w') as f:
                 f.write(page)

@@ -52,11 +52,11 @@ def _diff_html(before: str, after: str) -> str:
     return '\n'.join(lines)
 
 
-def _picture(graph) -> str:
-    from ._export import to_svg
+def _picture(graph, before, fold_progress_bar) -> str:
+    from ._export import to_dot, to_svg
     if shutil.which('dot') is not None:
         try:
-            svg = to_svg(graph)
+            svg = to_svg(graph, None, before, fold_progress_bar)
             return svg[svg.index('<svg'):]  # inline: drop the XML prologue and doctype
         except Exception as error:  # a picture is a bonus: the report still stands
             note = f'Graphviz could not draw the graph: {html.escape(str(error))}'
@@ -64,12 +64,15 @@ def _picture(graph) -> str:
         note = ('Graphviz is not installed (Debian/Ubuntu: apt-get install graphviz): the '
                 'picture is given as its DOT text.')
     return (f'<p class="info">{note}</p><details><summary>DOT</summary>'
-            f'<pre>{html.escape(graph.to_dot())}</pre></details>')
+            f'<pre>{html.escape(to_dot(graph, before, fold_progress_bar))}</pre></details>')
 
 
-def html_report(title: str, stages: list[Stage], graph) -> str:
+def html_report(title: str, stages: list[Stage], graph, before=None,
+                fold_progress_bar: bool = True) -> str:
     """The page: a navigation list, one section per stage (IR and diff against the previous
-    stage), then the state table and picture of ``graph`` (the last stage's graph)."""
+    stage), then the state table and picture of ``graph`` (the last stage's graph); with
+    ``before`` (the first stage's graph), the picture draws the two side by side.
+    ``fold_progress_bar`` as for :func:`brainstate.ir._export.to_dot`."""
     nav, sections = [], []
     previous = None
     for index, stage in enumerate(stages):
@@ -95,7 +98,8 @@ def html_report(title: str, stages: list[Stage], graph) -> str:
     nav.append('<a href="#states">states</a><a href="#picture">picture</a>')
     sections.append(f'<section id="states"><h2>states</h2>'
                     f'<pre>{html.escape(graph.state_table())}</pre></section>')
-    sections.append(f'<section id="picture"><h2>picture</h2>{_picture(graph)}</section>')
+    picture = _picture(graph, before, fold_progress_bar)
+    sections.append(f'<section id="picture"><h2>picture</h2>{picture}</section>')
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>'
             f'<nav><strong>{html.escape(title)}</strong>{"".join(nav)}</nav>'

@@ -24,7 +24,7 @@ from ..ir import bind_region
 from ._checkpoint import checkpoint
 from ._conditions import cond
 from ._eager import call_eagerly
-from ._progress_bar import ProgressBar, as_progress_bar
+from ._progress_bar import PROGRESS_BAR_SCOPE, ProgressBar, as_progress_bar
 from ._region_tracing import (as_leaves, aval_of, check_no_states, check_types, fun_name,
                               strong_aval, to_aval, trace_region_body)
 from .._errors import ArgumentTypeError, ArgumentValueError
@@ -164,8 +164,11 @@ def _with_progress(f, init, bar: ProgressBar, length: int):
     def counted(carry, x):
         done, inner = carry
         inner, y = f(inner, x)
-        done = done + 1
-        runner(done - 1)
+        # The bookkeeping in a named scope: pictures of the IR recognise its nodes by it and
+        # fold them into one box (brainstate.ir.progress_bar_nodes).
+        with jax.named_scope(PROGRESS_BAR_SCOPE):
+            done = done + 1
+            runner(done - 1)
         return (done, inner), y
 
     counted.__name__ = fun_name(f)

@@ -24,6 +24,10 @@ from .._errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ['ProgressBar', 'ProgressBarRunner']
 
+# The ``jax.named_scope`` the loops trace a progress bar's bookkeeping in (the iteration counter
+# and the host callbacks): ``brainstate.ir.progress_bar_nodes`` finds those nodes by it.
+from ..ir._scopes import PROGRESS_BAR_SCOPE  # noqa: E402
+
 try:
     from tqdm.auto import tqdm
     tqdm_installed = True
