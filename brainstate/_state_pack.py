@@ -258,7 +258,8 @@ def _collect(target) -> list:
     from collections.abc import Mapping
     if isinstance(target, State):
         return [target]
-    if hasattr(target, 'states') and callable(target.states) and not isinstance(target, Mapping):
+    from .graph import Node
+    if isinstance(target, Node):  # a Module: all its states
         target = target.states()
     if isinstance(target, Mapping):
         target = list(target.values())

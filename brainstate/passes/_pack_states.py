@@ -109,11 +109,12 @@ def pack_packed_states(graph, stats=None):
                     f'State {node.state.label()} is packed into buffer {group.buffer.label()} '
                     f'(brainstate.pack_states), so its shape is fixed, but this program gives '
                     f'it a new shape (vmap out_states). Unpack it first (`pack.unpack()`).')
-    body_anchor = _first_body_node(graph)
-    exit_anchor = next((n for n in graph.nodes if n.kind == 'state_write'),
-                       graph.output_node)
-    position = {node: i for i, node in enumerate(graph.nodes)}
     for group in dict.fromkeys(list(reads) + list(writes)):
+        # (Found again per pack: the previous pack's rewrite erased member reads and writes.)
+        body_anchor = _first_body_node(graph)
+        exit_anchor = next((n for n in graph.nodes if n.kind == 'state_write'),
+                           graph.output_node)
+        position = {node: i for i, node in enumerate(graph.nodes)}
         buffer = group.buffer
         dtype = buffer._avals[0].dtype
         member_reads = reads.get(group, {})
