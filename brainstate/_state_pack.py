@@ -20,9 +20,10 @@ the packed value without knowing about packs. :meth:`StatePack.unpack` gives eve
 own array again and restores its class. Packing and unpacking change the states' layout
 (``STRUCTURE_EPOCH``), so compiled functions notice and retrace.
 
-What can be packed: states holding one array (not a pytree of several) of a numeric dtype, with
-a concrete value. Others are left as they are and listed in :attr:`StatePack.skipped`. A packed
-state keeps its shape and dtype: writing another one eagerly is an error that says to unpack.
+What can be packed: states whose value is a pytree of concrete JAX arrays of numeric dtypes on
+one device; each leaf goes into the buffer of its dtype. Others are left as they are and listed
+in :attr:`StatePack.skipped`. A packed state keeps its tree, shapes and dtypes: writing another
+one eagerly is an error that says to unpack.
 """
 
 from __future__ import annotations
@@ -38,14 +39,13 @@ from . import _state
 from ._errors import StateValueError, TracerLeakError
 from ._state import State
 
-__all__ = ['pack_states', 'StatePack', 'PackedBuffer', 'packed_slot']
+__all__ = ['pack_states', 'StatePack', 'PackedBuffer', 'packed_slots']
 
 
 class PackedBuffer(State):
     """The flat buffer holding the values of a :class:`StatePack`'s states of one dtype.
 
-    It is an ordinary State: compiled steps read it once and write it once (donated). Its
-    members' slots are ``members`` (in buffer order)."""
+    It is an ordinary State: compiled steps read it once and write it once (donated)."""
 
 
 class _RetiredBuffer(PackedBuffer):
@@ -87,13 +87,14 @@ def _concatenate(values):
 
 
 class _Group:
-    """The members of one buffer, and a cache of their eager values for the buffer's current
+    """The leaves stored in one buffer (``slots``, in buffer order; ``owners[i]``: the state
+    whose leaf slot ``i`` holds), and a cache of their eager values for the buffer's current
     array (keyed by its identity: a compiled step that writes the buffer stores a new array)."""
 
-    def __init__(self, buffer: PackedBuffer, members: list):
+    def __init__(self, buffer: PackedBuffer):
         self.buffer = buffer
-        self.members = members
         self.slots: list[_Slot] = []
+        self.owners: list[State] = []
         self._cached_for = None
         self._cache: dict[int, jax.Array] = {}
 
@@ -122,72 +123,103 @@ class _Group:
             self._cached_for = new
             cache[slot.index] = value
 
-    def layout(self) -> tuple:
-        return tuple((s.offset, s.size, s.shape) for s in self.slots)
+    def split(self) -> list:
+        """Every slot's value (cached ones as they are; the rest in one dispatch)."""
+        array = self.buffer._value
+        cache = self._valid_cache(array)
+        layout = tuple((s.offset, s.size, s.shape) for s in self.slots)
+        values = _split(array, layout=layout)
+        return [cache.get(i, value) for i, value in enumerate(values)]
 
 
-def packed_slot(state) -> _Slot | None:
-    """The slot of a packed state in its pack's buffer, or None for a state stored on its
-    own."""
-    return state.__dict__.get('_pack_slot')
+def packed_slots(state) -> tuple | None:
+    """The slots of a packed state's leaves in their buffers (one per leaf, in order), or None
+    for a state stored on its own."""
+    return state.__dict__.get('_pack_slots')
 
 
 # -- the storage redirection ----------------------------------------------------------------
 
 def _get_value(self):
-    slot = self.__dict__.get('_pack_slot')
-    if slot is None:  # an instance of a packed class outside any pack (a clone): plain storage
+    slots = self.__dict__.get('_pack_slots')
+    if slots is None:  # an instance of a packed class outside any pack: plain storage
         try:
             return self.__dict__['_value']
         except KeyError:
             raise AttributeError('_value') from None
-    return slot.group.read(slot)
+    if len(slots) == 1 and self._treedef.num_nodes == 1:
+        slot = slots[0]
+        return slot.group.read(slot)
+    return self._treedef.unflatten([slot.group.read(slot) for slot in slots])
+
+
+def _write_leaves(slots, leaves):
+    with _state.STATE_LOCK:
+        for slot, leaf in zip(slots, leaves):
+            slot.group.write(slot, leaf)
 
 
 def _set_value(self, value):
-    slot = self.__dict__.get('_pack_slot')
-    if slot is None:
+    slots = self.__dict__.get('_pack_slots')
+    if slots is None:
         self.__dict__['_value'] = value
         return
-    leaf = _checked_leaf(self, slot, value)
-    slot.group.write(slot, leaf)
+    _write_leaves(slots, _checked_leaves(self, slots, value))
 
 
 def _del_value(self):
     self.__dict__.pop('_value', None)
 
 
-def _checked_leaf(state, slot: _Slot, value):
-    """The one array ``value`` holds, of the packed state's shape and dtype, or an error naming
-    the state that says how to change its type (unpack first)."""
+def _checked_leaves(state, slots, value) -> list:
+    """The arrays of ``value``, of the packed state's tree, shapes and dtypes, or an error
+    naming the state that says how to change its type (unpack first). Checked in full before
+    anything is written."""
     leaves, treedef = jax.tree.flatten(value)
-    aval = state._avals[0]
     if treedef == state._treedef:
-        leaf = leaves[0]
-        if isinstance(leaf, jax.core.Tracer):
-            raise TracerLeakError(_state._tracer_leak_message(state))
-        leaf = _state._as_array(leaf, state.label(), aval.dtype)
-        if _state._leaf_aval(leaf) == aval:
-            return leaf
-        got = _state._leaf_aval(leaf).str_short()
+        out = []
+        for leaf, aval in zip(leaves, state._avals):
+            if isinstance(leaf, jax.core.Tracer):
+                raise TracerLeakError(_state._tracer_leak_message(state))
+            leaf = _state._as_array(leaf, state.label(), aval.dtype)
+            if _state._leaf_aval(leaf) != aval:
+                got = _state._leaf_aval(leaf).str_short()
+                break
+            out.append(leaf)
+        else:
+            return out
     else:
         got = f'a value with tree structure {treedef}'
+    buffers = ', '.join(dict.fromkeys(slot.buffer.label() for slot in slots))
+    want = ', '.join(a.str_short() for a in state._avals)
     raise StateValueError(
-        f'State {state.label()} is packed into buffer {slot.buffer.label()} (see '
-        f'brainstate.pack_states), which fixes its type to {aval.str_short()}, but it was '
-        f'given {got}. Write a value of the same shape and dtype, or unpack the states first '
-        f'(`pack.unpack()`) to change it.')
+        f'State {state.label()} is packed into buffer {buffers} (see brainstate.pack_states), '
+        f'which fixes its type to {want}, but it was given {got}. Write a value of the same '
+        f'shape and dtype, or unpack the states first (`pack.unpack()`) to change it.')
 
 
 def _set_outside_trace(self, new_value):
-    slot = self.__dict__.get('_pack_slot')
-    if slot is None:
+    slots = self.__dict__.get('_pack_slots')
+    if slots is None:
         return type(self)._packed_base._set_outside_trace(self, new_value)
-    slot.group.write(slot, _checked_leaf(self, slot, new_value))
+    _write_leaves(slots, _checked_leaves(self, slots, new_value))
+
+
+def _copy_from(self, other):
+    slots = self.__dict__.get('_pack_slots')
+    base = type(self)._packed_base
+    if slots is None or other is self:
+        return base.copy_from(self, other)
+    leaves = _checked_leaves(self, slots, other.value)  # before anything changes
+    base.copy_from(self, other)  # the metadata (and other's storage, replaced below)
+    self.__dict__.pop('_value', None)
+    self.__dict__.pop('_pack_slots', None)
+    self.__dict__['_pack_slots'] = slots
+    _write_leaves(slots, leaves)
 
 
 def _has_value(self) -> bool:
-    return '_pack_slot' in self.__dict__ or '_value' in self.__dict__
+    return '_pack_slots' in self.__dict__ or '_value' in self.__dict__
 
 
 def _always_exposed(self):
@@ -198,6 +230,19 @@ def _always_exposed(self):
 
 def _ignore(self, value):
     pass
+
+
+def _rebuild(cls, attributes):
+    state = cls.__new__(cls)
+    state.__dict__.update(attributes)
+    return state
+
+
+def _reduce_ex(self, protocol):
+    # Pickled and deep-copied as the user's class, holding its value on its own.
+    attributes = {k: v for k, v in self.__dict__.items() if k != '_pack_slots'}
+    attributes['_value'] = self._value
+    return _rebuild, (type(self)._packed_base, attributes)
 
 
 _PACKED_CLASSES: dict[type, type] = {}
@@ -215,7 +260,9 @@ def _packed_class(cls: type) -> type:
             '_value': property(_get_value, _set_value, _del_value),
             '_exposed': property(_always_exposed, _ignore),
             '_set_outside_trace': _set_outside_trace,
+            'copy_from': _copy_from,
             'has_value': _has_value,
+            '__reduce_ex__': _reduce_ex,
         })
         _PACKED_CLASSES[cls] = packed
     return packed
@@ -223,7 +270,7 @@ def _packed_class(cls: type) -> type:
 
 def unpacked_type(cls: type) -> type:
     """The class a packed state had before packing (``cls`` itself for any other)."""
-    return cls.__dict__.get('_packed_base', cls) if isinstance(cls, type) else cls
+    return cls.__dict__.get('_packed_base', cls)
 
 
 # -- the public handle ----------------------------------------------------------------------
@@ -236,21 +283,21 @@ def _packable(state) -> str | None:
     """Why ``state`` cannot be packed, or None."""
     if isinstance(state, PackedBuffer):
         return 'it is a pack buffer'
-    if packed_slot(state) is not None:
+    if packed_slots(state) is not None:
         return 'it is packed already'
-    if not state.has_value():
+    if not state.has_value() or '_value' not in state.__dict__:
         return 'it has no value'
-    treedef = state._treedef
-    if treedef.num_leaves != 1 or treedef.num_nodes != 1:
-        return 'its value is a pytree, not one array'
-    value = state.__dict__.get('_value')
-    if not isinstance(value, jax.Array) or isinstance(value, jax.core.Tracer):
-        return 'its value is not a concrete JAX array'
-    dtype = value.dtype
-    if not (jnp.issubdtype(dtype, np.number) or dtype == np.bool_):
-        return f'its dtype {dtype} is not numeric'
-    if not value.is_fully_addressable or len(value.sharding.device_set) != 1:
-        return 'its value is sharded over several devices'
+    leaves = jax.tree.leaves(state.__dict__['_value'])
+    if not leaves:
+        return 'it holds no array'
+    for leaf in leaves:
+        if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer):
+            return 'its value is not made of concrete JAX arrays'
+        dtype = leaf.dtype
+        if not (jnp.issubdtype(dtype, np.number) or dtype == np.bool_):
+            return f'its dtype {dtype} is not numeric'
+        if not leaf.is_fully_addressable or len(leaf.sharding.device_set) != 1:
+            return 'its value is sharded over several devices'
     return None
 
 
@@ -276,76 +323,80 @@ class StatePack:
     """A handle on states packed by :func:`pack_states`.
 
     Attributes:
-      states: the packed states, in buffer order per dtype.
+      states: the packed states.
       buffers: one :class:`PackedBuffer` per dtype.
       skipped: ``(state, reason)`` for each state that was asked for but left unpacked.
     """
 
     def __init__(self, name: str):
         self.name = name
+        self.states: list[State] = []
         self.groups: list[_Group] = []
         self.skipped: list[tuple[State, str]] = []
         self.packed = False
-
-    @property
-    def states(self) -> list:
-        return [m for g in self.groups for m in g.members]
 
     @property
     def buffers(self) -> list:
         return [g.buffer for g in self.groups]
 
     def _pack(self, states):
-        by_dtype: dict = {}
+        by_dtype: dict = {}  # dtype -> [(state, leaf)]
         for state in states:
             reason = _packable(state)
             if reason is not None:
                 self.skipped.append((state, reason))
-            else:
-                by_dtype.setdefault(state._avals[0].dtype, []).append(state)
+                continue
+            self.states.append(state)
+            for position, leaf in enumerate(jax.tree.leaves(state.__dict__['_value'])):
+                by_dtype.setdefault(leaf.dtype, []).append((state, position, leaf))
         with _state.STATE_LOCK:
-            for dtype, members in by_dtype.items():
-                values = [m.__dict__['_value'] for m in members]
-                buffer = PackedBuffer(_concatenate(values),
+            slots_of = {id(s): [None] * s._treedef.num_leaves for s in self.states}
+            for dtype, entries in by_dtype.items():
+                leaves = [leaf for _, _, leaf in entries]
+                buffer = PackedBuffer(_concatenate(leaves),
                                       name=f'{self.name}.{np.dtype(dtype).name}')
                 buffer._exposed = False
-                group = _Group(buffer, members)
+                group = _Group(buffer)
                 offset = 0
-                for index, (member, value) in enumerate(zip(members, values)):
-                    shape = tuple(value.shape)
+                for index, (state, position, leaf) in enumerate(entries):
+                    shape = tuple(leaf.shape)
                     size = int(np.prod(shape, dtype=np.int64))
                     slot = _Slot(group, index, offset, size, shape)
                     group.slots.append(slot)
+                    group.owners.append(state)
+                    slots_of[id(state)][position] = slot
                     offset += size
-                # Eager reads right after packing are free: the members' own arrays.
+                # Eager reads right after packing are free: the states' own arrays.
                 group._cached_for = buffer._value
-                group._cache = dict(enumerate(values))
-                for member, slot in zip(members, group.slots):
-                    member.__dict__.pop('_value')
-                    member.__dict__['_pack_slot'] = slot
-                    member.__class__ = _packed_class(type(member))
+                group._cache = dict(enumerate(leaves))
                 self.groups.append(group)
+            for state in self.states:
+                state.__dict__.pop('_value')
+                state.__dict__['_pack_slots'] = tuple(slots_of[id(state)])
+                state.__class__ = _packed_class(type(state))
             self.packed = True
             LIVE_PACKS[0] += 1
             _state.STRUCTURE_EPOCH[0] += 1
         return self
 
     def unpack(self):
-        """Give every packed state its own array again (one dispatch per buffer) and retire the
-        buffers. Compiled functions retrace on their next call. Idempotent."""
+        """Give every packed state its own arrays again (one dispatch per buffer) and retire
+        the buffers. Compiled functions retrace on their next call. Idempotent."""
         if not self.packed:
             return
         with _state.STATE_LOCK:
+            values = {}
             for group in self.groups:
-                array = group.buffer._value
-                values = _split(array, layout=group.layout())
-                cache = group._valid_cache(array)
-                for slot, member, value in zip(group.slots, group.members, values):
-                    value = cache.get(slot.index, value)
-                    member.__class__ = unpacked_type(type(member))
-                    del member.__dict__['_pack_slot']
-                    member.__dict__['_value'] = value
-                    member.__dict__['_exposed'] = True
+                for slot, value in zip(group.slots, group.split()):
+                    values[slot] = value
+            for state in self.states:
+                slots = state.__dict__.pop('_pack_slots', None)
+                state.__class__ = unpacked_type(type(state))
+                if slots is not None:
+                    state.__dict__['_value'] = state._treedef.unflatten(
+                        [values[slot] for slot in slots])
+                state.__dict__['_exposed'] = True
+            for group in self.groups:
                 group.buffer.__class__ = _RetiredBuffer
                 group.buffer.__dict__.pop('_value', None)
             self.packed = False
@@ -359,10 +410,10 @@ class StatePack:
         self.unpack()
 
     def __repr__(self):
-        sizes = ', '.join(f'{g.buffer.label()}: {len(g.members)} states in '
+        sizes = ', '.join(f'{g.buffer.label()}: {len(g.slots)} arrays in '
                           f'{g.buffer._avals[0].str_short()}' for g in self.groups)
-        state = '' if self.packed else ' (unpacked)'
-        return f'StatePack({sizes}{state})'
+        state = '' if self.packed else ', unpacked'
+        return f'StatePack({len(self.states)} states; {sizes}{state})'
 
 
 def pack_states(target, *, name: str = 'pack') -> StatePack:
@@ -381,9 +432,11 @@ def pack_states(target, *, name: str = 'pack') -> StatePack:
     Every state keeps its identity and ``.value``: reading it eagerly returns its slice of the
     buffer, assigning it updates the slice. Inside ``brainstate.transform.jit`` the pass
     ``pack-states`` turns the reads and writes of packed states into one read and one write of
-    the buffer (see ``jitted.optimized_ir(...)``). States holding a pytree of several arrays, or
-    a non-numeric dtype, are left as they are (``pack.skipped`` says why). A packed state keeps
-    its shape and dtype; to change them, unpack first.
+    the buffer (see ``jitted.optimized_ir(...)``). A state holding a pytree (a layer's
+    ``{'weight', 'bias'}``) has each leaf packed into the buffer of its dtype. States that
+    cannot be packed (PRNG keys, values not on one device) are left as they are
+    (``pack.skipped`` says why). A packed state keeps its shapes and dtypes; to change them,
+    unpack first.
 
     Example::
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import brainstate
-from brainstate._state_pack import LIVE_PACKS, packed_slot
+from brainstate._state_pack import LIVE_PACKS, packed_slots
 
 
 @pytest.fixture
@@ -338,13 +338,13 @@ def test_unpack_restores_separate_storage(packs):
     assert type(states[0]).__name__ == 'ParamState' and isinstance(states[0],
                                                                    brainstate.ParamState)
     assert type(states[0]) is not brainstate.ParamState
-    brainstate.transform.jit(lambda: [s.value.__setitem__ if False else None
-                                      for s in states])()
+    total = brainstate.transform.jit(lambda: sum(s.value.sum() for s in states))
+    np.testing.assert_allclose(total(), sum(v.sum() for v in _initial(3)), rtol=1e-6)
     states[1].value = jnp.full(4, 5.0)
     pack.unpack()
     for s in states:
         assert type(s) is brainstate.ParamState
-        assert packed_slot(s) is None and '_value' in s.__dict__
+        assert packed_slots(s) is None and '_value' in s.__dict__
     np.testing.assert_array_equal(states[1].value, np.full(4, 5.0))
     np.testing.assert_array_equal(states[0].value, _initial(3)[0])
     states[0].value = jnp.ones(7)  # its own storage again: any shape may be set
@@ -352,29 +352,68 @@ def test_unpack_restores_separate_storage(packs):
     pack.unpack()  # idempotent
 
 
-def test_module_states_pytrees_and_packed_states_are_skipped(packs):
+def test_a_module_with_pytree_states_keys_skipped_and_packed_twice_refused(packs):
     class Net(brainstate.Module):
         def __init__(self):
             super().__init__()
             self.w = brainstate.ParamState(jnp.ones((2, 2)))
-            self.b = brainstate.ParamState(jnp.zeros(2))
-            self.tree = brainstate.ParamState({'x': jnp.ones(2), 'y': jnp.ones(2)})
+            self.layer = brainstate.ParamState({'weight': jnp.ones((3, 2)),
+                                                'bias': jnp.zeros(2),
+                                                'steps': jnp.zeros((), jnp.int32)})
+            self.key = brainstate.State(jax.random.key(0))
 
     net = Net()
     pack = packs(net)
-    assert set(pack.states) == {net.w, net.b}
-    assert [s for s, _ in pack.skipped] == [net.tree]
+    assert set(pack.states) == {net.w, net.layer}
+    assert [s for s, _ in pack.skipped] == [net.key]
+    assert 'not numeric' in pack.skipped[0][1]
+    assert len(pack.buffers) == 2  # float32 and int32
     again = packs(net.states())
     assert again.states == [] and len(again.skipped) == 3
     assert 'packed already' in dict((id(s), r) for s, r in again.skipped)[id(net.w)]
 
     @brainstate.transform.jit
-    def step():
-        net.w.value = net.w.value + net.tree.value['x']
+    def step(x):
+        layer = net.layer.value
+        net.layer.value = {'weight': layer['weight'] * 2, 'bias': layer['bias'] + x,
+                           'steps': layer['steps'] + 1}
+        net.w.value = net.w.value + layer['weight'][:2]
+        return jax.random.uniform(net.key.value)
 
-    step()
-    np.testing.assert_array_equal(net.w.value, np.full((2, 2), 2.0))
-    assert 'state_read @Net.tree' in str(step.optimized_ir())
+    step(1.0)
+    step(1.0)
+    np.testing.assert_array_equal(net.layer.value['weight'], np.full((3, 2), 4.0))
+    np.testing.assert_array_equal(net.layer.value['bias'], np.full(2, 2.0))
+    assert net.layer.value['steps'] == 2 and net.layer.value['steps'].dtype == jnp.int32
+    np.testing.assert_array_equal(net.w.value, np.full((2, 2), 4.0))
+    text = str(step.optimized_ir(1.0))
+    assert "packed=Net.layer['bias']" in text and 'state_read @Net.key' in text
+    assert 'state_read @pack.int32' in text and 'state_read @Net.layer' not in text
+    net.layer.value = {'weight': jnp.zeros((3, 2)), 'bias': jnp.ones(2),
+                       'steps': jnp.int32(7)}
+    assert net.layer.value['steps'] == 7
+    with pytest.raises(brainstate.StateValueError, match=r'Net.layer is packed'):
+        net.layer.value = {'weight': jnp.zeros((3, 2)), 'bias': jnp.ones(2)}
+    np.testing.assert_array_equal(net.layer.value['bias'], np.ones(2))
+
+
+def test_copies_clones_and_copy_from_of_packed_states(packs):
+    import copy
+    import pickle
+    a = brainstate.ParamState(jnp.ones(3), name='a')
+    packs([a])
+    b = a.copy()
+    assert type(b) is brainstate.ParamState and packed_slots(b) is None
+    np.testing.assert_array_equal(b.value, np.ones(3))
+    for twin in (copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
+        assert type(twin) is brainstate.ParamState and packed_slots(twin) is None
+        np.testing.assert_array_equal(twin.value, np.ones(3))
+    a.copy_from(brainstate.ParamState(jnp.full(3, 4.0)))
+    assert packed_slots(a) is not None
+    np.testing.assert_array_equal(a.value, np.full(3, 4.0))
+    with pytest.raises(brainstate.StateValueError):
+        a.copy_from(brainstate.ParamState(jnp.ones(2)))
+    np.testing.assert_array_equal(a.value, np.full(3, 4.0))
 
 
 def test_threads_sharing_packed_states(packs):

@@ -34,7 +34,7 @@ import numpy as np
 from jax import lax
 
 from .._errors import StateValueError
-from .._state_pack import packed_slot
+from .._state_pack import packed_slots
 from ..ir import Literal, Node
 from ._pass import PassStatistics, register
 
@@ -88,69 +88,77 @@ def _first_body_node(graph):
 @register('pack-states')
 def pack_packed_states(graph, stats=None):
     """Read and write states stored in a pack (brainstate.pack_states) through their one buffer:
-    one buffer read, a slice per member, one concatenate and one buffer write."""
+    one buffer read, a slice per member read, a dynamic_update_slice per member written and one
+    buffer write."""
     stats = PassStatistics() if stats is None else stats
     if not graph.meta.get('canonical'):
         return graph
-    reads, writes = {}, {}  # group -> {slot index: node}
-    for node in graph.nodes:
-        if node.is_state_op:
-            slot = packed_slot(node.state)
-            if slot is not None:
-                (reads if node.kind == 'state_read' else writes).setdefault(
-                    slot.group, {})[slot.index] = node
-    if not reads and not writes:
-        return graph
+    reads, writes = {}, {}  # group -> {slot index: (slot, the leaf's Value)}
+    first_read = {}  # group -> the first entry read of one of its states
+    packed_ops = []
     reshaped = graph.meta.get('reshaped_states', ())
-    for group in list(reads) + list(writes):
-        for node in {**reads.get(group, {}), **writes.get(group, {})}.values():
-            if node.state in reshaped:
-                raise StateValueError(
-                    f'State {node.state.label()} is packed into buffer {group.buffer.label()} '
-                    f'(brainstate.pack_states), so its shape is fixed, but this program gives '
-                    f'it a new shape (vmap out_states). Unpack it first (`pack.unpack()`).')
+    for node in graph.nodes:
+        if not node.is_state_op:
+            continue
+        slots = packed_slots(node.state)
+        if slots is None:
+            continue
+        if node.state in reshaped:
+            raise StateValueError(
+                f'State {node.state.label()} is packed into buffer {slots[0].buffer.label()} '
+                f'(brainstate.pack_states), so its shape is fixed, but this program gives it a '
+                f'new shape (vmap out_states). Unpack it first (`pack.unpack()`).')
+        packed_ops.append(node)
+        if node.kind == 'state_read':
+            for slot, value in zip(slots, node.outputs):
+                reads.setdefault(slot.group, {})[slot.index] = (slot, value)
+                first_read.setdefault(slot.group, node)
+        else:
+            for slot, value in zip(slots, node.inputs):
+                writes.setdefault(slot.group, {})[slot.index] = (slot, value)
+    if not packed_ops:
+        return graph
+    body_anchor = _first_body_node(graph)
+    exit_anchor = next((n for n in graph.nodes if n.kind == 'state_write'), graph.output_node)
     for group in dict.fromkeys(list(reads) + list(writes)):
-        # (Found again per pack: the previous pack's rewrite erased member reads and writes.)
-        body_anchor = _first_body_node(graph)
-        exit_anchor = next((n for n in graph.nodes if n.kind == 'state_write'),
-                           graph.output_node)
-        position = {node: i for i, node in enumerate(graph.nodes)}
         buffer = group.buffer
         dtype = buffer._avals[0].dtype
-        member_reads = reads.get(group, {})
-        member_writes = writes.get(group, {})
-        first = (min(member_reads.values(), key=position.__getitem__) if member_reads
-                 else body_anchor)
+        group_writes = writes.get(group, {})
         read = Node('state_read', state=buffer, output_avals=buffer.avals)
-        read.meta['donate'] = bool(member_writes)
-        graph.insert_before(first, read)
+        read.meta['donate'] = bool(group_writes)
+        graph.insert_before(first_read.get(group, body_anchor), read)
         buffer_value = read.outputs[0]
-        for index, node in member_reads.items():
-            slot = group.slots[index]
+        for index, (slot, value) in sorted(reads.get(group, {}).items()):
             piece = _slice(graph, body_anchor, buffer_value, slot.offset, slot.size, dtype,
-                           {'packed': node.state.label()})
-            node.outputs[0].replace_all_uses_with(_reshape(graph, body_anchor, piece,
-                                                           slot.shape, dtype))
-            graph.erase_node(node)
+                           {'packed': _leaf_label(group, slot)})
+            value.replace_all_uses_with(_reshape(graph, body_anchor, piece, slot.shape, dtype))
             stats['packed reads'] += 1
-        if member_writes:
-            # One dynamic_update_slice per written member into the buffer just read: XLA
-            # updates the (donated) buffer in place; a many-way concatenate compiles to a
-            # much slower loop on CPU.
+        if group_writes:
+            # One dynamic_update_slice per written leaf into the buffer just read: XLA updates
+            # the (donated) buffer in place; a many-way concatenate compiles to a much slower
+            # loop on CPU.
             new = buffer_value
-            for slot in group.slots:
-                node = member_writes.get(slot.index)
-                if node is not None:
-                    piece = _reshape(graph, exit_anchor, node.inputs[0], (slot.size,), dtype)
-                    new = _insert(graph, exit_anchor, lax.dynamic_update_slice_p,
-                                  [new, piece, Literal(np.int32(slot.offset), _INDEX_AVAL)],
-                                  buffer._avals[0].shape, dtype, {})
+            for index, (slot, value) in sorted(group_writes.items()):
+                piece = _reshape(graph, exit_anchor, value, (slot.size,), dtype)
+                new = _insert(graph, exit_anchor, lax.dynamic_update_slice_p,
+                              [new, piece, Literal(np.int32(slot.offset), _INDEX_AVAL)],
+                              buffer._avals[0].shape, dtype, {})
             graph.insert_before(exit_anchor, Node('state_write', state=buffer, inputs=[new]))
-            for node in member_writes.values():
-                graph.erase_node(node)
-            stats['packed writes'] += len(member_writes)
+            stats['packed writes'] += len(group_writes)
         stats['buffers'] += 1
+    for node in packed_ops:
+        graph.erase_node(node)
     top = graph.nodes
     graph.meta['read_states'] = [n.state for n in top if n.kind == 'state_read']
     graph.meta['written_states'] = [n.state for n in top if n.kind == 'state_write']
     return graph
+
+
+def _leaf_label(group, slot) -> str:
+    state = group.owners[slot.index]
+    if state._treedef.num_leaves == 1:
+        return state.label()
+    paths = [jax.tree_util.keystr(path) for path, _ in
+             jax.tree_util.tree_flatten_with_path(state._treedef.unflatten(
+                 [0] * state._treedef.num_leaves))[0]]
+    return state.label() + paths[state.__dict__['_pack_slots'].index(slot)]
