@@ -437,3 +437,29 @@ def test_threads_sharing_packed_states(packs):
     for t in threads:
         t.join()
     np.testing.assert_array_equal(_values(states), np.full(4, 101.0))
+
+
+def test_eager_transforms_and_vmap_with_packed_states(packs):
+    w = brainstate.ParamState(jnp.arange(6.0).reshape(3, 2))
+    acc = brainstate.State(jnp.zeros(2))
+    packs([w, acc])
+    xs = jnp.arange(12.0).reshape(4, 3)
+
+    def body(x):
+        acc.value = acc.value + x @ w.value
+        return acc.value
+
+    outs = brainstate.transform.for_loop(body, xs)  # eager: one compiled program
+    expected = np.cumsum(np.asarray(xs) @ np.arange(6.0).reshape(3, 2), axis=0)
+    np.testing.assert_allclose(outs, expected, rtol=1e-6)
+    np.testing.assert_allclose(acc.value, expected[-1], rtol=1e-6)
+
+    @brainstate.transform.jit
+    def batched(xs):
+        return brainstate.transform.vmap(lambda x: jnp.tanh(x @ w.value))(xs)
+
+    np.testing.assert_allclose(batched(xs), np.tanh(np.asarray(xs) @ np.asarray(w.value)),
+                               rtol=1e-6)
+    eager = brainstate.transform.vmap(lambda x: jnp.tanh(x @ w.value))(xs)
+    np.testing.assert_allclose(eager, np.tanh(np.asarray(xs) @ np.asarray(w.value)),
+                               rtol=1e-6)
