@@ -310,6 +310,21 @@ def test_packed_graph_verifies(packs):
             return states[2].value.sum()
         assert step(1.0) == 0.0
         np.testing.assert_array_equal(states[0].value, np.ones((2, 2)))
+
+        # Write-only states of two dtypes, written constants and weakly typed values.
+        a, b = brainstate.State(jnp.ones(())), brainstate.State(jnp.ones(3))
+        i = brainstate.State(jnp.zeros((), jnp.int32))
+        packs([a, b, i])
+
+        @brainstate.transform.jit
+        def write_only(x):
+            a.value = 0.0
+            b.value = jnp.where(x > 0, 1., 2.) * jnp.ones(3)
+            i.value = 5
+
+        write_only(-1.0)
+        assert a.value == 0.0 and i.value == 5 and i.value.dtype == jnp.int32
+        np.testing.assert_array_equal(b.value, np.full(3, 2.0))
     finally:
         brainstate.passes.set_pass_options(verify=False)
 

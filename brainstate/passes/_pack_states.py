@@ -120,13 +120,17 @@ def pack_packed_states(graph, stats=None):
         return graph
     body_anchor = _first_body_node(graph)
     exit_anchor = next((n for n in graph.nodes if n.kind == 'state_write'), graph.output_node)
+    buffer_writes = []
     for group in dict.fromkeys(list(reads) + list(writes)):
         buffer = group.buffer
         dtype = buffer._avals[0].dtype
         group_writes = writes.get(group, {})
         read = Node('state_read', state=buffer, output_avals=buffer.avals)
         read.meta['donate'] = bool(group_writes)
-        graph.insert_before(first_read.get(group, body_anchor), read)
+        if group in first_read:
+            graph.insert_before(first_read[group], read)
+        else:
+            graph.prepend(read)  # (the entry block, before any body node)
         buffer_value = read.outputs[0]
         for index, (slot, value) in sorted(reads.get(group, {}).items()):
             piece = _slice(graph, body_anchor, buffer_value, slot.offset, slot.size, dtype,
@@ -143,9 +147,11 @@ def pack_packed_states(graph, stats=None):
                 new = _insert(graph, exit_anchor, lax.dynamic_update_slice_p,
                               [new, piece, Literal(np.int32(slot.offset), _INDEX_AVAL)],
                               buffer._avals[0].shape, dtype, {})
-            graph.insert_before(exit_anchor, Node('state_write', state=buffer, inputs=[new]))
+            buffer_writes.append(Node('state_write', state=buffer, inputs=[new]))
             stats['packed writes'] += len(group_writes)
         stats['buffers'] += 1
+    for node in buffer_writes:  # after every pack's computation: the exit block
+        graph.insert_before(exit_anchor, node)
     for node in packed_ops:
         graph.erase_node(node)
     top = graph.nodes
