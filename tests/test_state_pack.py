@@ -325,6 +325,19 @@ def test_packed_graph_verifies(packs):
         write_only(-1.0)
         assert a.value == 0.0 and i.value == 5 and i.value.dtype == jnp.int32
         np.testing.assert_array_equal(b.value, np.full(3, 2.0))
+
+        # A state written with another packed state's value as read (no computation between).
+        t1 = brainstate.State({'w': jnp.ones(2), 'n': jnp.ones((), jnp.int32)})
+        t2 = brainstate.State({'w': jnp.zeros(2), 'n': jnp.zeros((), jnp.int32)})
+        packs([t1, t2])
+
+        @brainstate.transform.jit
+        def swap():
+            t1.value, t2.value = t2.value, t1.value
+
+        swap()
+        np.testing.assert_array_equal(t1.value['w'], np.zeros(2))
+        assert t2.value['n'] == 1 and t1.value['n'] == 0
     finally:
         brainstate.passes.set_pass_options(verify=False)
 

@@ -93,7 +93,7 @@ def pack_packed_states(graph, stats=None):
     stats = PassStatistics() if stats is None else stats
     if not graph.meta.get('canonical'):
         return graph
-    reads, writes = {}, {}  # group -> {slot index: (slot, the leaf's Value)}
+    reads, writes = {}, {}  # group -> {slot index: (slot, the leaf's Value / where it is)}
     first_read = {}  # group -> the first entry read of one of its states
     packed_ops = []
     reshaped = graph.meta.get('reshaped_states', ())
@@ -114,42 +114,49 @@ def pack_packed_states(graph, stats=None):
                 reads.setdefault(slot.group, {})[slot.index] = (slot, value)
                 first_read.setdefault(slot.group, node)
         else:
-            for slot, value in zip(slots, node.inputs):
-                writes.setdefault(slot.group, {})[slot.index] = (slot, value)
+            for position, slot in enumerate(slots):
+                # (The node and position, not the Value: rewriting the reads may replace it.)
+                writes.setdefault(slot.group, {})[slot.index] = (slot, (node, position))
     if not packed_ops:
         return graph
     body_anchor = _first_body_node(graph)
     exit_anchor = next((n for n in graph.nodes if n.kind == 'state_write'), graph.output_node)
-    buffer_writes = []
-    for group in dict.fromkeys(list(reads) + list(writes)):
+    groups = list(dict.fromkeys(list(reads) + list(writes)))
+    buffer_values = {}
+    for group in groups:  # every read first: a written value may be another state's read
         buffer = group.buffer
         dtype = buffer._avals[0].dtype
-        group_writes = writes.get(group, {})
         read = Node('state_read', state=buffer, output_avals=buffer.avals)
-        read.meta['donate'] = bool(group_writes)
+        read.meta['donate'] = group in writes
         if group in first_read:
             graph.insert_before(first_read[group], read)
         else:
             graph.prepend(read)  # (the entry block, before any body node)
-        buffer_value = read.outputs[0]
+        buffer_values[group] = read.outputs[0]
         for index, (slot, value) in sorted(reads.get(group, {}).items()):
-            piece = _slice(graph, body_anchor, buffer_value, slot.offset, slot.size, dtype,
+            piece = _slice(graph, body_anchor, read.outputs[0], slot.offset, slot.size, dtype,
                            {'packed': _leaf_label(group, slot)})
             value.replace_all_uses_with(_reshape(graph, body_anchor, piece, slot.shape, dtype))
             stats['packed reads'] += 1
-        if group_writes:
-            # One dynamic_update_slice per written leaf into the buffer just read: XLA updates
-            # the (donated) buffer in place; a many-way concatenate compiles to a much slower
-            # loop on CPU.
-            new = buffer_value
-            for index, (slot, value) in sorted(group_writes.items()):
-                piece = _reshape(graph, exit_anchor, value, (slot.size,), dtype)
-                new = _insert(graph, exit_anchor, lax.dynamic_update_slice_p,
-                              [new, piece, Literal(np.int32(slot.offset), _INDEX_AVAL)],
-                              buffer._avals[0].shape, dtype, {})
-            buffer_writes.append(Node('state_write', state=buffer, inputs=[new]))
-            stats['packed writes'] += len(group_writes)
         stats['buffers'] += 1
+    buffer_writes = []
+    for group in groups:
+        group_writes = writes.get(group)
+        if not group_writes:
+            continue
+        # One dynamic_update_slice per written leaf into the buffer just read: XLA updates the
+        # (donated) buffer in place; a many-way concatenate compiles to a much slower loop on
+        # CPU.
+        buffer = group.buffer
+        dtype = buffer._avals[0].dtype
+        new = buffer_values[group]
+        for index, (slot, (node, position)) in sorted(group_writes.items()):
+            piece = _reshape(graph, exit_anchor, node.inputs[position], (slot.size,), dtype)
+            new = _insert(graph, exit_anchor, lax.dynamic_update_slice_p,
+                          [new, piece, Literal(np.int32(slot.offset), _INDEX_AVAL)],
+                          buffer._avals[0].shape, dtype, {})
+        buffer_writes.append(Node('state_write', state=buffer, inputs=[new]))
+        stats['packed writes'] += len(group_writes)
     for node in buffer_writes:  # after every pack's computation: the exit block
         graph.insert_before(exit_anchor, node)
     for node in packed_ops:
