@@ -29,7 +29,7 @@ one eagerly is an error that says to unpack.
 from __future__ import annotations
 
 import functools
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
