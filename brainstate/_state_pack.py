@@ -102,7 +102,7 @@ class _Group:
         array = self.buffer._value
         cache = self._valid_cache(array)
         value = cache.get(slot.index)
-        if value is None:
+        if value is None or value.is_deleted():  # (deleted: the user donated it to a call)
             value = cache[slot.index] = _take(array, slot.offset, size=slot.size,
                                               shape=slot.shape)
         return value

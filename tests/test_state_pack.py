@@ -261,6 +261,15 @@ def test_donation_never_deletes_arrays_the_user_holds(packs):
     np.testing.assert_array_equal(states[2].value, np.full(3, 16.0))
 
 
+def test_a_member_value_donated_by_the_user_is_read_again_from_the_buffer(packs):
+    s = brainstate.State(jnp.full(3, 2.0))
+    packs([s, brainstate.State(jnp.zeros(1))])
+    held = s.value
+    jax.jit(lambda x: x * 2, donate_argnums=0)(held)
+    assert held.is_deleted()
+    np.testing.assert_array_equal(s.value, np.full(3, 2.0))
+
+
 def test_the_buffer_is_donated_when_nobody_holds_it(packs):
     states = [brainstate.State(jnp.zeros(3)) for _ in range(3)]
     pack = packs(states)
