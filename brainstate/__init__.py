@@ -14,6 +14,7 @@ from ._state import (BatchState, HiddenState, LongTermState, ParamState, ShortTe
                      DelayState, NonBatchState, maybe_state)
 from ._state_api import TreefyState
 from ._state_sharding import shard_states
+from ._state_pack import PackedBuffer, StatePack, pack_states
 from ._state_hidden import FakeState, HiddenGroupState, HiddenTreeState
 from ._state_dict import StateDictManager
 from ._state_observe import (StateTraceStack, NewStateCatcher, catch_new_states,
@@ -41,7 +42,7 @@ from ._deprecated_alias import augment, compile  # deprecated names of brainstat
 __all__ = [
     'State', 'ParamState', 'HiddenState', 'ShortTermState', 'LongTermState', 'BatchState',
     'DelayState', 'NonBatchState', 'HiddenGroupState', 'HiddenTreeState', 'FakeState',
-    'TreefyState', 'StateDictManager', 'StateTraceStack', 'NewStateCatcher', 'catch_new_states',
+    'TreefyState', 'pack_states', 'StatePack', 'PackedBuffer', 'StateDictManager', 'StateTraceStack', 'NewStateCatcher', 'catch_new_states',
     'check_state_value_tree', 'check_state_jax_tracer', 'maybe_state', 'TraceContextError',
     'Hook', 'HookHandle', 'HookError', 'HookExecutionError', 'HookRegistrationError',
     'HookCancellationError', 'HookWarning', 'HookConfig', 'HookManager', 'HookContext',

@@ -22,6 +22,13 @@ __all__ = ['StateAPI', 'TreefyState']
 _IDENTITY = ('_id', '_owner', '_hook_mgr', '_level', '_been_writen', '_source')
 
 
+def _own_type(state) -> type:
+    """The class of a state as its user made it (a packed state's storage class is a subclass
+    of it of the same name: see brainstate/_state_pack.py)."""
+    cls = type(state)
+    return cls.__dict__.get('_packed_base', cls)
+
+
 class StateAPI:
     """Mixin of :class:`brainstate.State` with the published library's helper methods."""
 
@@ -97,7 +104,7 @@ class StateAPI:
     def copy(self):
         """A new, independent state of the same class with the same value and metadata
         (its hooks and its place in a module tree are not copied)."""
-        return _new_state(type(self), self._value, self._metadata_items(), source=self)
+        return _new_state(_own_type(self), self._value, self._metadata_items(), source=self)
 
     def replace(self, value: Any = Missing, **kwargs):
         """A new state of the same class with ``value`` (and attributes ``kwargs``) replaced.
@@ -108,18 +115,18 @@ class StateAPI:
         if '_name' in kwargs:
             kwargs['name'] = kwargs.pop('_name')
         if isinstance(value, State):
-            if type(value) is not type(self):
+            if _own_type(value) is not _own_type(self):
                 raise ValueError(f'Cannot replace value from incompatible container, expected '
                                  f'{type(self).__name__}, got {type(value).__name__}')
             return value.replace(**kwargs) if kwargs else value
         metadata = self._metadata_items()
         metadata.update(kwargs)
-        return _new_state(type(self), self._value if value is Missing else value, metadata,
+        return _new_state(_own_type(self), self._value if value is Missing else value, metadata,
                           source=self)
 
     def copy_from(self, other) -> None:
         """Take the value and metadata of ``other`` (a state of the same class)."""
-        if type(self) is not type(other):
+        if _own_type(self) is not _own_type(other):
             raise ValueError(f'Cannot copy from incompatible container, expected '
                              f'{type(self).__name__}, got {type(other).__name__}')
         if self is other:
@@ -133,7 +140,7 @@ class StateAPI:
 
     def to_state_ref(self) -> 'TreefyState':
         """A pytree snapshot of the state: its class, value and metadata."""
-        return TreefyState(type(self), self._value, _been_writen=self._been_writen,
+        return TreefyState(_own_type(self), self._value, _been_writen=self._been_writen,
                            **self._metadata_items())
 
     def update_from_ref(self, state_ref: 'TreefyState') -> None:

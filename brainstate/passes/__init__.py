@@ -16,6 +16,7 @@ from ._fold_constants import fold_constants
 from ._algebraic_simplify import algebraic_simplify
 from ._copy_propagation import copy_propagation
 from ._analyses import analyze_donation, analyze_read_only_states
+from ._pack_states import pack_packed_states
 from ._batching import (BatchingResult, BatchingSpec, PRIMITIVE_BATCHING_RULES,
                         analyze_batching)
 from ._default_pipeline import (DEFAULT_PIPELINE, default_pipeline, get_default_pipeline,
@@ -27,7 +28,7 @@ __all__ = [
     'hoist_states', 'eliminate_dead_writes', 'dead_code_elimination',
     'common_subexpression_elimination', 'fold_constants', 'algebraic_simplify',
     'copy_propagation', 'analyze_read_only_states',
-    'analyze_donation', 'analyze_batching', 'BatchingSpec', 'BatchingResult',
+    'analyze_donation', 'pack_packed_states', 'analyze_batching', 'BatchingSpec', 'BatchingResult',
     'PRIMITIVE_BATCHING_RULES',
     'DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
     'default_pipeline', 'set_pass_options', 'optimize', 'prepare_for_lowering',

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import jax
 
 from .. import _state
+from .._state_pack import LIVE_PACKS as _LIVE_PACKS
 from .._compat import hide_brainstate_frames
 from .._errors import TracerLeakError
 from ..ir import Graph
@@ -72,9 +73,10 @@ class _StateSetChanged(Exception):
 
 
 def _layout_of(states) -> tuple:
-    # A state's tree structure and its sharding (see _state_sharding.py): the compiled program
-    # returns each written state in its sharding.
-    return tuple((s._treedef, s._shardings) for s in states)
+    # A state's tree structure, its sharding (see _state_sharding.py: the compiled program
+    # returns each written state in its sharding) and its class (packing a state into a buffer,
+    # or unpacking it, swaps its class; see brainstate/_state_pack.py).
+    return tuple((s._treedef, s._shardings, type(s)) for s in states)
 
 
 class _Entry:
@@ -435,7 +437,11 @@ class JittedFunction:
         call signature (the one pipeline), giving our StatefulProgram. ``trace(*args,
         **kwargs)`` (the published form): JAX's ``Traced`` object of the compiled call."""
         if len(args) == 1 and not kwargs and isinstance(args[0], CallSignature):
-            return trace_program(self.fun, self.args, args[0], passes=self.passes)
+            # While any pack of states exists, its members are read and written through their
+            # buffer: one array in and out per pack (see brainstate.pack_states).
+            analyses = ('pack-states',) if _LIVE_PACKS[0] else ()
+            return trace_program(self.fun, self.args, args[0], passes=self.passes,
+                                 analyses=analyses)
         return self._staged('trace', args, kwargs)
 
     def check_donation(self, args, states):

@@ -1,0 +1,441 @@
+"""Packed state storage: many small states of one dtype held in one device buffer.
+
+Raw ``jax.jit`` pays about 1.4 us of host time per array argument or result, so a step over 200
+small states spends most of its time passing arrays. :func:`pack_states` moves the storage of
+such states into one flat buffer per dtype (a :class:`PackedBuffer`, itself a State). Each
+member State keeps its identity, class (for ``isinstance``), path, avals and ``.value``:
+
+* eagerly, ``member.value`` is its slice of the buffer, reshaped (one small dispatch, cached
+  until the buffer changes); ``member.value = x`` updates that slice of the buffer;
+* in a compiled step (``brainstate.transform.jit`` and every eager transform), the trace still
+  reads and writes the members one by one; the ``pack-states`` pass
+  (:mod:`brainstate.passes._pack_states`) then rewrites those reads and writes into one read of
+  the buffer, slices, and one write of the buffer, so the compiled program takes and returns
+  ONE array (donated, updated in place) however many states it touches.
+
+How the storage is redirected. A member's class is swapped for a subclass of its own class
+(same name) whose ``_value`` attribute is a property reading and writing its slot of the buffer,
+so every path that reads or stores a state's value (transforms, state I/O, the graph API) sees
+the packed value without knowing about packs. :meth:`StatePack.unpack` gives every member its
+own array again and restores its class. Packing and unpacking change the states' layout
+(``STRUCTURE_EPOCH``), so compiled functions notice and retrace.
+
+What can be packed: states whose value is a pytree of concrete JAX arrays of numeric dtypes on
+one device; each leaf goes into the buffer of its dtype. Others are left as they are and listed
+in :attr:`StatePack.skipped`. A packed state keeps its tree, shapes and dtypes: writing another
+one eagerly is an error that says to unpack.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _state
+from ._errors import StateValueError, TracerLeakError
+from ._state import State
+
+__all__ = ['pack_states', 'StatePack', 'PackedBuffer', 'packed_slots']
+
+
+class PackedBuffer(State):
+    """The flat buffer holding the values of a :class:`StatePack`'s states of one dtype.
+
+    It is an ordinary State: compiled steps read it once and write it once (donated)."""
+
+
+class _RetiredBuffer(PackedBuffer):
+    """A buffer whose pack was unpacked: compiled programs that used it notice (its class is
+    part of their layout) and retrace."""
+
+
+class _Slot(NamedTuple):
+    group: '_Group'
+    index: int
+    offset: int
+    size: int
+    shape: tuple
+
+    @property
+    def buffer(self) -> PackedBuffer:
+        return self.group.buffer
+
+
+@functools.partial(jax.jit, static_argnames=('size', 'shape'))
+def _take(buffer, offset, *, size, shape):
+    return jax.lax.dynamic_slice(buffer, (offset,), (size,)).reshape(shape)
+
+
+@jax.jit
+def _put(buffer, value, offset):
+    return jax.lax.dynamic_update_slice(buffer, value.reshape(-1), (offset,))
+
+
+@jax.jit
+def _concatenate(values):
+    return jnp.concatenate([v.reshape(-1) for v in values])
+
+
+class _Group:
+    """The leaves stored in one buffer (``slots``, in buffer order; ``owners[i]``: the state
+    whose leaf slot ``i`` holds), and a cache of their eager values for the buffer's current
+    array (keyed by its identity: a compiled step that writes the buffer stores a new array)."""
+
+    def __init__(self, buffer: PackedBuffer):
+        self.buffer = buffer
+        self.slots: list[_Slot] = []
+        self.owners: list[State] = []
+        self._cached_for = None
+        self._cache: dict[int, jax.Array] = {}
+
+    def _valid_cache(self, array) -> dict:
+        if array is not self._cached_for:
+            self._cache = {}
+            self._cached_for = array
+        return self._cache
+
+    def read(self, slot: _Slot):
+        array = self.buffer._value
+        cache = self._valid_cache(array)
+        value = cache.get(slot.index)
+        if value is None or value.is_deleted():  # (deleted: the user donated it to a call)
+            value = cache[slot.index] = _take(array, slot.offset, size=slot.size,
+                                              shape=slot.shape)
+        return value
+
+    def write(self, slot: _Slot, value):
+        with _state.STATE_LOCK:
+            array = self.buffer._value
+            cache = self._valid_cache(array)
+            new = _put(array, value, slot.offset)
+            self.buffer._value = new
+            self.buffer._exposed = False  # a fresh array nobody outside holds
+            self._cached_for = new
+            cache[slot.index] = value
+
+    def split(self) -> list:
+        """Every slot's value. (One small dispatch per slot not cached: a single jitted split
+        into hundreds of outputs compiles for seconds and runs no faster.)"""
+        return [self.read(slot) for slot in self.slots]
+
+
+def packed_slots(state) -> tuple | None:
+    """The slots of a packed state's leaves in their buffers (one per leaf, in order), or None
+    for a state stored on its own."""
+    return state.__dict__.get('_pack_slots')
+
+
+# -- the storage redirection ----------------------------------------------------------------
+
+def _get_value(self):
+    slots = self.__dict__.get('_pack_slots')
+    if slots is None:  # an instance of a packed class outside any pack: plain storage
+        try:
+            return self.__dict__['_value']
+        except KeyError:
+            raise AttributeError('_value') from None
+    if len(slots) == 1 and self._treedef.num_nodes == 1:
+        slot = slots[0]
+        return slot.group.read(slot)
+    return self._treedef.unflatten([slot.group.read(slot) for slot in slots])
+
+
+def _write_leaves(slots, leaves):
+    with _state.STATE_LOCK:
+        for slot, leaf in zip(slots, leaves):
+            slot.group.write(slot, leaf)
+
+
+def _set_value(self, value):
+    slots = self.__dict__.get('_pack_slots')
+    if slots is None:
+        self.__dict__['_value'] = value
+        return
+    _write_leaves(slots, _checked_leaves(self, slots, value))
+
+
+def _del_value(self):
+    self.__dict__.pop('_value', None)
+
+
+def _checked_leaves(state, slots, value) -> list:
+    """The arrays of ``value``, of the packed state's tree, shapes and dtypes, or an error
+    naming the state that says how to change its type (unpack first). Checked in full before
+    anything is written."""
+    leaves, treedef = jax.tree.flatten(value)
+    if treedef == state._treedef:
+        out = []
+        for leaf, aval in zip(leaves, state._avals):
+            if isinstance(leaf, jax.core.Tracer):
+                raise TracerLeakError(_state._tracer_leak_message(state))
+            leaf = _state._as_array(leaf, state.label(), aval.dtype)
+            if _state._leaf_aval(leaf) != aval:
+                got = _state._leaf_aval(leaf).str_short()
+                break
+            out.append(leaf)
+        else:
+            return out
+    else:
+        got = f'a value with tree structure {treedef}'
+    buffers = ', '.join(dict.fromkeys(slot.buffer.label() for slot in slots))
+    want = ', '.join(a.str_short() for a in state._avals)
+    raise StateValueError(
+        f'State {state.label()} is packed into buffer {buffers} (see brainstate.pack_states), '
+        f'which fixes its type to {want}, but it was given {got}. Write a value of the same '
+        f'shape and dtype, or unpack the states first (`pack.unpack()`) to change it.')
+
+
+def _set_outside_trace(self, new_value):
+    slots = self.__dict__.get('_pack_slots')
+    if slots is None:
+        return type(self)._packed_base._set_outside_trace(self, new_value)
+    _write_leaves(slots, _checked_leaves(self, slots, new_value))
+
+
+def _copy_from(self, other):
+    slots = self.__dict__.get('_pack_slots')
+    base = type(self)._packed_base
+    if slots is None or other is self:
+        return base.copy_from(self, other)
+    leaves = _checked_leaves(self, slots, other.value)  # before anything changes
+    base.copy_from(self, other)  # the metadata (and other's storage, replaced below)
+    self.__dict__.pop('_value', None)
+    self.__dict__.pop('_pack_slots', None)
+    self.__dict__['_pack_slots'] = slots
+    _write_leaves(slots, leaves)
+
+
+def _has_value(self) -> bool:
+    return '_pack_slots' in self.__dict__ or '_value' in self.__dict__
+
+
+def _always_exposed(self):
+    # A packed state's eager value is a cached slice others may hold: a program that reads the
+    # state directly (not through its buffer) must never donate it as it is.
+    return True
+
+
+def _ignore(self, value):
+    pass
+
+
+def _rebuild(cls, attributes):
+    state = cls.__new__(cls)
+    state.__dict__.update(attributes)
+    return state
+
+
+def _reduce_ex(self, protocol):
+    # Pickled and deep-copied as the user's class, holding its value on its own.
+    attributes = {k: v for k, v in self.__dict__.items() if k != '_pack_slots'}
+    attributes['_value'] = self._value
+    return _rebuild, (type(self)._packed_base, attributes)
+
+
+_PACKED_CLASSES: dict[type, type] = {}
+
+
+def _packed_class(cls: type) -> type:
+    """The subclass of ``cls`` (same name) whose instances keep their value in a pack."""
+    packed = _PACKED_CLASSES.get(cls)
+    if packed is None:
+        packed = type(cls.__name__, (cls,), {
+            '__module__': cls.__module__,
+            '__qualname__': cls.__qualname__,
+            '__doc__': cls.__doc__,
+            '_packed_base': cls,
+            '_value': property(_get_value, _set_value, _del_value),
+            '_exposed': property(_always_exposed, _ignore),
+            '_set_outside_trace': _set_outside_trace,
+            'copy_from': _copy_from,
+            'has_value': _has_value,
+            '__reduce_ex__': _reduce_ex,
+        })
+        _PACKED_CLASSES[cls] = packed
+    return packed
+
+
+def unpacked_type(cls: type) -> type:
+    """The class a packed state had before packing (``cls`` itself for any other)."""
+    return cls.__dict__.get('_packed_base', cls)
+
+
+# -- the public handle ----------------------------------------------------------------------
+
+#: How many packs are alive: while none is, compiled steps do not run the pack-states pass.
+LIVE_PACKS = [0]
+
+
+def _packable(state) -> str | None:
+    """Why ``state`` cannot be packed, or None."""
+    if isinstance(state, PackedBuffer):
+        return 'it is a pack buffer'
+    if packed_slots(state) is not None:
+        return 'it is packed already'
+    if not state.has_value() or '_value' not in state.__dict__:
+        return 'it has no value'
+    leaves = jax.tree.leaves(state.__dict__['_value'])
+    if not leaves:
+        return 'it holds no array'
+    for leaf in leaves:
+        if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer):
+            return 'its value is not made of concrete JAX arrays'
+        dtype = leaf.dtype
+        if not (jnp.issubdtype(dtype, np.number) or dtype == np.bool_):
+            return f'its dtype {dtype} is not numeric'
+        if not leaf.is_fully_addressable or len(leaf.sharding.device_set) != 1:
+            return 'its value is sharded over several devices'
+    return None
+
+
+def _collect(target) -> list:
+    from collections.abc import Mapping
+    if isinstance(target, State):
+        return [target]
+    from .graph import Node
+    if isinstance(target, Node):  # a Module: all its states
+        target = target.states()
+    if isinstance(target, Mapping):
+        target = list(target.values())
+    states, seen = [], set()
+    for item in target:
+        for state in _collect(item) if not isinstance(item, State) else [item]:
+            if id(state) not in seen:
+                seen.add(id(state))
+                states.append(state)
+    return states
+
+
+class StatePack:
+    """A handle on states packed by :func:`pack_states`.
+
+    Attributes:
+      states: the packed states.
+      buffers: one :class:`PackedBuffer` per dtype.
+      skipped: ``(state, reason)`` for each state that was asked for but left unpacked.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.states: list[State] = []
+        self.groups: list[_Group] = []
+        self.skipped: list[tuple[State, str]] = []
+        self.packed = False
+
+    @property
+    def buffers(self) -> list:
+        return [g.buffer for g in self.groups]
+
+    def _pack(self, states):
+        by_dtype: dict = {}  # dtype -> [(state, leaf)]
+        for state in states:
+            reason = _packable(state)
+            if reason is not None:
+                self.skipped.append((state, reason))
+                continue
+            self.states.append(state)
+            for position, leaf in enumerate(jax.tree.leaves(state.__dict__['_value'])):
+                by_dtype.setdefault(leaf.dtype, []).append((state, position, leaf))
+        with _state.STATE_LOCK:
+            slots_of = {id(s): [None] * s._treedef.num_leaves for s in self.states}
+            for dtype, entries in by_dtype.items():
+                leaves = [leaf for _, _, leaf in entries]
+                buffer = PackedBuffer(_concatenate(leaves),
+                                      name=f'{self.name}.{np.dtype(dtype).name}')
+                buffer._exposed = False
+                group = _Group(buffer)
+                offset = 0
+                for index, (state, position, leaf) in enumerate(entries):
+                    shape = tuple(leaf.shape)
+                    size = int(np.prod(shape, dtype=np.int64))
+                    slot = _Slot(group, index, offset, size, shape)
+                    group.slots.append(slot)
+                    group.owners.append(state)
+                    slots_of[id(state)][position] = slot
+                    offset += size
+                # Eager reads right after packing are free: the states' own arrays.
+                group._cached_for = buffer._value
+                group._cache = dict(enumerate(leaves))
+                self.groups.append(group)
+            for state in self.states:
+                state.__dict__.pop('_value')
+                state.__dict__['_pack_slots'] = tuple(slots_of[id(state)])
+                state.__class__ = _packed_class(type(state))
+            self.packed = True
+            LIVE_PACKS[0] += 1
+            _state.STRUCTURE_EPOCH[0] += 1
+        return self
+
+    def unpack(self):
+        """Give every packed state its own arrays again (one dispatch per buffer) and retire
+        the buffers. Compiled functions retrace on their next call. Idempotent."""
+        if not self.packed:
+            return
+        with _state.STATE_LOCK:
+            values = {}
+            for group in self.groups:
+                for slot, value in zip(group.slots, group.split()):
+                    values[slot] = value
+            for state in self.states:
+                slots = state.__dict__.pop('_pack_slots', None)
+                state.__class__ = unpacked_type(type(state))
+                if slots is not None:
+                    state.__dict__['_value'] = state._treedef.unflatten(
+                        [values[slot] for slot in slots])
+                state.__dict__['_exposed'] = True
+            for group in self.groups:
+                group.buffer.__class__ = _RetiredBuffer
+                group.buffer.__dict__.pop('_value', None)
+            self.packed = False
+            LIVE_PACKS[0] -= 1
+            _state.STRUCTURE_EPOCH[0] += 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.unpack()
+
+    def __repr__(self):
+        sizes = ', '.join(f'{g.buffer.label()}: {len(g.slots)} arrays in '
+                          f'{g.buffer._avals[0].str_short()}' for g in self.groups)
+        state = '' if self.packed else ', unpacked'
+        return f'StatePack({len(self.states)} states; {sizes}{state})'
+
+
+def pack_states(target, *, name: str = 'pack') -> StatePack:
+    """Store many small states in one device buffer per dtype, so that compiled steps pass one
+    array instead of one per state.
+
+    Args:
+      target: a Module (all its states), a mapping of states (``module.states(ParamState)``),
+        a State, or an iterable of those.
+      name: the buffers' name in the printed IR and in messages (``pack.float32``).
+
+    Returns:
+      A :class:`StatePack`; ``pack.unpack()`` (or leaving ``with pack_states(...)``) gives the
+      states their own arrays again.
+
+    Every state keeps its identity and ``.value``: reading it eagerly returns its slice of the
+    buffer, assigning it updates the slice. Inside ``brainstate.transform.jit`` the pass
+    ``pack-states`` turns the reads and writes of packed states into one read and one write of
+    the buffer (see ``jitted.optimized_ir(...)``). A state holding a pytree (a layer's
+    ``{'weight', 'bias'}``) has each leaf packed into the buffer of its dtype. States that
+    cannot be packed (PRNG keys, values not on one device) are left as they are
+    (``pack.skipped`` says why). A packed state keeps its shapes and dtypes; to change them,
+    unpack first.
+
+    Example::
+
+        pack = brainstate.pack_states(net.states(brainstate.ParamState))
+        train_step(x, y)          # one buffer in, one buffer out
+        net.layer.w.value         # still the layer's weight
+        pack.unpack()
+    """
+    if _state.TRACE_STACK:
+        raise RuntimeError('pack_states must be called outside any brainstate transform.')
+    return StatePack(name)._pack(_collect(target))
