@@ -13,6 +13,8 @@ the repeats, per pass and in total.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import gc
 import statistics
 import time
@@ -24,36 +26,14 @@ import numpy as np
 import brainstate
 from brainstate import ir, passes
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_first_call import mlp100_brainstate  # noqa: E402  (a sibling script)
+
 
 def mlp_train_step_graph(depth=100, width=64, batch=32):
-    class MLP(brainstate.Module):
-        def __init__(self):
-            super().__init__()
-            keys = jax.random.split(jax.random.key(0), depth)
-            self.layers = [brainstate.ParamState({
-                'w': jax.random.normal(k, (width, width)) / width ** 0.5,
-                'b': jnp.zeros(width)}) for k in keys]
-
-        def __call__(self, x):
-            for layer in self.layers:
-                x = jnp.tanh(x @ layer.value['w'] + layer.value['b'])
-            return x
-
-    model = MLP()
-    params = model.states(brainstate.ParamState)
-
-    def loss_fn(x, y):
-        return jnp.mean((model(x) - y) ** 2)
-
-    def train_step(x, y):
-        grads = brainstate.transform.grad(loss_fn, params)(x, y)
-        for key in params:
-            params[key].value = jax.tree.map(lambda p, g: p - 0.01 * g, params[key].value,
-                                             grads[key])
-        return loss_fn(x, y)
-
-    x = jnp.ones((batch, width))
-    return ir.trace(train_step, x, x)
+    """The traced IR of bench_first_call's 100-layer MLP train step (the same workload)."""
+    step, args = mlp100_brainstate(depth, width, batch)
+    return ir.trace(step, *args)
 
 
 def generated_graph(n_nodes: int, n_states: int = 100):
