@@ -301,6 +301,10 @@ def _collect(target) -> list:
         target = target.states()
     if isinstance(target, Mapping):
         target = list(target.values())
+    if not isinstance(target, (list, tuple, set, frozenset)):
+        raise TypeError(
+            f'pack_states takes a Module, a State, a mapping of states or a sequence of them; '
+            f'got {type(target).__name__}.')
     states, seen = [], set()
     for item in target:
         for state in _collect(item) if not isinstance(item, State) else [item]:

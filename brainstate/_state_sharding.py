@@ -167,7 +167,8 @@ def shard_states(module, mesh, rules: Mapping[Any, Any]) -> dict:
     """
     from .graph import states as graph_states
     check_mesh_axis_types(mesh, 'shard_states')
-    done, given = set(), {}
+    # Every sharding is built first, so a rule that does not fit leaves every state unchanged.
+    done, plan = set(), []
     for filter_, spec in rules.items():
         for path, state in graph_states(module, filter_).items():
             if id(state) in done:
@@ -176,12 +177,27 @@ def shard_states(module, mesh, rules: Mapping[Any, Any]) -> dict:
             spec_value = _resolve_spec(spec, state)
             if spec_value is None:
                 continue
-            if isinstance(spec_value, PartitionSpec):
-                sharding = NamedSharding(mesh, spec_value)
-            else:
-                sharding = jax.tree.map(lambda p: None if p is None else NamedSharding(mesh, p),
-                                        spec_value,
-                                        is_leaf=lambda p: p is None or isinstance(p, PartitionSpec))
+            try:
+                if isinstance(spec_value, PartitionSpec):
+                    sharding = NamedSharding(mesh, spec_value)
+                else:
+                    sharding = jax.tree.map(
+                        lambda p: None if p is None else NamedSharding(mesh, p), spec_value,
+                        is_leaf=lambda p: p is None or isinstance(p, PartitionSpec))
+            except ValueError as error:
+                raise ValueError(
+                    f'shard_states: the rule for {filter_!r} gives State {state.label()} the '
+                    f'spec {spec_value}, which does not fit the mesh (axes '
+                    f'{tuple(mesh.axis_names)}): {error} Name only axes of the mesh.') from error
+            plan.append((path, state, sharding))
+    given, undo = {}, []
+    try:
+        for path, state, sharding in plan:
+            undo.append((state, state.sharding))
             state.sharding = sharding
             given[path] = state.sharding
+    except BaseException:
+        for state, previous in reversed(undo):  # nothing half done
+            state.sharding = previous
+        raise
     return given

@@ -59,3 +59,26 @@ def test_single_device_sharding_is_kept_through_jit():
     assert s.sharding == SingleDeviceSharding(device)
     assert list(s.value.devices()) == [device]
     assert float(s.value.sum()) == 8.0
+
+
+def test_shard_states_with_a_spec_that_does_not_fit_names_the_state_and_changes_nothing():
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import PartitionSpec as P
+    import brainstate
+
+    class Net(brainstate.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = brainstate.ParamState(jnp.ones(4))
+            self.h = brainstate.HiddenState(jnp.zeros(4))
+
+    net = Net()
+    mesh = jax.make_mesh((1,), ('x',), axis_types=(jax.sharding.AxisType.Auto,))
+    with pytest.raises(ValueError, match=r'State Net\.w .*P\(.x., .y.\)'):
+        brainstate.shard_states(net, mesh, {brainstate.HiddenState: P('x'),
+                                            brainstate.ParamState: P('x', 'y')})
+    assert net.h.sharding is None and net.w.sharding is None  # the fitting rule was not applied
+    given = brainstate.shard_states(net, mesh, {brainstate.ParamState: P('x')})
+    assert list(given) == [('w',)] and net.w.sharding.spec == P('x')
+

@@ -500,3 +500,9 @@ def test_eager_transforms_and_vmap_with_packed_states(packs):
     eager = brainstate.transform.vmap(lambda x: jnp.tanh(x @ w.value))(xs)
     np.testing.assert_allclose(eager, np.tanh(np.asarray(xs) @ np.asarray(w.value)),
                                rtol=1e-6)
+
+
+def test_pack_states_refuses_what_is_not_states():
+    import brainstate
+    with pytest.raises(TypeError, match='pack_states takes a Module'):
+        brainstate.pack_states(42)
