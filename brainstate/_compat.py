@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+import jax
 import jax.extend.core as jex_core
 
 __all__ = ['outside_any_jax_trace', 'inside_brainstate_trace', 'extend_axis_env',
@@ -151,3 +152,15 @@ def in_name_scope(eqn, scope):
     except Exception:  # pragma: no cover - JAX changed: only the scope is lost
         return eqn
 __all__ += ['in_name_scope']
+
+
+# ``jax.jit(inline=...)`` and the ``inline`` parameter of JAX's jit primitive: a bool up to JAX
+# 0.11; from 0.12 a ``jax.Inline`` enum, where ``True`` means "inline while lowering to MLIR"
+# (the jit equation stays in the jaxpr) and inlining into the enclosing jaxpr is ``JAX_EARLY``.
+if hasattr(jax, 'Inline'):
+    JIT_INLINE_AT_TRACE = jax.Inline.JAX_EARLY
+    JIT_NO_INLINE = jax.Inline.AUTO
+else:  # pragma: no cover - JAX 0.10 / 0.11
+    JIT_INLINE_AT_TRACE = True
+    JIT_NO_INLINE = False
+__all__ += ['JIT_INLINE_AT_TRACE', 'JIT_NO_INLINE']

@@ -23,6 +23,8 @@ import jax
 import jax.extend.core as jex_core
 from jax.extend import source_info_util
 
+from brainstate._compat import JIT_INLINE_AT_TRACE, JIT_NO_INLINE
+
 __all__ = ['eval_jaxpr_shared']
 
 _Literal = jex_core.Literal
@@ -39,7 +41,7 @@ def _shared_call(primitive, params: tuple):
         return primitive.bind(*operands, **params)
 
     apply.__name__ = apply.__qualname__ = primitive.name
-    return jax.jit(apply, inline=True)
+    return jax.jit(apply, inline=JIT_INLINE_AT_TRACE)
 
 
 def eval_jaxpr_shared(jaxpr, consts, *args) -> list:
@@ -97,7 +99,7 @@ def _call_params_factory():
             *operands, jaxpr=closed, in_shardings=(UNSPECIFIED,) * n_in,
             out_shardings=(UNSPECIFIED,) * n_out, in_layouts=(None,) * n_in,
             out_layouts=(None,) * n_out, donated_invars=(False,) * n_in, ctx_mesh=get_mesh(),
-            name=name, keep_unused=False, inline=False, compiler_options_kvs=())
+            name=name, keep_unused=False, inline=JIT_NO_INLINE, compiler_options_kvs=())
     return bind
 
 
