@@ -278,11 +278,12 @@ class Node:
     @property
     def has_effect(self) -> bool:
         """Whether removing this node could change what the program does, beyond its results."""
-        if self.kind in ('state_write', 'output', 'input'):
-            return True
-        if self.kind == 'primitive':
+        kind = self.kind
+        if kind == 'primitive':  # the common case first: asked of many nodes by many passes
             return bool(self.extra.get('effects'))
-        if self.kind == 'region':
+        if kind in ('state_write', 'output', 'input'):
+            return True
+        if kind == 'region':
             return any(g.has_effects() for g in self.subgraphs)
         return False
 
@@ -430,26 +431,42 @@ class Graph:
             wanted += counts.get(kind, 0)
         if not wanted:
             return []
+        # Kinds found at the exit (state writes, the output) are read from the end, the others
+        # from the start: each read stops once it has found all of its kinds, so for a
+        # canonical graph only the entry and exit are read.
+        at_exit = 0
+        for kind in kinds:
+            if kind in _KINDS_AT_EXIT:
+                at_exit += counts.get(kind, 0)
         root = self._root
         found = []
-        if all(kind in _KINDS_AT_EXIT for kind in kinds):  # read from the end
-            node = root._prev
-            while node is not root:
-                if node.kind in kinds:
-                    found.append(node)
-                    if len(found) == wanted:
-                        break
-                node = node._prev
-            found.reverse()
-            return found
         node = root._next
-        while node is not root:
-            if node.kind in kinds:
-                found.append(node)
-                if len(found) == wanted:
+        if wanted > at_exit:  # from the start, until every node of the other kinds is found
+            others = wanted - at_exit
+            while node is not root:
+                kind = node.kind
+                if kind in kinds:
+                    found.append(node)
+                    if kind not in _KINDS_AT_EXIT:
+                        others -= 1
+                        if not others:
+                            break
+                node = node._next
+            if node is root or len(found) == wanted:
+                return found
+            node = node._next  # the exit kinds still missing all stand after this node
+        stop = node._prev
+        tail = []
+        last = root._prev
+        missing = wanted - len(found)
+        while last is not stop:
+            if last.kind in kinds:
+                tail.append(last)
+                if len(tail) == missing:
                     break
-            node = node._next
-        return found
+            last = last._prev
+        tail.reverse()
+        return found + tail if found else tail
 
     @property
     def input_nodes(self) -> list[Node]:
@@ -508,6 +525,7 @@ class Graph:
                 f'`graph.clone_node`).')
         if anchor is not self._root and getattr(anchor, 'graph', self) is not self:
             self._check_owned(anchor, 'insert')
+        erased = node._next is node  # erased from a graph (see erase_node)
         prev = anchor._prev
         node._prev, node._next = prev, anchor
         prev._next = node
@@ -518,7 +536,7 @@ class Graph:
         self._kind_counts[node.kind] += 1
         cache = self._nodes_cache
         if cache is not None:
-            if self._erased:  # the node may be one erased: the cache lists it where it was
+            if erased:  # the node list may still hold it where it was
                 self._nodes_cache = None
             elif anchor is self._root:
                 cache.append(node)
@@ -526,7 +544,9 @@ class Graph:
                 cache.insert(len(cache) - 1, node)
             else:
                 self._nodes_cache = None
-        self._touch()
+        self._edits += 1
+        if self.parent is not None:
+            self._touch_enclosing()
         return node
 
     def append(self, node: Node) -> Node:
@@ -705,10 +725,10 @@ class Graph:
         prev, next = node._prev, node._next
         prev._next = next
         next._prev = prev
-        node._prev = node._next = node.graph = None
+        node._prev = node._next = node
+        node.graph = None
         self._kind_counts[node.kind] -= 1
-        if self._nodes_cache is not None:
-            self._erased += 1
+        self._erased += 1
         self._touch()
 
     def erase_node(self, node: Node):
@@ -722,17 +742,18 @@ class Graph:
                     f'erase_node: cannot erase {_describe(node)}: its result {_name(value)} is '
                     f'still used by {users}.')
         for value in node.inputs:
-            if type(value) is Value or isinstance(value, Value):
+            if type(value) is not Literal:  # a Value (or a subclass): it lists its users
                 value.users.pop(node, None)
         node.inputs = []
-        # self._unlink(node), inlined: erasing is the most frequent edit of the passes.
+        # self._unlink(node), inlined: erasing is the most frequent edit of the passes. The
+        # erased node links to itself: inserting it again must not trust the node list.
         prev, next = node._prev, node._next
         prev._next = next
         next._prev = prev
-        node._prev = node._next = node.graph = None
+        node._prev = node._next = node
+        node.graph = None
         self._kind_counts[node.kind] -= 1
-        if self._nodes_cache is not None:
-            self._erased += 1
+        self._erased += 1
         self._edits += 1
         if self.parent is not None:
             self._touch_enclosing()

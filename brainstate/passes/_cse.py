@@ -42,18 +42,9 @@ def param_key(value):
     return ('id', id(value))
 
 
-def _operation_key(node):
-    """The operation and operands of a node that may merge (None: never merged). Values hash
-    by identity: the operand itself is its key."""
-    kind = node.kind
-    if kind == 'primitive':
-        inputs = node.inputs
-        if Literal in map(type, inputs):
-            return (node.op, *[v if type(v) is not Literal else v.key() for v in inputs])
-        return (node.op, *inputs)
-    if kind == 'constant':
-        return ('constant', id(node.params['value']))
-    return None
+def _literal_operation_key(node):
+    """The operation key of a primitive node with literal operands: literals by their bits."""
+    return (node.op, *[v if type(v) is not Literal else v.key() for v in node.inputs])
 
 
 def _params_key(node):
@@ -81,11 +72,20 @@ def common_subexpression_elimination(graph, stats=None):
     by_params = {}  # operation key -> {params key: the first node with them}, once two match
     merged = 0
     for node in graph.nodes:
-        if node.kind == 'region':
-            for sub in node.subgraphs:
-                common_subexpression_elimination(sub, stats)
-        key = _operation_key(node)
-        if key is None:
+        # The operation and operands (Values hash by identity: the operand is its own key).
+        kind = node.kind
+        if kind == 'primitive':
+            key = (node.op, *node.inputs)
+            for value in node.inputs:
+                if type(value) is Literal:
+                    key = _literal_operation_key(node)
+                    break
+        elif kind == 'constant':
+            key = ('constant', id(node.params['value']))
+        else:
+            if kind == 'region':
+                for sub in node.subgraphs:
+                    common_subexpression_elimination(sub, stats)
             continue
         earlier = first.setdefault(key, node)
         if earlier is node:

@@ -24,13 +24,11 @@ __all__ = ['fold_constants']
 
 
 def _foldable(node) -> bool:
-    if node.kind != 'primitive' or not node.inputs:
-        return False
+    """Whether the node's operands and results are all scalars of plain number dtypes (asked
+    once per distinct operation and operands: see _evaluate)."""
     for value in node.inputs:
-        if type(value) is not Literal or value.aval.shape != ():
+        if value.aval.shape != ():
             return False
-    if node.has_effect:
-        return False
     for value in node.outputs:
         if value.aval.shape != () or not _plain_number(value.aval.dtype):
             return False
@@ -150,15 +148,31 @@ def _numpy_results(node):
 
 
 def _evaluate(node, cache: dict):
-    """The node's results as Literals, computed once per distinct operation and operands
-    (operands compared by dtype, shape and bits: ``-0.0`` is not ``0.0``)."""
-    key = (node.op, tuple(node.params.items()), tuple([v.key() for v in node.inputs]))
+    """The results of a pure node as Literals; None when it is not folded (an operand is not
+    a literal, or not a scalar, ...). Computed once per distinct operation, params and operands (compared by
+    dtype, shape and bits: ``-0.0`` is not ``0.0``)."""
+    inputs = node.inputs
+    keys = []
+    for value in inputs:
+        if type(value) is not Literal:
+            return None
+        keys.append(value.key())
+    # The number of operands first, so operand keys and param items cannot be mistaken for
+    # each other.
+    key = (node.op, len(inputs), *keys, *node.params.items())
     try:
         results = cache.get(key, _NOT_CACHED)
     except TypeError:  # an unhashable parameter: evaluate, without memo
         key, results = None, _NOT_CACHED
     if results is not _NOT_CACHED:
         return results
+    results = _compute(node) if _foldable(node) else None
+    if key is not None:
+        cache[key] = results
+    return results
+
+
+def _compute(node):
     results = _numpy_results(node)
     if results is None:
         try:
@@ -168,13 +182,9 @@ def _evaluate(node, cache: dict):
             if not node.op.multiple_results:
                 results = [results]
         except Exception:  # leave anything JAX cannot evaluate eagerly to XLA
-            results = None
-    if results is not None:
-        results = [Literal(np.asarray(r, dtype=v.aval.dtype)[()], v.aval)
-                   for v, r in zip(node.outputs, results)]
-    if key is not None:
-        cache[key] = results
-    return results
+            return None
+    return [Literal(np.asarray(r, dtype=v.aval.dtype)[()], v.aval)
+            for v, r in zip(node.outputs, results)]
 
 
 @register('fold-constants')
@@ -189,9 +199,11 @@ def fold_constants(graph, stats=None, _cache=None):
             for sub in node.subgraphs:
                 fold_constants(sub, stats, _cache=cache)
             continue
+        if kind != 'primitive':
+            continue
         # Most nodes have a first operand that is not a literal: rule them out first.
-        if kind != 'primitive' or not node.inputs or type(node.inputs[0]) is not Literal or \
-                not _foldable(node):
+        inputs = node.inputs
+        if not inputs or type(inputs[0]) is not Literal or node.has_effect:
             continue
         results = _evaluate(node, cache)
         if results is None:

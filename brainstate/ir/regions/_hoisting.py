@@ -53,11 +53,12 @@ class HoistScope:
     def set_value(self, state, values, source_info=None):
         """Record that ``state`` now holds ``values`` (a write, made at ``source_info``: the
         exit write keeps the user's line of the last write, for the printed IR and tables)."""
-        if state not in self.current:
+        current = self.current
+        if state not in current:
             self.order.append(state)
-        self.current[state] = list(values)
-        self.written[state] = source_info if source_info is not None else \
-            self.written.get(state)
+        current[state] = list(values)
+        if source_info is not None or state not in self.written:
+            self.written[state] = source_info
 
     def run(self):
         """Forward reads from writes and make the regions of the graph pure, in program order.
@@ -65,12 +66,15 @@ class HoistScope:
         Reads of a state not seen yet are kept where they stand (the caller decides what its
         entry value is); every other state op is removed."""
         graph = self.graph
+        current = self.current
         for node in graph.nodes:
             kind = node.kind
+            if kind == 'primitive':  # most nodes: nothing to do
+                continue
             if kind == 'state_read':
-                state = node.state
-                if state in self.current:
-                    for old, new in zip(node.outputs, self.current[state]):
+                values = current.get(node.state)
+                if values is not None:
+                    for old, new in zip(node.outputs, values):
                         old.replace_all_uses_with(new)
                     graph.erase_node(node)
                 else:
