@@ -185,3 +185,60 @@ def test_pass_records_say_whether_each_pass_changed_the_graph():
                        (3, 'hoist-states'): True}
     assert all(type(r.changed) is bool for r in manager.records)
     assert '(no change)' in manager.report()
+
+
+def _mixed_graph(pattern):
+    """A straight-line graph whose nodes follow ``pattern``: r (state read), w (state write of
+    the last value), p (a primitive), in that order."""
+    aval = jax.core.ShapedArray((2,), jnp.float32)
+    state = brainstate.State(jnp.zeros(2), name='s')
+    graph = ir.Graph('mixed')
+    last = graph.add_input(aval)
+    for letter in pattern:
+        if letter == 'r':
+            last = graph.create_node('state_read', state=state, output_avals=[aval]).outputs[0]
+        elif letter == 'w':
+            graph.create_node('state_write', state=state, inputs=[last])
+        else:
+            last = graph.create_node('primitive', op=jax.lax.sin_p, inputs=[last],
+                                     output_avals=[aval]).outputs[0]
+    graph.set_outputs([last])
+    return graph
+
+
+@pytest.mark.parametrize('pattern', ['', 'rpw', 'wpr', 'rwrwpw', 'pwwrp', 'wrrw', 'ppp',
+                                     'rrpppww', 'wpwpwr'])
+def test_find_nodes_is_every_node_of_the_kinds_in_order(pattern):
+    graph = _mixed_graph(pattern)
+    nodes = graph.nodes
+    for kinds in [('state_read',), ('state_write',), ('state_read', 'state_write'),
+                  ('state_write', 'output'), ('state_read', 'state_write', 'output'),
+                  ('input', 'state_write'), ('primitive', 'state_write'), ('region',)]:
+        expected = [n for n in nodes if n.kind in kinds]
+        assert graph.find_nodes(kinds) == expected, (pattern, kinds)
+        assert graph.find_nodes(kinds, recursive=False) == expected, (pattern, kinds)
+    # After erasing some nodes, the node list and find_nodes see only the others.
+    for node in graph.find_nodes('state_write'):
+        graph.erase_node(node)
+    assert graph.find_nodes(('state_read', 'state_write')) == [
+        n for n in graph.nodes if n.kind == 'state_read']
+    assert all(n.graph is graph for n in graph.nodes)
+    assert len(graph.nodes) == len(graph)
+
+
+def test_node_list_after_erasing_appending_and_inserting_an_erased_node_again():
+    graph = _mixed_graph('rpp')
+    read, first, second = graph.nodes[1:4]
+    second.outputs[0].replace_all_uses_with(first.outputs[0])
+    graph.erase_node(second)
+    appended = graph.create_node('primitive', op=jax.lax.cos_p, inputs=[first.outputs[0]],
+                                 output_avals=[first.outputs[0].aval])
+    assert graph.nodes == [graph.nodes[0], read, first, appended, graph.output_node]
+    # An erased node may be inserted again (elsewhere): it is listed once, where it now is.
+    second.set_inputs([read.outputs[0]])
+    graph.insert_before(first, second)
+    assert graph.nodes == [graph.nodes[0], read, second, first, appended, graph.output_node]
+    graph.erase_node(appended)
+    graph.append(appended)
+    assert graph.nodes == [graph.nodes[0], read, second, first, appended, graph.output_node]
+    assert len(graph.nodes) == len(graph) == 6

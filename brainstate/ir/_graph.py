@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections import deque
+from itertools import compress, count, islice
+from operator import attrgetter
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -37,6 +40,7 @@ NODE_KINDS = ('input', 'constant', 'state_read', 'state_write', 'primitive', 're
 _KINDS_AT_EXIT = ('state_write', 'output')  # find_nodes looks for these from the end
 
 _value_ids = itertools.count()
+_kind_of = attrgetter('kind')
 
 
 class GraphEditError(BrainStateError, ValueError):
@@ -158,7 +162,10 @@ class Literal:
         if key is None:
             aval, val = self.aval, self.val
             try:
-                bits = np.asarray(val, dtype=aval.dtype).tobytes()
+                if isinstance(val, np.generic) and val.dtype == aval.dtype:
+                    bits = val.tobytes()  # a NumPy scalar of the literal's dtype (the common case)
+                else:
+                    bits = np.asarray(val, dtype=aval.dtype).tobytes()
             except (TypeError, ValueError):  # a typed PRNG key or other extended dtype
                 key = ('object', id(val))
             else:
@@ -335,11 +342,10 @@ class Graph:
         # when there are no regions.
         self._kind_counts = dict.fromkeys(NODE_KINDS, 0)
         # The nodes in order, kept between edits: appending at the end updates it, erasing a
-        # node only counts it in _erased (the next read filters erased nodes out), any other
-        # insertion or move, or an insertion after an erasure, drops it (rebuilt from the
-        # linked list on the next read).
+        # node leaves it there (the next read filters erased nodes out: there are some when the
+        # list is longer than the graph), any other insertion or move, or inserting a node
+        # erased before, drops it (rebuilt from the linked list on the next read).
         self._nodes_cache: list | None = None
-        self._erased = 0
         self.meta: dict[str, Any] = {}
         self.in_tree = None
         self.out_tree = None
@@ -372,6 +378,10 @@ class Graph:
     @property
     def nodes(self) -> list[Node]:
         """The nodes in program order (a snapshot: editing while iterating it is safe)."""
+        return list(self._node_list())
+
+    def _node_list(self) -> list[Node]:
+        """The kept node list itself (not a copy: not to be changed, nor held across edits)."""
         cached = self._nodes_cache
         if cached is None:
             cached = []
@@ -381,11 +391,9 @@ class Graph:
                 cached.append(node)
                 node = node._next
             self._nodes_cache = cached
-            self._erased = 0
-        elif self._erased:
+        elif len(cached) != sum(self._kind_counts.values()):  # erased nodes to filter out
             cached = self._nodes_cache = [n for n in cached if n.graph is self]
-            self._erased = 0
-        return list(cached)
+        return cached
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -433,38 +441,28 @@ class Graph:
             return []
         # Kinds found at the exit (state writes, the output) are read from the end, the others
         # from the start: each read stops once it has found all of its kinds, so for a
-        # canonical graph only the entry and exit are read.
+        # canonical graph only the entry and exit are read. (The scans run in C: map,
+        # compress and islice over the node list.)
         at_exit = 0
         for kind in kinds:
             if kind in _KINDS_AT_EXIT:
                 at_exit += counts.get(kind, 0)
-        root = self._root
+        nodes = self._node_list()
+        wanted_kind = frozenset(kinds).__contains__
+        if not at_exit:
+            return list(islice(compress(nodes, map(wanted_kind, map(_kind_of, nodes))), wanted))
         found = []
-        node = root._next
-        if wanted > at_exit:  # from the start, until every node of the other kinds is found
-            others = wanted - at_exit
-            while node is not root:
-                kind = node.kind
-                if kind in kinds:
-                    found.append(node)
-                    if kind not in _KINDS_AT_EXIT:
-                        others -= 1
-                        if not others:
-                            break
-                node = node._next
-            if node is root or len(found) == wanted:
+        if wanted > at_exit:  # from the start, up to the last node of the other kinds
+            other_kind = frozenset(k for k in kinds if k not in _KINDS_AT_EXIT).__contains__
+            positions = compress(count(), map(other_kind, map(_kind_of, nodes)))
+            last = deque(islice(positions, wanted - at_exit), maxlen=1)[0]
+            head = nodes[:last + 1]
+            found = list(compress(head, map(wanted_kind, map(_kind_of, head))))
+            if len(found) == wanted:
                 return found
-            node = node._next  # the exit kinds still missing all stand after this node
-        stop = node._prev
-        tail = []
-        last = root._prev
-        missing = wanted - len(found)
-        while last is not stop:
-            if last.kind in kinds:
-                tail.append(last)
-                if len(tail) == missing:
-                    break
-            last = last._prev
+        # The exit kinds still missing all stand after the last node read from the start.
+        tail = list(islice(compress(reversed(nodes), map(wanted_kind, map(_kind_of, reversed(
+            nodes)))), wanted - len(found)))
         tail.reverse()
         return found + tail if found else tail
 
@@ -728,7 +726,7 @@ class Graph:
         node._prev = node._next = node
         node.graph = None
         self._kind_counts[node.kind] -= 1
-        self._erased += 1
+        self._nodes_cache = None  # a move: the node comes back elsewhere
         self._touch()
 
     def erase_node(self, node: Node):
@@ -753,7 +751,6 @@ class Graph:
         node._prev = node._next = node
         node.graph = None
         self._kind_counts[node.kind] -= 1
-        self._erased += 1
         self._edits += 1
         if self.parent is not None:
             self._touch_enclosing()

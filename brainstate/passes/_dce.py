@@ -49,17 +49,15 @@ def _sweep(graph, stats):
 
     # Backwards, so a chain of dead nodes goes in one sweep.
     for node in reversed(graph.nodes):
-        kind = node.kind
-        if kind in _REMOVABLE:
-            for value in node.outputs:
-                if value.users:
-                    break
-            else:
-                if not node.has_effect:
-                    graph.erase_node(node)
-                    removed += 1
-                    continue
-        if kind == 'region':
+        for value in node.outputs:
+            if value.users:
+                break
+        else:  # unused (or without results, as state writes and the output)
+            if node.kind in _REMOVABLE and not node.has_effect:
+                graph.erase_node(node)
+                removed += 1
+                continue
+        if node.kind == 'region':
             region = REGION_KINDS.get(node.op)
             if region is not None:
                 region.dce(node, clean, stats)

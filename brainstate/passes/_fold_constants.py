@@ -194,16 +194,14 @@ def fold_constants(graph, stats=None, _cache=None):
     cache = _cache if _cache is not None else {}
     folded = 0
     for node in graph.nodes:
-        kind = node.kind
-        if kind == 'region':
-            for sub in node.subgraphs:
-                fold_constants(sub, stats, _cache=cache)
-            continue
-        if kind != 'primitive':
-            continue
         # Most nodes have a first operand that is not a literal: rule them out first.
         inputs = node.inputs
-        if not inputs or type(inputs[0]) is not Literal or node.has_effect:
+        if not inputs or type(inputs[0]) is not Literal or node.kind != 'primitive':
+            if node.kind == 'region':
+                for sub in node.subgraphs:
+                    fold_constants(sub, stats, _cache=cache)
+            continue
+        if node.has_effect:
             continue
         results = _evaluate(node, cache)
         if results is None:

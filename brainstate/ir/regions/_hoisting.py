@@ -67,10 +67,9 @@ class HoistScope:
         entry value is); every other state op is removed."""
         graph = self.graph
         current = self.current
-        for node in graph.nodes:
+        # Only state operations and regions matter (find_nodes scans for them in C).
+        for node in graph.find_nodes(('state_read', 'state_write', 'region'), recursive=False):
             kind = node.kind
-            if kind == 'primitive':  # most nodes: nothing to do
-                continue
             if kind == 'state_read':
                 values = current.get(node.state)
                 if values is not None:
