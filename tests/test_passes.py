@@ -242,6 +242,37 @@ def test_cse_keeps_different_params_apart():
     assert len(graph.find_nodes(name='reduce_sum')) == 2
 
 
+def test_literals_are_equal_when_their_constants_are():
+    f32 = jax.core.ShapedArray((), jnp.float32)
+    i32 = jax.core.ShapedArray((), jnp.int32)
+    zero, also_zero = ir.Literal(np.float32(0.0), f32), ir.Literal(0.0, f32)
+    assert zero == also_zero and hash(zero) == hash(also_zero)
+    assert zero != ir.Literal(np.float32(-0.0), f32)   # different bits
+    assert zero != ir.Literal(np.int32(0), i32)        # different dtype
+    nan = ir.Literal(np.float32('nan'), f32)
+    assert nan == ir.Literal(np.float32('nan'), f32)    # the same bits
+    g = ir.Graph('g')
+    x = g.add_input(f32)
+    assert zero != x and x != zero and x in [zero, x] and [zero, x].index(x) == 1
+
+
+def test_cse_merges_operations_on_equal_literals_only():
+    f32 = jax.core.ShapedArray((), jnp.float32)
+    g = ir.Graph('literals')
+    x = g.add_input(f32)
+    results = []
+    for constant in (np.float32(2.0), 2.0, np.float32(-0.0), np.float32(0.0)):
+        node = g.create_node('primitive', op=jax.lax.mul_p,
+                             inputs=[x, ir.Literal(constant, f32)], output_avals=[f32])
+        results.append(node.outputs[0])
+    g.set_outputs(results)
+    stats = passes.PassStatistics()
+    passes.common_subexpression_elimination(g, stats)
+    assert stats['nodes merged'] == 1   # x * 2.0 twice; x * -0.0 and x * 0.0 stay apart
+    assert body_lines(g) == ['%1:f32[] = mul %0 2.0:f32[]', '%2:f32[] = mul %0 -0.0:f32[]',
+                             '%3:f32[] = mul %0 0.0:f32[]', 'return %1 %1 %2 %3']
+
+
 def test_fold_constants_on_a_hand_built_graph():
     aval = jax.core.ShapedArray((), jnp.float32)
     g = ir.Graph('folding')

@@ -26,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections import deque
-from itertools import compress, count, islice
-from operator import attrgetter
+from itertools import compress, count, islice, repeat
+from operator import attrgetter, is_
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -41,6 +41,7 @@ _KINDS_AT_EXIT = ('state_write', 'output')  # find_nodes looks for these from th
 
 _value_ids = itertools.count()
 _kind_of = attrgetter('kind')
+_graph_of = attrgetter('graph')
 
 
 class GraphEditError(BrainStateError, ValueError):
@@ -115,7 +116,7 @@ class Value:
         touched = None
         for node in users:
             inputs = node.inputs
-            if inputs.count(self) == 1:  # Values and Literals compare by identity
+            if inputs.count(self) == 1:  # a Value equals only itself
                 inputs[inputs.index(self)] = new
             else:
                 inputs[:] = [new if value is self else value for value in inputs]
@@ -138,14 +139,30 @@ class Value:
 
 
 class Literal:
-    """A scalar constant written inline as an operand (``1.0:f32[]``), as in a jaxpr."""
+    """A scalar constant written inline as an operand (``1.0:f32[]``), as in a jaxpr.
 
-    __slots__ = ('val', 'aval', '_key')
+    Two Literals are equal (and hash alike) when they hold the same constant: the same
+    :meth:`key`. So an operation's operands, Values and Literals together, can key a dict
+    (Values compare by identity), as cse and fold-constants do."""
+
+    __slots__ = ('val', 'aval', '_key', '_hash')
 
     def __init__(self, val, aval):
         self.val = val
         self.aval = aval
         self._key = None  # key(), computed once: a Literal is never changed after creation
+        self._hash = None
+
+    def __eq__(self, other):
+        if type(other) is not Literal:
+            return NotImplemented
+        return self is other or self.key() == other.key()
+
+    def __hash__(self):
+        value = self._hash
+        if value is None:
+            value = self._hash = hash(self.key())
+        return value
 
     @property
     def shape(self):
@@ -392,7 +409,8 @@ class Graph:
                 node = node._next
             self._nodes_cache = cached
         elif len(cached) != sum(self._kind_counts.values()):  # erased nodes to filter out
-            cached = self._nodes_cache = [n for n in cached if n.graph is self]
+            cached = self._nodes_cache = list(compress(cached, map(is_, map(_graph_of, cached),
+                                                                   repeat(self))))
         return cached
 
     def __iter__(self) -> Iterator[Node]:

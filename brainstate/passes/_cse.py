@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Literal
 from ._pass import PassStatistics, register
 
 __all__ = ['common_subexpression_elimination']
@@ -40,11 +39,6 @@ def param_key(value):
         except Exception:  # not convertible (a tracer, an odd array-like): by identity
             return ('id', id(value))
     return ('id', id(value))
-
-
-def _literal_operation_key(node):
-    """The operation key of a primitive node with literal operands: literals by their bits."""
-    return (node.op, *[v if type(v) is not Literal else v.key() for v in node.inputs])
 
 
 def _params_key(node):
@@ -72,14 +66,11 @@ def common_subexpression_elimination(graph, stats=None):
     by_params = {}  # operation key -> {params key: the first node with them}, once two match
     merged = 0
     for node in graph.nodes:
-        # The operation and operands (Values hash by identity: the operand is its own key).
+        # The operation and operands are the key: Values compare by identity, Literals by
+        # dtype, shape and bits.
         kind = node.kind
         if kind == 'primitive':
             key = (node.op, *node.inputs)
-            for value in node.inputs:
-                if type(value) is Literal:
-                    key = _literal_operation_key(node)
-                    break
         elif kind == 'constant':
             key = ('constant', id(node.params['value']))
         else:

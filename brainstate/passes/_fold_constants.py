@@ -152,14 +152,10 @@ def _evaluate(node, cache: dict):
     a literal, or not a scalar, ...). Computed once per distinct operation, params and operands (compared by
     dtype, shape and bits: ``-0.0`` is not ``0.0``)."""
     inputs = node.inputs
-    keys = []
     for value in inputs:
         if type(value) is not Literal:
             return None
-        keys.append(value.key())
-    # The number of operands first, so operand keys and param items cannot be mistaken for
-    # each other.
-    key = (node.op, len(inputs), *keys, *node.params.items())
+    key = (node.op, *inputs, *node.params.items())  # Literals compare by dtype, shape and bits
     try:
         results = cache.get(key, _NOT_CACHED)
     except TypeError:  # an unhashable parameter: evaluate, without memo
