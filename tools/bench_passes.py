@@ -127,16 +127,23 @@ def main():
     print(f'per pass, ms: {format_passes(medians)}')
 
     print(f'\n{"nodes":>8} {"after":>8} {"pipeline s":>11} {"us/node":>8} {"+verify s":>10}')
+    per_node = {}
     for n in args.sizes:
         graph = generated_graph(n)
         seconds, (before, after), manager, medians = time_pipeline(graph, pipeline,
                                                                    args.repeats)
         verified = (float('nan') if args.no_verify else
                     time_pipeline(graph, pipeline, 1, verify=True)[0])
-        print(f'{before:>8} {after:>8} {seconds:>11.3f} {seconds / before * 1e6:>8.2f} '
+        per_node[before] = seconds / before * 1e6
+        print(f'{before:>8} {after:>8} {seconds:>11.3f} {per_node[before]:>8.2f} '
               f'{verified:>10.3f}')
     print(f'\nper pass, largest graph, ms: {format_passes(medians)}')
     print(manager.report())
+    smallest, largest = min(per_node), max(per_node)
+    print(f'\nlinearity: {per_node[largest]:.2f} us/node at {largest} nodes / '
+          f'{per_node[smallest]:.2f} at {smallest} = {per_node[largest] / per_node[smallest]:.2f}'
+          f' (1.0 is linear; goal: at most 2 us/node at 100,000 nodes; load '
+          f'{os.getloadavg()[0]:.1f})')
 
 
 if __name__ == '__main__':
