@@ -82,3 +82,24 @@ def test_shard_states_with_a_spec_that_does_not_fit_names_the_state_and_changes_
     given = brainstate.shard_states(net, mesh, {brainstate.ParamState: P('x')})
     assert list(given) == [('w',)] and net.w.sharding.spec == P('x')
 
+
+
+def test_grad_of_a_stateful_shard_map_matches_pure_jax():
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh
+
+    mesh = Mesh(np.array(jax.devices()[:1]), ('x',))
+    w = brainstate.ParamState(jnp.array([0.5, -1.0, 2.0, 0.25]))
+    calls = brainstate.State(jnp.zeros((), jnp.int32))
+    x = jnp.linspace(-1., 1., 4)
+
+    def f(x):
+        calls.value = calls.value + 1
+        return jnp.sum(jnp.tanh(w.value * x) ** 2)
+
+    loss = brainstate.transform.shard_map(f, mesh, in_specs=P('x'), out_specs=P())
+    g = brainstate.transform.grad(loss, w)(x)
+    expected = jax.grad(lambda w_: jnp.sum(jnp.tanh(w_ * x) ** 2))(w.value)
+    np.testing.assert_allclose(g, expected, rtol=1e-6)
+    assert int(calls.value) == 1  # the state written inside shard_map is stored under grad
