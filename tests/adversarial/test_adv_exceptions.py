@@ -138,7 +138,7 @@ def _chains():
         chains += [('jit', 'grad', 'for_loop'), ('for_loop', 'grad', 'cond'),
                    ('vmap', 'for_loop', 'jit')]
     chains += [('shard_map',), ('jit', 'shard_map'), ('shard_map', 'for_loop'),
-               ('grad', 'shard_map', 'cond')]
+               ('grad', 'shard_map')]
     cases = []
     for i, chain in enumerate(chains):
         for when in ('trace', 'run'):
