@@ -1,6 +1,7 @@
-"""Sharding on several devices: runs tests/multidevice/ in ONE subprocess with 8 simulated CPU
-devices (``XLA_FLAGS=--xla_force_host_platform_device_count=8``, which must be set before JAX
-starts), so the normal test command covers sharded states, sharded jit, shard_map with state
+"""Sharding on several devices: runs each file of tests/multidevice/ in a subprocess (one per
+file, so a parallel run spreads them over its workers) with 8 simulated CPU devices
+(``XLA_FLAGS=--xla_force_host_platform_device_count=8``, which must be set before JAX starts),
+so the normal test command covers sharded states, sharded jit, shard_map with state
 specs, the scaling-out examples and the benchmark's agreement with raw JAX (~35 s).
 
 Plus what needs no second device: the errors that explain a sharding given wrongly.
@@ -19,7 +20,12 @@ import brainstate
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_multidevice_suite_on_8_cpu_devices():
+MULTIDEVICE_FILES = sorted(name for name in os.listdir(os.path.join(ROOT, 'tests', 'multidevice'))
+                           if name.startswith('test_') and name.endswith('.py'))
+
+
+@pytest.mark.parametrize('test_file', MULTIDEVICE_FILES)
+def test_multidevice_suite_on_8_cpu_devices(test_file):
     env = dict(os.environ)
     env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
                         ' --xla_force_host_platform_device_count=8').strip()
@@ -28,10 +34,10 @@ def test_multidevice_suite_on_8_cpu_devices():
     env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
     proc = subprocess.run(
         [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-x',
-         os.path.join(ROOT, 'tests', 'multidevice')],
+         os.path.join(ROOT, 'tests', 'multidevice', test_file)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     report = proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert proc.returncode == 0, f'tests/multidevice failed:\n{report}'
+    assert proc.returncode == 0, f'tests/multidevice/{test_file} failed:\n{report}'
     assert ' passed' in proc.stdout and 'skipped' not in proc.stdout.split('\n')[-2], report
 
 
