@@ -37,6 +37,7 @@ NODE_KINDS = ('input', 'constant', 'state_read', 'state_write', 'primitive', 're
 _KINDS_AT_EXIT = ('state_write', 'output')  # find_nodes looks for these from the end
 
 _value_ids = itertools.count()
+_new_object = object.__new__
 
 
 class GraphEditError(BrainStateError, ValueError):
@@ -219,6 +220,38 @@ class Node:
         for value in inputs:
             if isinstance(value, Value):
                 value.users[self] = None
+
+    @classmethod
+    def _primitive(cls, op, inputs: list, output_avals, params: dict, source_info,
+                   extra: dict) -> 'Node':
+        """A ``primitive`` node built without ``__init__``'s keyword handling and copies: the
+        caller hands over ``inputs``, ``params`` and ``extra`` (fresh objects it does not keep
+        editing). Same result as ``Node('primitive', op=..., ...)``; used by the jaxpr
+        converter, which builds one node per equation."""
+        node = _new_object(cls)
+        node.kind = 'primitive'
+        node.op = op
+        node.outputs = outputs = []
+        for i, aval in enumerate(output_avals):
+            value = _new_object(Value)
+            value.aval = aval
+            value.producer = node
+            value.index = i
+            value.users = {}
+            value.uid = next(_value_ids)
+            outputs.append(value)
+        node.params = params
+        node.state = None
+        node.subgraphs = []
+        node.meta = {}
+        node.source_info = source_info
+        node.extra = extra
+        node.graph = node._prev = node._next = node._typed = None
+        node.inputs = inputs
+        for value in inputs:
+            if type(value) is Value:
+                value.users[node] = None
+        return node
 
     # -- operands ----------------------------------------------------------------------------
 
@@ -527,6 +560,29 @@ class Graph:
             else:
                 self._nodes_cache = None
         self._touch()
+        return node
+
+    def _append_built(self, node: Node) -> Node:
+        """Append a node just built (no graph, no subgraphs) at the very end of a graph being
+        built (no output node, no insertion point): :meth:`append` without its checks. The
+        jaxpr converter appends thousands of nodes this way (brainstate/ir/_from_jaxpr.py)."""
+        root = self._root
+        prev = root._prev
+        node._prev, node._next = prev, root
+        prev._next = node
+        root._prev = node
+        node.graph = self
+        self._kind_counts[node.kind] += 1
+        cache = self._nodes_cache
+        if cache is not None:
+            if self._erased:
+                self._nodes_cache = None
+            else:
+                cache.append(node)
+        if self.parent is None:
+            self._edits += 1
+        else:
+            self._touch()
         return node
 
     def append(self, node: Node) -> Node:
