@@ -216,3 +216,113 @@ def test_graph_built_at_the_end_only_takes_the_short_append():
     converted = graph_from_jaxpr(closed)
     assert [n.kind for n in converted.nodes] == ['input', 'primitive', 'output']
     assert graph.nodes[-1].kind == 'output'
+
+
+# -- reads in one trace: the value already known is reused (store-to-load forwarding) ------------
+
+def _state_ops(graph):
+    return [(n.kind, n.state) for n in graph.nodes if n.kind in ('state_read', 'state_write')]
+
+
+def test_repeated_reads_record_one_state_read_and_compute_the_same():
+    w = brainstate.ParamState(jnp.arange(3.))
+    v = brainstate.HiddenState(jnp.ones(3))
+
+    def f(x):
+        a = w.value * x + w.value          # two reads of w: one node
+        v.value = v.value + a              # read of v, then a write
+        return v.value * w.value + v.value  # reads after the write: the written value
+
+    aval = jax.ShapeDtypeStruct((3,), jnp.float32)
+    graph, _ = brainstate.ir.trace_flat(lambda x: [f(x)], [aval])  # as programs are traced
+    assert _state_ops(graph) == [('state_read', w), ('state_read', v), ('state_write', v)]
+    # The graph as traced, for reading (brainstate.ir.trace, jit(f).ir()): every read.
+    literal = brainstate.ir.trace(f, jnp.ones(3))
+    assert _state_ops(literal) == [('state_read', w), ('state_read', w), ('state_read', v),
+                                   ('state_write', v), ('state_read', v), ('state_read', w),
+                                   ('state_read', v)]
+    x = jnp.array([0.5, -1., 2.])
+    w0, v0 = np.asarray(w.value), np.asarray(v.value)
+    out = jit(f)(x)
+    a = w0 * x + w0
+    v1 = v0 + a
+    np.testing.assert_array_equal(np.asarray(out), v1 * w0 + v1)
+    np.testing.assert_array_equal(np.asarray(v.value), v1)
+
+
+def test_read_after_a_weakly_typed_write_keeps_the_states_type():
+    s = brainstate.ShortTermState(jnp.zeros(3, jnp.float32))
+
+    def f(x):
+        weak = jnp.broadcast_to(x * 0 + 2., (3,))
+        assert weak.aval.weak_type
+        s.value = weak  # weakly typed f32: stored strong
+        return s.value + jnp.ones(3, jnp.float16)
+
+    jaxpr, _ = make_jaxpr(f)(jnp.asarray(1.))  # a weakly typed argument keeps `x * 0` weak
+    assert jaxpr.out_avals[0].dtype == jnp.float32
+
+
+def test_read_after_a_numpy_write_gives_a_traced_value():
+    s = brainstate.ShortTermState(jnp.zeros(3))
+
+    def f(x):
+        s.value = np.ones(3, np.float32)
+        return s.value.at[0].set(x)  # a NumPy array has no .at: the read must be recorded
+
+    out = jit(f)(jnp.float32(5.))
+    np.testing.assert_array_equal(np.asarray(out), [5., 1., 1.])
+
+
+def test_reads_inside_raw_jax_transforms_within_a_trace():
+    w = brainstate.ParamState(jnp.array([1., 2., 3.]))
+    s = brainstate.ShortTermState(jnp.zeros(3))
+
+    def f(x):
+        first = w.value.sum()                                  # the outer trace's read
+        inner = jax.jit(lambda y: w.value * y)(x)              # a read inside a raw jit
+        g = jax.grad(lambda y: (w.value * y).sum() + first)(x)  # and inside raw grad
+        s.value = inner + g
+        batched = jax.vmap(lambda y: s.value * y)(jnp.stack([x, 2 * x]))
+        return first + w.value.sum(), batched
+
+    x = jnp.array([1., -1., 0.5])
+    total, batched = jit(f)(x)
+    w0 = np.array([1., 2., 3.])
+    assert float(total) == 2 * w0.sum()
+    np.testing.assert_array_equal(np.asarray(s.value), w0 * np.asarray(x) + w0)
+    np.testing.assert_allclose(np.asarray(batched),
+                               np.stack([np.asarray(s.value) * np.asarray(x),
+                                         np.asarray(s.value) * 2 * np.asarray(x)]))
+
+
+def test_read_after_a_loop_that_writes_the_state_sees_the_loops_value():
+    s = brainstate.HiddenState(jnp.zeros(2))
+
+    def f(xs):
+        before = s.value
+
+        def body(x):
+            s.value = s.value + x
+
+        for_loop(body, xs)
+        after = s.value  # must be read again: the loop wrote it
+        return before, after
+
+    xs = jnp.arange(6.).reshape(3, 2)
+    before, after = jit(f)(xs)
+    np.testing.assert_array_equal(np.asarray(before), [0., 0.])
+    np.testing.assert_array_equal(np.asarray(after), np.asarray(xs).sum(0))
+    np.testing.assert_array_equal(np.asarray(s.value), np.asarray(xs).sum(0))
+
+
+def test_grad_of_a_loss_reading_a_parameter_twice_matches_jax():
+    w = brainstate.ParamState(jnp.array([0.3, -0.2, 0.7]))
+
+    def loss(x):
+        return jnp.sum(jnp.tanh(w.value * x) * w.value)
+
+    x = jnp.array([1., 2., -1.])
+    grads = jit(lambda x: brainstate.transform.grad(loss, {'w': w})(x))(x)
+    expected = jax.grad(lambda p: jnp.sum(jnp.tanh(p * x) * p))(w.value)
+    np.testing.assert_allclose(np.asarray(grads['w']), np.asarray(expected), rtol=1e-6)
