@@ -11,7 +11,7 @@ import os
 import jax
 import jax.extend.core as jex_core
 
-__all__ = ['outside_any_jax_trace', 'inside_brainstate_trace', 'extend_axis_env',
+__all__ = ['outside_any_jax_trace', 'current_jax_trace', 'inside_brainstate_trace', 'extend_axis_env',
            'debug_checks_enabled', 'include_frame', 'hide_brainstate_frames',
            'set_debug_info']
 
@@ -23,7 +23,17 @@ try:  # 0.4us: is the current JAX trace the eager one?
         return _trace_ctx.is_top_level()
 
     outside_any_jax_trace()
+    def current_jax_trace():
+        """The JAX trace values are being recorded into right now (an identity to compare
+        with ``is``; ``None`` when unknown)."""
+        return _trace_ctx.trace
+
+    current_jax_trace()
 except Exception:  # pragma: no cover - older/newer JAX without trace_ctx
+    def current_jax_trace():
+        """The JAX trace values are being recorded into right now (unknown on this JAX)."""
+        return None
+
     def outside_any_jax_trace() -> bool:
         """True when no JAX jit is tracing right now (public, slower, jit-only check)."""
         return not jex_core.unsafe_am_i_under_a_jit_DO_NOT_USE()

@@ -10,20 +10,30 @@ inside ``jax.jit``), in one process:
 
 For each, with fresh functions and states every repeat (so no JAX or brainstate cache answers):
 
-  * tracing only: ``brainstate.transform.make_jaxpr`` against ``jax.make_jaxpr``;
-  * first call: trace, compile and run once (to ``block_until_ready``);
+  * tracing only: ``brainstate.transform.make_jaxpr`` against ``jax.make_jaxpr``, in CPU time
+    of the tracing thread (``time.thread_time``: tracing is single-threaded Python, and CPU time
+    does not count the waits of a loaded machine: raw JAX traces the lif step in ~2 ms, less
+    than one scheduler time slice, so wall-clock medians of it swung from 1.2x to 23x);
+  * first call: trace, compile and run once (to ``block_until_ready``), wall clock (XLA
+    compiles on several threads);
   * stages of the first call: brainstate's trace (JAX tracing the function into a jaxpr),
     convert (jaxpr to the state IR), passes, lower (IR to a jaxpr), re-bind (``jax.jit``
     tracing the pure function) and XLA (StableHLO + compile); raw JAX's trace and XLA.
 
     python tools/bench_first_call.py [--cases mlp100 lif digits] [--repeats 5]
 
-Medians over the repeats, the two versions alternating so machine load falls on both alike.
+Medians over the repeats (and the minimum for tracing only), the two versions alternating so
+machine load falls on both alike. Before every timed sample the cycle collector runs
+(untimed), so a full collection of garbage left by earlier samples falls on neither side (one
+costs ~0.1 s here, more than a whole trace). The last lines are one ratio line per workload:
+
+    RATIO mlp100: tracing-only 1.31 (cpu min; median 1.33)  first-call 0.97 (wall median)
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 
@@ -203,22 +213,32 @@ CASES = {'mlp100': (mlp100_brainstate, mlp100_raw, (0,)),
 
 # -- measurements -------------------------------------------------------------------------------
 
-def _timed(fn):
-    start = time.perf_counter()
+def _timed(fn, clock=time.perf_counter):
+    start = clock()
     out = fn()
-    return time.perf_counter() - start, out
+    return clock() - start, out
+
+
+def _settled(args):
+    """Wait for the inputs (made on the device asynchronously) and collect garbage, untimed."""
+    jax.block_until_ready(args)
+    gc.collect()
 
 
 def tracing_only(name, side):
+    """CPU seconds of the tracing thread for one make_jaxpr of a fresh step."""
     bs_make, raw_make, _ = CASES[name]
     if side == 'brainstate':
         step, args = bs_make()
-        return _timed(lambda: brainstate.transform.make_jaxpr(step)(*args))[0]
+        _settled(args)
+        return _timed(lambda: brainstate.transform.make_jaxpr(step)(*args), time.thread_time)[0]
     step, args = raw_make()
-    return _timed(lambda: jax.make_jaxpr(step)(*args))[0]
+    _settled(args)
+    return _timed(lambda: jax.make_jaxpr(step)(*args), time.thread_time)[0]
 
 
 def first_call(name, side):
+    """Wall-clock seconds of the first call of a fresh jitted step."""
     bs_make, raw_make, donate = CASES[name]
     if side == 'brainstate':
         step, args = bs_make()
@@ -226,6 +246,7 @@ def first_call(name, side):
     else:
         step, args = raw_make()
         jitted = jax.jit(step, donate_argnums=donate)
+    _settled(args)
     return _timed(lambda: jax.block_until_ready(jitted(*args)))[0]
 
 
@@ -234,12 +255,14 @@ def stages(name, side) -> dict:
     bs_make, raw_make, donate = CASES[name]
     if side == 'raw':
         step, args = raw_make()
+        _settled(args)
         t_trace, traced = _timed(lambda: jax.jit(step, donate_argnums=donate).trace(*args))
         t_hlo, lowered = _timed(traced.lower)
         t_xla, _ = _timed(lowered.compile)
         return {'trace': t_trace, 'XLA': t_hlo + t_xla}
     step, args = bs_make()
     jitted = brainstate.transform.jit(step)
+    _settled(args)
     start = time.perf_counter()
     entry = jitted._entry_for(args, {})
     t_front = time.perf_counter() - start
@@ -259,34 +282,53 @@ def stages(name, side) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--cases', nargs='+', default=list(CASES), choices=list(CASES))
-    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='first calls and stage breakdowns per side')
+    parser.add_argument('--trace-repeats', type=int, default=15,
+                        help='tracing-only samples per side')
     args = parser.parse_args()
-    print(f'jax {jax.__version__}, backend {jax.default_backend()}; medians of {args.repeats} '
-          f'repeats, fresh functions and states each')
+    with open('/proc/loadavg') as f:
+        load = ' '.join(f.read().split()[:3])
+    print(f'jax {jax.__version__}, backend {jax.default_backend()}; load average {load}; '
+          f'fresh functions and states each repeat; tracing only: CPU time of the tracing '
+          f'thread over {args.trace_repeats} repeats; first call and stages: wall-clock medians '
+          f'of {args.repeats}')
+    summary = []
     for name in args.cases:
         for side in ('raw', 'brainstate'):  # warm up: first-in-process costs
             tracing_only(name, side)
             first_call(name, side)
-        samples = {side: {'make_jaxpr': [], 'first call': [], 'stages': []}
-                   for side in ('raw', 'brainstate')}
+        trace_samples = {'raw': [], 'brainstate': []}
+        for repeat in range(args.trace_repeats):
+            for side in (('raw', 'brainstate') if repeat % 2 == 0 else ('brainstate', 'raw')):
+                trace_samples[side].append(tracing_only(name, side))
+        samples = {side: {'first call': [], 'stages': []} for side in ('raw', 'brainstate')}
         for repeat in range(args.repeats):
             order = ('raw', 'brainstate') if repeat % 2 == 0 else ('brainstate', 'raw')
             for side in order:
-                samples[side]['make_jaxpr'].append(tracing_only(name, side))
                 samples[side]['first call'].append(first_call(name, side))
                 samples[side]['stages'].append(stages(name, side))
-        med = {side: {key: statistics.median(samples[side][key])
-                      for key in ('make_jaxpr', 'first call')} for side in samples}
         print(f'\n{name}:')
-        for key in ('make_jaxpr', 'first call'):
-            bs, raw = med['brainstate'][key], med['raw'][key]
-            print(f'  {key:>10}: raw {raw * 1e3:8.1f} ms   brainstate {bs * 1e3:8.1f} ms   '
-                  f'ratio {bs / raw:5.2f}')
+        t_min = {side: min(v) for side, v in trace_samples.items()}
+        t_med = {side: statistics.median(v) for side, v in trace_samples.items()}
+        print(f'  make_jaxpr (cpu): raw min {t_min["raw"] * 1e3:8.2f} ms  median '
+              f'{t_med["raw"] * 1e3:8.2f} ms   brainstate min {t_min["brainstate"] * 1e3:8.2f} ms'
+              f'  median {t_med["brainstate"] * 1e3:8.2f} ms')
+        first = {side: statistics.median(samples[side]['first call']) for side in samples}
+        print(f'  first call (wall): raw {first["raw"] * 1e3:8.1f} ms   brainstate '
+              f'{first["brainstate"] * 1e3:8.1f} ms   ratio {first["brainstate"] / first["raw"]:5.2f}')
         for side in ('raw', 'brainstate'):
             keys = samples[side]['stages'][0].keys()
             parts = ', '.join(f'{k} {statistics.median(s[k] for s in samples[side]["stages"]) * 1e3:.1f}'
                               for k in keys)
             print(f'  stages ms, {side}: {parts}')
+        summary.append(
+            f'RATIO {name}: tracing-only {t_min["brainstate"] / t_min["raw"]:.2f} (cpu min; '
+            f'median {t_med["brainstate"] / t_med["raw"]:.2f})  first-call '
+            f'{first["brainstate"] / first["raw"]:.2f} (wall median)')
+    print()
+    for line in summary:
+        print(line)
 
 
 if __name__ == '__main__':

@@ -46,6 +46,28 @@ def _first_state_op(jaxpr, cache: dict):
     return found
 
 
+_JAXPR_TYPES = (jex_core.Jaxpr, jex_core.ClosedJaxpr)
+
+
+def _jaxprs_in(params: dict) -> list:
+    """The jaxprs among an equation's parameters (``jax.extend.core.jaxprs_in_params``, as a
+    list; a ClosedJaxpr counts by its jaxpr)."""
+    found = []
+    for value in params.values():
+        if isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, _JAXPR_TYPES):
+                    found.append(item if type(item) is jex_core.Jaxpr else item.jaxpr)
+        elif isinstance(value, _JAXPR_TYPES):
+            found.append(value if type(value) is jex_core.Jaxpr else value.jaxpr)
+    return found
+
+
+# Primitives seen to be none of: region, state op, inlined call (their equations go straight
+# to a primitive node). region_p and the state primitives are never added.
+_PLAIN_PRIMITIVES: set = set()
+
+
 class _Converter:
     def __init__(self, graph: Graph):
         self.graph = graph
@@ -65,10 +87,31 @@ class _Converter:
         (its equations' own stacks are relative to it), or None at the top."""
         from ._region import region_p  # a late import: _region builds on this module
         graph = self.graph
+        # The common case, one primitive node per equation, takes a short path: the node built
+        # directly (Node._primitive) and appended without append's checks when the graph is
+        # being built at its end (always, except when a caller converts into an edited graph).
+        fast_append = (graph._append_built if graph._insert_anchor is None and
+                       graph.output_node is None else graph.append)
+        make_node = Node._primitive
+        literal_type = jex_core.Literal
         for eqn in jaxpr.eqns:
             if scope:  # keep the caller's jax.named_scope on inlined equations
                 eqn = in_name_scope(eqn, scope)
             prim = eqn.primitive
+            if prim in _PLAIN_PRIMITIVES:  # not a region, state op or inlined call
+                params = eqn.params
+                if params:
+                    for sub in _jaxprs_in(params):
+                        self.check_no_state_ops(sub, prim)
+                inputs = [Literal(a.val, a.aval) if type(a) is literal_type else env[a]
+                          for a in eqn.invars]
+                outvars = eqn.outvars
+                node = make_node(prim, inputs, [v.aval for v in outvars], dict(params),
+                                 eqn.source_info, {'effects': eqn.effects, 'ctx': eqn.ctx})
+                fast_append(node)
+                for var, value in zip(outvars, node.outputs):
+                    env[var] = value
+                continue
             if prim is region_p:
                 self.region(env, eqn)
                 continue
@@ -99,22 +142,31 @@ class _Converter:
                 for var, atom in zip(eqn.outvars, inner_jaxpr.outvars):
                     env[var] = self.operand(inner_env, atom)
                 continue
-            for sub in jex_core.jaxprs_in_params(eqn.params):
-                state_eqn = _first_state_op(sub, self.state_op_cache)
-                if state_eqn is not None:
-                    raise BrainStateError(
-                        f'State {state_eqn.params["state"].label()} is read or written inside '
-                        f'a raw `{prim.name}` (e.g. jax.lax.scan / cond / while_loop, or a '
-                        f'custom_jvp/custom_vjp function), whose body brainstate cannot thread '
-                        f'states through. Use the state-aware version from '
-                        f'brainstate.transform (for_loop, scan, while_loop, cond, ...), or pass '
-                        f'the state\'s value in as an argument.')
-            node = Node('primitive', op=prim, inputs=[self.operand(env, a) for a in eqn.invars],
-                        output_avals=[v.aval for v in eqn.outvars], params=eqn.params,
-                        source_info=eqn.source_info,
-                        extra={'effects': eqn.effects, 'ctx': eqn.ctx})
-            graph.append(node)
-            self.bind_outputs(env, eqn, node)
+            if inner_key is None:  # a primitive never inlined: the short path from now on
+                _PLAIN_PRIMITIVES.add(prim)
+            params = eqn.params
+            for sub in _jaxprs_in(params):
+                self.check_no_state_ops(sub, prim)
+            inputs = [Literal(a.val, a.aval) if type(a) is literal_type else env[a]
+                      for a in eqn.invars]
+            outvars = eqn.outvars
+            node = make_node(prim, inputs, [v.aval for v in outvars], dict(params),
+                             eqn.source_info, {'effects': eqn.effects, 'ctx': eqn.ctx})
+            fast_append(node)
+            for var, value in zip(outvars, node.outputs):
+                env[var] = value
+
+    def check_no_state_ops(self, sub, prim):
+        """Refuse a state operation inside the nested jaxpr ``sub`` of a raw ``prim``."""
+        state_eqn = _first_state_op(sub, self.state_op_cache)
+        if state_eqn is not None:
+            raise BrainStateError(
+                f'State {state_eqn.params["state"].label()} is read or written inside '
+                f'a raw `{prim.name}` (e.g. jax.lax.scan / cond / while_loop, or a '
+                f'custom_jvp/custom_vjp function), whose body brainstate cannot thread '
+                f'states through. Use the state-aware version from '
+                f'brainstate.transform (for_loop, scan, while_loop, cond, ...), or pass '
+                f'the state\'s value in as an argument.')
 
     def region(self, env, eqn):
         """A state-aware loop or branch: one ``region`` node holding (copies of) its bodies.

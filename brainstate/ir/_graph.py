@@ -42,6 +42,7 @@ _KINDS_AT_EXIT = ('state_write', 'output')  # find_nodes looks for these from th
 _value_ids = itertools.count()
 _kind_of = attrgetter('kind')
 _graph_of = attrgetter('graph')
+_new_object = object.__new__
 
 
 class GraphEditError(BrainStateError, ValueError):
@@ -243,6 +244,38 @@ class Node:
         for value in inputs:
             if isinstance(value, Value):
                 value.users[self] = None
+
+    @classmethod
+    def _primitive(cls, op, inputs: list, output_avals, params: dict, source_info,
+                   extra: dict) -> 'Node':
+        """A ``primitive`` node built without ``__init__``'s keyword handling and copies: the
+        caller hands over ``inputs``, ``params`` and ``extra`` (fresh objects it does not keep
+        editing). Same result as ``Node('primitive', op=..., ...)``; used by the jaxpr
+        converter, which builds one node per equation."""
+        node = _new_object(cls)
+        node.kind = 'primitive'
+        node.op = op
+        node.outputs = outputs = []
+        for i, aval in enumerate(output_avals):
+            value = _new_object(Value)
+            value.aval = aval
+            value.producer = node
+            value.index = i
+            value.users = {}
+            value.uid = next(_value_ids)
+            outputs.append(value)
+        node.params = params
+        node.state = None
+        node.subgraphs = []
+        node.meta = {}
+        node.source_info = source_info
+        node.extra = extra
+        node.graph = node._prev = node._next = node._typed = None
+        node.inputs = inputs
+        for value in inputs:
+            if type(value) is Value:
+                value.users[node] = None
+        return node
 
     # -- operands ----------------------------------------------------------------------------
 
@@ -560,6 +593,25 @@ class Graph:
                 cache.insert(len(cache) - 1, node)
             else:
                 self._nodes_cache = None
+        self._edits += 1
+        if self.parent is not None:
+            self._touch_enclosing()
+        return node
+
+    def _append_built(self, node: Node) -> Node:
+        """Append a node just built (no graph, no subgraphs) at the very end of a graph being
+        built (no output node, no insertion point): :meth:`append` without its checks. The
+        jaxpr converter appends thousands of nodes this way (brainstate/ir/_from_jaxpr.py)."""
+        root = self._root
+        prev = root._prev
+        node._prev, node._next = prev, root
+        prev._next = node
+        root._prev = node
+        node.graph = self
+        self._kind_counts[node.kind] += 1
+        cache = self._nodes_cache
+        if cache is not None:
+            cache.append(node)  # a node just built was never erased (see _link_before)
         self._edits += 1
         if self.parent is not None:
             self._touch_enclosing()

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.extend.core as jex_core
 
 from .._errors import BrainStateError
 from ._graph import Graph, Literal
 
 __all__ = ['lower_to_jaxpr', 'LoweredGraph', 'lower_subgraph', 'LoweringError']
+
+_NO_EFFECTS = frozenset()
 
 
 class LoweredGraph(NamedTuple):
@@ -36,15 +39,29 @@ def _lower_body(graph: Graph, env: dict, eqns: list, edge_state_ops: bool = Fals
             return jex_core.Literal(value.val, value.aval)
         return env[value]
 
+    # The common equation (no effects, its source and context known) is built directly, as
+    # ``new_jaxpr_eqn`` would build it; JAX's own checks (``jax_enable_checks``) take the
+    # general route.
+    direct = not jax.config.jax_enable_checks
+    jaxpr_eqn, new_var, jaxpr_literal = jex_core.JaxprEqn, jex_core.Var, jex_core.Literal
+    append = eqns.append
     for node in graph.nodes:
         kind = node.kind
         if kind == 'primitive':
-            invars = [atom(v) for v in node.inputs]
-            outvars = [jex_core.Var(v.aval) for v in node.outputs]
-            eqns.append(jex_core.new_jaxpr_eqn(
-                invars, outvars, node.op, node.params, node.extra.get('effects', frozenset()),
-                node.source_info, node.extra.get('ctx')))
-            env.update(zip(node.outputs, outvars))
+            invars = [jaxpr_literal(v.val, v.aval) if type(v) is Literal else env[v]
+                      for v in node.inputs]
+            outputs = node.outputs
+            outvars = [new_var(v.aval) for v in outputs]
+            extra = node.extra
+            effects, ctx, source_info = extra.get('effects'), extra.get('ctx'), node.source_info
+            if direct and not effects and ctx is not None and source_info is not None:
+                append(jaxpr_eqn(invars, outvars, node.op, node.params, _NO_EFFECTS,
+                                 source_info, ctx))
+            else:
+                append(jex_core.new_jaxpr_eqn(invars, outvars, node.op, node.params,
+                                              effects or _NO_EFFECTS, source_info, ctx))
+            for value, var in zip(outputs, outvars):
+                env[value] = var
         elif kind == 'region':
             from .regions import region_kind  # a late import: the kinds lower their bodies here
             invars = [atom(v) for v in node.inputs]

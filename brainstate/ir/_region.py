@@ -78,7 +78,7 @@ class BodyTraceContext(TraceContext):
     """
 
     def __init__(self, parent: TraceContext | None, region: str):
-        super().__init__()
+        super().__init__(getattr(parent, 'forward_reads', True))
         self.parent = parent
         self.region = region
 
@@ -165,5 +165,7 @@ def trace_body(flat_fun: Callable, in_avals: Sequence, name: str, region: str):
 def bind_region(name: str, operands: Sequence, bodies: Sequence[Graph], out_avals: Sequence,
                 **options):
     """Record a region in the enclosing trace; returns its results (tracers)."""
+    if _state.TRACE_STACK:  # the bodies may write any state: later reads record again
+        _state.TRACE_STACK[-1].forget_values()
     return region_p.bind(*operands, name=name, bodies=tuple(bodies),
                          out_avals=tuple(_aval(a) for a in out_avals), **options)

@@ -16,7 +16,7 @@ import jax
 from jax.extend import source_info_util
 
 from .. import _state
-from .._compat import inside_brainstate_trace, set_debug_info
+from .._compat import current_jax_trace, inside_brainstate_trace, set_debug_info
 from .._errors import StateArgumentError, StateValueError
 from .._state import State
 from ._from_jaxpr import graph_from_jaxpr
@@ -36,7 +36,8 @@ class TraceContext:
     in them afterwards.
     """
 
-    def __init__(self):
+    def __init__(self, forward_reads: bool = True):
+        self.forward_reads = forward_reads
         self.new_states: list[State] = []
         self._new_ids: set[int] = set()
         # States written with new avals (vmap's out_states): the graph's meta names them, so
@@ -45,6 +46,15 @@ class TraceContext:
         # The avals of their last write: a later read in this trace sees the written value.
         self._written_avals: dict = {}
         self.convert_seconds = 0.  # of the jaxpr into the Graph (the rest of a trace is JAX's)
+        # The value each state has at this point of the trace, as tracers of the JAX trace
+        # that recorded them: ``{state: (jax trace, leaves)}``. A read in that same trace
+        # returns them instead of recording another state_read (store-to-load forwarding at
+        # trace time, what hoist-states does later anyway: the lowered program is the same,
+        # with fewer nodes to record, convert and hoist). Forgotten when a region binds
+        # (its bodies may write any state: see forget_values). Off (``forward_reads=False``)
+        # where the graph as traced is what is asked for (``jit(f).ir()``,
+        # ``brainstate.ir.trace``): there every read stands where the code made it.
+        self._values: dict = {}
 
     def register_new_state(self, state: State):
         self.new_states.append(state)
@@ -55,10 +65,40 @@ class TraceContext:
             return state._value
         if '_value' not in state.__dict__ and '_created_at' in state.__dict__:
             state._missing_value()  # raises: a state created by a trace that left it no value
+        if not self.forward_reads:
+            avals = self._written_avals.get(state) if self._written_avals else None
+            leaves = state_read_p.bind(state=state, avals=state.avals if avals is None else avals)
+            return state._treedef.unflatten(leaves)
+        known = self._values.get(state)
+        trace = current_jax_trace()
+        if known is not None and known[0] is trace and trace is not None:
+            return state._treedef.unflatten(known[1])
         # ``state.avals``: the avals the program being compiled sees (vmap's per-lane view).
         avals = self._written_avals.get(state) if self._written_avals else None
         leaves = state_read_p.bind(state=state, avals=state.avals if avals is None else avals)
+        self._values[state] = (trace, leaves)
         return state._treedef.unflatten(leaves)
+
+    def _remember_write(self, state: State, leaves, avals):
+        """Keep written leaves for later reads when a read would give exactly them: tracers
+        (not NumPy or concrete arrays, which a read never returns) of exactly the types a read
+        has (a weakly typed value is stored strong, so a read of it differs: not kept)."""
+        for leaf, aval in zip(leaves, avals):
+            if not isinstance(leaf, jax.core.Tracer):
+                break
+            have = leaf.aval
+            if have.shape != aval.shape or have.dtype != aval.dtype or \
+                    getattr(have, 'weak_type', False) != getattr(aval, 'weak_type', False):
+                break
+        else:
+            self._values[state] = (current_jax_trace(), list(leaves))
+            return
+        self._values.pop(state, None)
+
+    def forget_values(self):
+        """Forget the remembered state values (a region was bound: its bodies may have written
+        any state, so the next read of each is recorded again)."""
+        self._values.clear()
 
     def write(self, state: State, value, reshape: bool = False):
         """Record a write. ``reshape``: the value may have other shapes or dtypes than the
@@ -91,6 +131,10 @@ class TraceContext:
             state._value = state._treedef.unflatten(leaves)
             return
         state_write_p.bind(*leaves, state=state)
+        if self.forward_reads:
+            read_avals = self._written_avals.get(state) if self._written_avals else None
+            self._remember_write(state, leaves,
+                                 state.avals if read_avals is None else read_avals)
 
     def promote_new_states(self):
         """Make the states created so far ordinary states of this trace: their current value
@@ -131,15 +175,19 @@ def _check_no_states(tree, what: str, name: str):
 
 
 def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
-               input_names=None, user_fun: Callable | None = None, arg_names=None):
+               input_names=None, user_fun: Callable | None = None, arg_names=None,
+               forward_reads: bool = True):
     """Trace ``flat_fun(*leaves) -> list of leaves`` at ``in_avals`` into a Graph.
 
     ``user_fun`` / ``arg_names``: the function and the names of the leaves (``'x'``,
     ``"params['w']"``) JAX's errors about traced values should name (default: the wrapper).
+    ``forward_reads``: a state read again in the same JAX trace, with no region in between,
+    gives the value already known instead of another ``state_read`` (False: every read is
+    recorded, the graph exactly as the code ran).
 
     Returns ``(graph, context)``; the context lists the states created during the trace.
     """
-    ctx = TraceContext()
+    ctx = TraceContext(forward_reads)
 
     def traced(*leaves):
         _state.TRACE_STACK.append(ctx)
@@ -198,6 +246,6 @@ def trace(fun: Callable, *args, **kwargs):
         return out_leaves
 
     graph, _ = trace_flat(flat_fun, [_aval_of(x) for x in leaves],
-                          name=getattr(fun, '__name__', 'graph'))
+                          name=getattr(fun, '__name__', 'graph'), forward_reads=False)
     graph.in_tree, graph.out_tree = in_tree, out_tree_box[-1]
     return graph

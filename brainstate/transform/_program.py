@@ -205,8 +205,9 @@ def _trace_program(fun, spec, sig, *, passes, lower, in_avals, lanes, analyses, 
     except Exception:  # a signature we cannot map: JAX's generic names
         arg_names = None
     with recording_reads() as environ_reads:
+        # Reads forwarded at trace time, except where the graph as traced is asked for.
         graph, ctx = trace_flat(flat_fun, arg_avals, name=name, user_fun=spec.fun,
-                                arg_names=arg_names)
+                                arg_names=arg_names, forward_reads=lower and not keep_traced)
     graph.in_tree, graph.out_tree = sig.treedef, out_tree_box[-1]
     timings['convert'] = ctx.convert_seconds
     timings['trace'] = time.perf_counter() - start - ctx.convert_seconds

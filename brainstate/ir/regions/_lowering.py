@@ -18,7 +18,7 @@ import jax
 import jax.extend.core as jex_core
 from jax import lax
 
-__all__ = ['cast', 'as_fun', 'splice', 'wrapper', 'lower_body']
+__all__ = ['cast', 'as_fun', 'splice', 'wrapper', 'lower_body', 'scan_equation']
 
 _closed_call_p = jex_core.primitives.closed_call_p
 
@@ -82,3 +82,78 @@ def lower_body(graph) -> jex_core.ClosedJaxpr:
     """A pure body as a ClosedJaxpr (inputs: the body's inputs; outputs: its outputs)."""
     from .._lower import lower_subgraph  # a late import: _lower asks the kinds for rules
     return lower_subgraph(graph)
+
+
+# -- scan without re-tracing: the equation built directly -----------------------------------------
+
+_SCAN_PARAMS = frozenset({'reverse', 'length', 'jaxpr', 'num_consts', 'num_carry', 'unroll'})
+_scan_template: list = []  # [scan primitive or None], learned once per process
+
+
+def _scan_primitive():
+    """JAX's scan primitive, if its equation has the parameter layout :func:`scan_equation`
+    writes (``_SCAN_PARAMS``, learned from a tiny ``lax.scan`` traced once); else None."""
+    if not _scan_template:
+        try:
+            traced = jax.make_jaxpr(lambda c, xs: lax.scan(lambda c, x: (c, x), c, xs))(
+                jax.ShapeDtypeStruct((), 'float32'), jax.ShapeDtypeStruct((1,), 'float32'))
+            eqn, = traced.jaxpr.eqns
+            ok = set(eqn.params) == _SCAN_PARAMS and \
+                isinstance(eqn.params['jaxpr'], jex_core.ClosedJaxpr)
+            _scan_template.append(eqn.primitive if ok else None)
+        except Exception:  # pragma: no cover - another JAX layout
+            _scan_template.append(None)
+    return _scan_template[0]
+
+
+def _same(a, b) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and \
+        getattr(a, 'weak_type', False) == getattr(b, 'weak_type', False)
+
+
+def scan_equation(node, body: jex_core.ClosedJaxpr, invars, outvars, *, length, reverse,
+                  unroll, num_consts, num_carry):
+    """The ``scan`` equation of a lowered body, built directly, or None when this must go
+    through ``lax.scan`` (see :func:`wrapper`).
+
+    ``lax.scan`` would trace the body once more (evaluating its equations again) only to
+    produce the same equation when the types already fit exactly: that is what this checks.
+    The body has no constants or effects; the consts, carries and x slices going in have
+    exactly the body's input types (weak types included); the carries coming out have the
+    carries' types and the results have the region's. Anything else, or a JAX whose scan
+    equation has other parameters, returns None.
+    """
+    scan_p = _scan_primitive()
+    if scan_p is None or body.consts or body.jaxpr.effects:
+        return None
+    if type(unroll) is bool:  # as lax.scan normalizes it
+        unroll = max(length, 1) if unroll else 1
+    if type(unroll) is not int or unroll < 1 or type(length) is not int or length < 0:
+        return None
+    in_avals, out_avals = body.in_avals, body.out_avals
+    n_fixed = num_consts + num_carry
+    if len(in_avals) != len(invars) or len(out_avals) != len(outvars):
+        return None
+    for var, aval in zip(invars[:n_fixed], in_avals[:n_fixed]):
+        if not _same(var.aval, aval):
+            return None
+    for var, aval in zip(invars[n_fixed:], in_avals[n_fixed:]):
+        shape = var.aval.shape
+        if not shape or shape[0] != length or not _same(
+                jax.core.ShapedArray(shape[1:], var.aval.dtype,
+                                     weak_type=getattr(var.aval, 'weak_type', False)), aval):
+            return None
+    for out, carry_in in zip(out_avals[:num_carry], in_avals[num_consts:n_fixed]):
+        if not _same(out, carry_in):
+            return None
+    for var, aval in zip(outvars[:num_carry], out_avals[:num_carry]):
+        if not _same(var.aval, aval):
+            return None
+    for var, aval in zip(outvars[num_carry:], out_avals[num_carry:]):
+        if not _same(var.aval, jax.core.ShapedArray((length,) + tuple(aval.shape), aval.dtype,
+                                                    weak_type=aval.weak_type)):
+            return None
+    params = dict(reverse=bool(reverse), length=length, jaxpr=body, num_consts=num_consts,
+                  num_carry=num_carry, unroll=unroll)
+    return jex_core.new_jaxpr_eqn(list(invars), list(outvars), scan_p, params, frozenset(),
+                                  node.source_info)

@@ -23,7 +23,7 @@ from jax import lax
 from ._hoisting import (add_state_input, flat_values, hoist_body, order_inputs,
                         replace_region, set_results, state_avals)
 from ._kind import BodySignature, RegionKind, RegionSignature, register_region_kind
-from ._lowering import as_fun, cast, lower_body, splice, wrapper
+from ._lowering import as_fun, cast, lower_body, scan_equation, splice, wrapper
 
 __all__ = ['ScanKind', 'SCAN']
 
@@ -102,6 +102,11 @@ class ScanKind(RegionKind):
         body = lower_body(node.subgraphs[0])
         p = node.params
         nc, nk = p['num_consts'], p['num_carry']
+        direct = scan_equation(node, body, invars, outvars, length=p['length'],
+                               reverse=p['reverse'], unroll=p['unroll'], num_consts=nc,
+                               num_carry=nk)
+        if direct is not None:  # the types fit exactly: no re-trace through lax.scan
+            return [direct]
         out_avals = [v.aval for v in node.outputs]
         carry_avals = out_avals[:nk]
         run_body = as_fun(body)
