@@ -39,7 +39,8 @@ def test_cached_calls_take_the_generated_path_and_match_pure_jax():
     np.testing.assert_allclose(w.value, 2.)
     assert traces == [(3,)]  # traced once
     entry = step._last
-    assert entry.fast.__name__ == 'fast'  # generated, not the general __call__
+    assert entry.fast_call(1).__name__ == 'fast'  # generated
+    assert step.__call__ is entry.fast_call(1)  # calls run it directly
 
 
 def test_misses_retrace_and_keyword_arguments_take_the_general_path():
@@ -115,4 +116,4 @@ def test_a_function_writing_no_state_and_one_of_pytrees():
         update(jnp.ones(2))
     np.testing.assert_allclose(tree.value['u'], 3.)
     np.testing.assert_allclose(tree.value['v'], 8.)
-    assert read_only._last.fast.__name__ == '__call__'  # a pytree state: the general path
+    assert read_only._last.fast_call(1) is None  # a pytree state: the general path
