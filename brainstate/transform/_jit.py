@@ -223,7 +223,7 @@ class _Entry:
                  'ER': self.environ_reads, 'view_stamp': _view_stamp,
                  'DEBUG': DEBUG_CHECKS_SEEN, 'acquire': _acquire, 'release': _release,
                  'jitted': self.jitted if donate else self.jitted_keep_states,
-                 'copy_exposed': copy_exposed, 'Tracer': _Tracer, 'leak': self._leaked,
+                 'Tracer': _Tracer, 'leak': self._leaked,
                  'StateSetChanged': _StateSetChanged, 'general': owner._general_call,
                  'retrace': owner._retrace_call, 'explain': owner._explain_failure,
                  'M': _UNSET, 'given': _given}
@@ -239,6 +239,7 @@ class _Entry:
         signature = ''.join(f'{a}=M, ' for a in params) + ('/, ' if params else '')
         args = f'({"".join(f"{a}, " for a in params)})'
         donated_values = f'[{", ".join(f"{d}._value" for d in donated)}]'
+        donated_set = set(self.donated_states) if donate else set()
         checks = ['more', 'kwargs'] + ([f'{params[-1]} is M'] if params else []) + [
             'S._TRACES_ACTIVE', 'entry.epoch != EPOCH[0]',
             '(ER.values and ER.stamp != view_stamp())']
@@ -252,24 +253,27 @@ class _Entry:
             '        acquire()',
             '        try:',
         ]
-        if donate:
-            exposed = ' or '.join(f'{d}._exposed' for d in donated)
-            lines += [f'            if {exposed}:',
-                      f'                donated = copy_exposed(entry.donated_states, '
-                      f'{donated_values}, True)',
-                      '            else:',
-                      f'                donated = {donated_values}']
-        else:
-            lines += [f'            donated = {donated_values}']
-        lines += [f'            results, written = jitted(donated, '
-                  f'[{", ".join(f"{k}._value" for k in kept)}]{"".join(f", {a}" for a in params)})']
+        body = [f'results, written = jitted({donated_values}, '
+                f'[{", ".join(f"{k}._value" for k in kept)}]{"".join(f", {a}" for a in params)})']
         if written:
             values = [f'v{i}' for i in range(len(written))]
-            lines += [f'            {", ".join(values)}, = written',
-                      '            if isinstance(v0, Tracer):',
-                      '                leak()']
-            lines += [f'            {w}._value = {v}; {w}._exposed = False'
-                      for w, v in zip(written, values)]
+            body += [f'{", ".join(values)}, = written',
+                     'if isinstance(v0, Tracer):',
+                     '    leak()']
+            # A donated state was not exposed (checked below) and nobody holds its new buffer:
+            # its flag stays False. Others are cleared, as the general path does.
+            body += [f'{w}._value = {v}' if state in donated_set else
+                     f'{w}._value = {v}; {w}._exposed = False'
+                     for w, v, state in zip(written, values, self.written_states)]
+        if donate:
+            # Someone may hold a buffer to donate: the general path copies it first.
+            exposed = ' or '.join(f'{d}._exposed' for d in donated)
+            lines += [f'            if {exposed}:',
+                      f'                results = entry({args}, kwargs)',
+                      '            else:']
+            lines += [f'                {line}' for line in body]
+        else:
+            lines += [f'            {line}' for line in body]
         lines += [
             '        finally:',
             '            release()',
@@ -282,7 +286,9 @@ class _Entry:
         ]
         # Named as a file in this package, so tracebacks leave it out with our other frames.
         filename = f'{_PACKAGE_DIR}<cached call of {owner.args.fun_name}>'
-        exec(compile('\n'.join(lines), filename, 'exec'), names)
+        source = '\n'.join(lines)
+        exec(compile(source, filename, 'exec'), names)
+        names['fast'].source = source  # (to read what runs)
         return names['fast']
 
     def _leaked(self):
