@@ -13,7 +13,7 @@ import jax.extend.core as jex_core
 
 __all__ = ['outside_any_jax_trace', 'current_jax_trace', 'inside_brainstate_trace', 'extend_axis_env',
            'debug_checks_enabled', 'include_frame', 'hide_brainstate_frames',
-           'set_debug_info']
+           'set_debug_info', 'DEBUG_CHECKS_SEEN']
 
 try:  # 0.4us: is the current JAX trace the eager one?
     from jax._src.core import trace_ctx as _trace_ctx
@@ -82,6 +82,37 @@ except Exception:  # pragma: no cover
 
     def debug_checks_enabled() -> bool:
         return bool(_jax.config.jax_debug_nans or _jax.config.jax_debug_infs)
+
+#: ``[False]`` while neither check has been turned on anywhere in this process (globally or in
+#: any thread's ``with jax.debug_nans(True)``): then :func:`debug_checks_enabled` is False in
+#: every thread, and a cached call skips asking it (0.1-0.2us). Set for good by the first
+#: switch-on seen (JAX's hooks on the two settings), or from the start when the hooks cannot
+#: be added: callers then ask :func:`debug_checks_enabled` each time.
+DEBUG_CHECKS_SEEN = [True]
+
+
+def _install_debug_check_hooks():
+    def seen(value):
+        if value:
+            DEBUG_CHECKS_SEEN[0] = True
+
+    for setting in (_debug_nans, _debug_infs):
+        for slot in ('_update_global_hook', '_update_thread_local_hook'):
+            previous = getattr(setting, slot)
+
+            def hook(value, previous=previous):
+                seen(value)
+                if previous is not None:
+                    previous(value)
+
+            setattr(setting, slot, hook)
+    DEBUG_CHECKS_SEEN[0] = debug_checks_enabled()
+
+
+try:
+    _install_debug_check_hooks()
+except Exception:  # pragma: no cover - JAX's settings changed: always ask
+    DEBUG_CHECKS_SEEN[0] = True
 
 
 # Which frames are the user's: JAX's own list of excluded paths (its internals, and brainstate's

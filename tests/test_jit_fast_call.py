@@ -39,7 +39,8 @@ def test_cached_calls_take_the_generated_path_and_match_pure_jax():
     np.testing.assert_allclose(w.value, 2.)
     assert traces == [(3,)]  # traced once
     entry = step._last
-    assert entry.fast.__name__ == 'fast'  # generated, not the general __call__
+    assert entry.fast_call(1).__name__ == 'fast'  # generated
+    assert step.__call__ is entry.fast_call(1)  # calls run it directly
 
 
 def test_misses_retrace_and_keyword_arguments_take_the_general_path():
@@ -115,4 +116,151 @@ def test_a_function_writing_no_state_and_one_of_pytrees():
         update(jnp.ones(2))
     np.testing.assert_allclose(tree.value['u'], 3.)
     np.testing.assert_allclose(tree.value['v'], 8.)
-    assert read_only._last.fast.__name__ == '__call__'  # a pytree state: the general path
+    assert read_only._last.fast_call(1) is None  # a pytree state: the general path
+
+
+def test_other_argument_counts_and_a_keyword_named_like_a_parameter():
+    s = brainstate.ShortTermState(jnp.zeros(2))
+
+    @brainstate.transform.jit
+    def step(x, y=None, a0=0.):
+        s.value = s.value + x + (0. if y is None else y) + a0
+        return s.value.sum()
+
+    ref = np.zeros(2)
+    for args, kwargs, add in [((jnp.ones(2),), {}, 1.), ((jnp.ones(2),), {}, 1.),
+                              ((jnp.ones(2), jnp.full(2, 2.)), {}, 3.),
+                              ((jnp.ones(2),), {}, 1.),  # the one-argument call again
+                              ((jnp.ones(2),), {'a0': 5.}, 6.),  # a keyword: general path
+                              ((jnp.ones(2), jnp.full(2, 2.)), {}, 3.)]:
+        ref = ref + add
+        np.testing.assert_allclose(step(*args, **kwargs), ref.sum(), rtol=1e-6)
+        np.testing.assert_allclose(s.value, ref, rtol=1e-6)
+    with pytest.raises(TypeError):
+        step()  # too few arguments: the general path names the problem
+    np.testing.assert_allclose(s.value, ref, rtol=1e-6)
+
+
+def test_an_error_on_a_retrace_from_the_cached_call_shows_the_users_frames():
+    import traceback
+    s = brainstate.ShortTermState(jnp.zeros(3))
+
+    @brainstate.transform.jit
+    def step(x):
+        if x.shape[0] != 3:
+            raise ValueError('step wants three numbers')
+        s.value = s.value + x
+        return s.value
+
+    step(jnp.ones(3))
+    step(jnp.ones(3))  # the cached call is in place
+    with pytest.raises(ValueError, match='three numbers') as info:
+        step(jnp.ones(4))  # JAX retraces inside the cached call; the user's function raises
+    frames = [f.filename for f in traceback.extract_tb(info.value.__traceback__)]
+    inside = [f for f in frames if '/brainstate/' in f.replace('\\', '/')]
+    assert len(inside) <= 1, inside
+    np.testing.assert_allclose(s.value, 2.)
+    np.testing.assert_allclose(step(jnp.ones(3)), 3.)
+
+
+@pytest.fixture
+def restore_debug_flag():
+    from brainstate import _compat
+    before = _compat.DEBUG_CHECKS_SEEN[0]
+    yield
+    _compat.DEBUG_CHECKS_SEEN[0] = before  # (the checks are off again: later calls may skip)
+
+
+def test_inf_checks_switched_on_after_cached_calls_keep_the_states(restore_debug_flag):
+    from brainstate import _compat
+    s = brainstate.ShortTermState(jnp.ones(3))
+
+    @brainstate.transform.jit
+    def step(x):
+        s.value = s.value * x
+        return s.value.sum()
+
+    for _ in range(3):
+        step(jnp.full(3, 2.))
+    entry = step._last
+    assert entry._jitted_keep_states is None  # (only the donating program so far)
+    bad = jnp.full(3, jnp.inf)  # (made before: JAX would check the making too)
+    with jax.debug_infs(True):  # (JAX stops donating under debug_nans itself, not this one)
+        assert _compat.DEBUG_CHECKS_SEEN[0]  # seen through JAX's hook, no per-call read
+        with pytest.raises(FloatingPointError):
+            step(bad)
+        # The call took the program that donates nothing, chosen per call once checks are seen.
+        assert entry._jitted_keep_states is not None
+    # JAX re-ran the failing program: its inputs were not donated, the state is as before.
+    np.testing.assert_allclose(s.value, 8.)
+    step(jnp.full(3, 2.))
+    np.testing.assert_allclose(s.value, 16.)
+
+
+def test_a_changed_environ_setting_the_function_read_retraces():
+    s = brainstate.ShortTermState(jnp.zeros(()))
+
+    @brainstate.transform.jit
+    def step():
+        s.value = s.value + brainstate.environ.get_dt()
+        return s.value
+
+    with brainstate.environ.context(dt=0.5):
+        step()
+        step()  # cached
+        with brainstate.environ.context(dt=2.):
+            step()
+        step()
+    np.testing.assert_allclose(s.value, 3.5)
+
+
+def test_a_trace_running_in_another_thread_does_not_misroute_calls():
+    import threading
+    s = brainstate.ShortTermState(jnp.zeros(()))
+
+    @brainstate.transform.jit
+    def step(x):
+        s.value = s.value + x
+        return s.value
+
+    step(1.)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_trace():
+        @brainstate.transform.jit
+        def other(x):
+            inside.set()
+            release.wait(10)
+            return x * 2
+        other(1.)
+
+    thread = threading.Thread(target=slow_trace)
+    thread.start()
+    assert inside.wait(10)
+    try:
+        step(1.)  # another thread traces: this call takes the general path, still correct
+        step(1.)
+    finally:
+        release.set()
+        thread.join()
+    np.testing.assert_allclose(s.value, 3.)
+
+
+def test_inside_another_jit_the_call_is_traced_into_it():
+    s = brainstate.ShortTermState(jnp.zeros(()))
+
+    @brainstate.transform.jit
+    def inner(x):
+        s.value = s.value + x
+        return s.value
+
+    inner(1.)
+    inner(1.)
+
+    @brainstate.transform.jit
+    def outer(x):
+        return inner(x) + inner(x)
+
+    np.testing.assert_allclose(outer(1.), 3. + 4.)
+    np.testing.assert_allclose(s.value, 4.)
+    np.testing.assert_allclose(inner(1.), 5.)

@@ -15,6 +15,8 @@ states the function reads and writes; it is then reused, not repeated.
 from __future__ import annotations
 
 import functools
+import operator
+import os
 import sys
 import threading
 import time
@@ -24,7 +26,8 @@ import jax
 
 from .. import _state
 from .._state_pack import LIVE_PACKS as _LIVE_PACKS
-from .._compat import hide_brainstate_frames
+from .._compat import DEBUG_CHECKS_SEEN, hide_brainstate_frames
+from ..environ import _view_stamp
 from .._errors import TracerLeakError
 from ..ir import Graph
 from ..ir._eval import bind_as_call
@@ -44,6 +47,7 @@ _STRUCTURE_EPOCH = _state.STRUCTURE_EPOCH
 _Tracer = jax.core.Tracer
 _acquire = STATE_LOCK.acquire
 _release = STATE_LOCK.release
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _strong_array(leaf):
@@ -64,6 +68,15 @@ def _abstract_tracers(tree):
                                         weak_type=getattr(x.aval, 'weak_type', False))
         return x
     return jax.tree.map(abstract, tree)
+
+
+_UNSET = object()
+
+
+def _given(head: tuple, more: tuple) -> tuple:
+    """The positional arguments a generated cached call received: its named parameters that
+    were given (the rest hold the marker ``_UNSET``), then the extra ones."""
+    return tuple(a for a in head if a is not _UNSET) + more
 
 
 class _StateSetChanged(Exception):
@@ -145,7 +158,7 @@ class _Entry:
         self._jitted_keep_states = None
         self._options = dict(options, donate_argnums=user_donated)
         self.refresh_layout()
-        self.fast = self._make_fast_call()
+        self._fast_calls = {}
 
     @property
     def pending(self) -> StatefulProgram | None:
@@ -175,52 +188,107 @@ class _Entry:
                                for s in states)
         self.written_leaf_counts = [s._treedef.num_leaves for s in self.written_states]
 
-    def _make_fast_call(self):
-        """The per-call path of this entry, generated for its states: ``fast(args, kwargs)``.
+    def fast_call(self, nargs: int):
+        """The generated cached call of this entry for ``nargs`` positional arguments (made
+        once per count), or None where calls take the general path (see :meth:`_make_fast_call`)."""
+        fast = self._fast_calls.get(nargs, _UNSET)
+        if fast is _UNSET:
+            fast = self._fast_calls[nargs] = self._make_fast_call(nargs)
+        return fast
 
-        For the common entry (one array per state, no argument donation, donation allowed, no
-        constants as arguments, no state changing its avals) the state reads, the call and the
-        stores are unrolled into straight-line code with each State bound to a name, which
-        saves the loops and flag tests of :meth:`__call__` (~1-2 us per call). Anything
-        unusual on a call (a changed state structure, keyword arguments, JAX's debug checks)
-        takes :meth:`__call__`, which handles every case. Other entries use it always."""
+    def _make_fast_call(self, nargs: int):
+        """The whole cached call of this entry, generated for its states and for ``nargs``
+        positional arguments; None for an entry the general path must handle
+        (:meth:`JittedFunction._general_call`).
+
+        The generated ``fast`` becomes the JittedFunction's ``_call`` while this entry is its
+        latest: calling the JittedFunction runs it directly, one Python frame above JAX's C++
+        dispatch. It is made for the common entry (one array per state, no constants as
+        arguments, no argument donation, no state changing its avals), with each State bound
+        to a name and the reads, the call and the stores unrolled into straight-line code; its
+        positional parameters are named (``*args`` would cost a tuple in and one out, about a
+        third of our time per call). Its first line checks, in O(1), that nothing the general
+        path handles differently applies: another argument count or keyword arguments, a
+        brainstate trace running (the call becomes part of it), a state's structure or the set
+        of states changed (``STRUCTURE_EPOCH``), a ``brainstate.environ`` setting changed since
+        the entry's reads last held (the view stamp), JAX's NaN/Inf checks ever switched on
+        (``DEBUG_CHECKS_SEEN``: donation is then decided per call). Any of them: the general
+        path."""
         if (not self.single_leaf or self.consts_as_args or self.reshaped or
-                not self.may_donate or self.owner.args.donate_argnums):
-            return self.__call__
-        names = {'entry': self, 'EPOCH': _STRUCTURE_EPOCH, 'acquire': _acquire,
-                 'release': _release, 'may_donate': call_may_donate, 'Tracer': _Tracer,
-                 'copy_exposed': copy_exposed, 'leak': self._leaked}
+                self.owner.args.donate_argnums):
+            return None
+        owner = self.owner
+        donate = self.may_donate
+        names = {'entry': self, 'S': _state, 'EPOCH': _STRUCTURE_EPOCH,
+                 'ER': self.environ_reads, 'view_stamp': _view_stamp,
+                 'DEBUG': DEBUG_CHECKS_SEEN, 'acquire': _acquire, 'release': _release,
+                 'jitted': self.jitted if donate else self.jitted_keep_states,
+                 'Tracer': _Tracer, 'leak': self._leaked,
+                 'StateSetChanged': _StateSetChanged, 'general': owner._general_call,
+                 'retrace': owner._retrace_call, 'explain': owner._explain_failure,
+                 'M': _UNSET, 'given': _given}
         donated = [f'D{i}' for i in range(len(self.donated_states))]
         kept = [f'K{i}' for i in range(len(self.kept_states))]
         written = [f'W{i}' for i in range(len(self.written_states))]
         names.update(zip(donated, self.donated_states))
         names.update(zip(kept, self.kept_states))
         names.update(zip(written, self.written_states))
-        exposed = ' or '.join(f'{d}._exposed' for d in donated) or 'False'
+        params = [f'a{i}' for i in range(nargs)]
+        # Positional-only, defaulting to a marker: fewer arguments show as a marker, more in
+        # ``more``, keywords (also one named like a parameter) in ``kwargs``.
+        signature = ''.join(f'{a}=M, ' for a in params) + ('/, ' if params else '')
+        args = f'({"".join(f"{a}, " for a in params)})'
+        donated_values = f'[{", ".join(f"{d}._value" for d in donated)}]'
+        donated_set = set(self.donated_states) if donate else set()
+        checks = ['more', 'kwargs'] + ([f'{params[-1]} is M'] if params else []) + [
+            'S._TRACES_ACTIVE', 'entry.epoch != EPOCH[0]',
+            '(ER.values and ER.stamp != view_stamp())']
+        if donate:
+            checks.append('DEBUG[0]')
         lines = [
-            'def fast(args, kwargs):',
-            '    if kwargs or entry.epoch != EPOCH[0] or not may_donate():',
-            '        return entry(args, kwargs)',
-            '    acquire()',
+            f'def fast({signature}*more, **kwargs):',
+            f'    if {" or ".join(checks)}:',
+            f'        return general(given({args}, more), kwargs)',
             '    try:',
-            f'        donated = [{", ".join(f"{d}._value" for d in donated)}]',
-            f'        if {exposed}:',
-            '            donated = copy_exposed(entry.donated_states, donated, True)',
-            f'        results, written = entry.jitted(donated, '
-            f'[{", ".join(f"{k}._value" for k in kept)}], *args)',
+            '        acquire()',
+            '        try:',
         ]
+        body = [f'results, written = jitted({donated_values}, '
+                f'[{", ".join(f"{k}._value" for k in kept)}]{"".join(f", {a}" for a in params)})']
         if written:
             values = [f'v{i}' for i in range(len(written))]
-            lines += [f'        {", ".join(values)}, = written',
-                      '        if isinstance(v0, Tracer):',
-                      '            leak()']
-            lines += [f'        {w}._value = {v}; {w}._exposed = False'
-                      for w, v in zip(written, values)]
-        lines += ['    finally:',
-                  '        release()',
-                  '    return results']
-        exec(compile('\n'.join(lines), f'<brainstate jit fast call of {self.owner.args.fun_name}>',
-                     'exec'), names)
+            body += [f'{", ".join(values)}, = written',
+                     'if isinstance(v0, Tracer):',
+                     '    leak()']
+            # A donated state was not exposed (checked below) and nobody holds its new buffer:
+            # its flag stays False. Others are cleared, as the general path does.
+            body += [f'{w}._value = {v}' if state in donated_set else
+                     f'{w}._value = {v}; {w}._exposed = False'
+                     for w, v, state in zip(written, values, self.written_states)]
+        if donate:
+            # Someone may hold a buffer to donate: the general path copies it first.
+            exposed = ' or '.join(f'{d}._exposed' for d in donated)
+            lines += [f'            if {exposed}:',
+                      f'                results = entry({args}, kwargs)',
+                      '            else:']
+            lines += [f'                {line}' for line in body]
+        else:
+            lines += [f'            {line}' for line in body]
+        lines += [
+            '        finally:',
+            '            release()',
+            '    except StateSetChanged:',
+            f'        return retrace({args}, kwargs)',
+            '    except Exception as error:',
+            f'        explain(entry, error, {args}, kwargs)',
+            '        raise',
+            '    return results',
+        ]
+        # Named as a file in this package, so tracebacks leave it out with our other frames.
+        filename = f'{_PACKAGE_DIR}<cached call of {owner.args.fun_name}>'
+        source = '\n'.join(lines)
+        exec(compile(source, filename, 'exec'), names)
+        names['fast'].source = source  # (to read what runs)
         return names['fast']
 
     def _leaked(self):
@@ -385,38 +453,74 @@ class JittedFunction:
         # which would replace ours and silently drop that transform.
         functools.update_wrapper(self, fun, updated=())
 
-    def __call__(self, *args, **kwargs):
-        if _TRACE_STACK.stack:
-            # Inside another brainstate transform: become part of its trace.
-            return self.fun(*args, **kwargs)
-        entry = self._last
-        if entry is not None and entry.environ_reads.values and not entry.environ_reads.hold():
-            entry = self._last = self._entry_for_environ()
-        if entry is not None:
-            try:
-                return entry.fast(args, kwargs)
-            except _StateSetChanged:
-                pass
-            except (TypeError, ValueError) as error:
-                # JAX's message for a bad argument is generic; ours names it and says what to
-                # do. If the arguments are fine, the error was the user's: re-raise it.
+    # Calling a JittedFunction runs its ``_call``: the general path (the method below) or,
+    # while the latest entry has one, that entry's generated cached call (``_Entry.fast``, set
+    # on the instance by ``_use``). ``attrgetter`` finds it in C, so a cached call runs one
+    # Python frame of ours above JAX's C++ dispatch.
+    __call__ = property(operator.attrgetter('_call'))
+
+    def _call(self, *args, **kwargs):
+        return self._general_call(args, kwargs)
+
+    def _use(self, entry: _Entry | None, nargs: int = 0):
+        """Make ``entry`` the latest: later calls try it first, through its cached call for
+        ``nargs`` positional arguments where it has one."""
+        self._last = entry
+        fast = None if entry is None else entry.fast_call(nargs)
+        if fast is None:
+            self.__dict__.pop('_call', None)
+        else:
+            self.__dict__['_call'] = fast
+
+    def _general_call(self, args: tuple, kwargs: dict):
+        """A call, every case handled."""
+        try:
+            if _TRACE_STACK.stack:
+                # Inside another brainstate transform: become part of its trace.
+                return self.fun(*args, **kwargs)
+            entry = self._last
+            if entry is not None and entry.environ_reads.values and \
+                    not entry.environ_reads.hold():
+                entry = self._entry_for_environ()
+            if entry is not None:
+                if entry is not self._last or (not kwargs and self.__dict__.get('_call') is not
+                                               entry.fast_call(len(args))):
+                    self._use(entry, len(args))  # (another entry, or another argument count)
                 try:
-                    self.args.signature(args, kwargs)
-                    check_concrete_states(entry.read_states, self.args.fun_name)
-                except Exception as ours:
-                    hide_brainstate_frames(ours)
+                    return entry(args, kwargs)
+                except _StateSetChanged:
+                    pass
+                except Exception as error:
+                    self._explain_failure(entry, error, args, kwargs)
                     raise
-                hide_brainstate_frames(error)
-                raise
-            except Exception as error:
-                hide_brainstate_frames(error)
-                raise
+            return self._slow_call(args, kwargs)
+        except Exception as error:
+            # As JAX does for its own: the traceback shows the user's frames, not ours.
+            hide_brainstate_frames(error)
+            raise
+
+    def _retrace_call(self, args, kwargs):
+        """Trace the call afresh and run it (no cached entry fits)."""
         try:
             return self._slow_call(args, kwargs)
         except Exception as error:
             # As JAX does for its own: the traceback shows the user's frames, not ours.
             hide_brainstate_frames(error)
             raise
+
+    def _explain_failure(self, entry: _Entry, error: Exception, args, kwargs):
+        """A cached call of ``entry`` raised ``error``: raise ours instead if the arguments or
+        states are at fault (JAX's message for a bad argument is generic; ours names it and
+        says what to do); otherwise leave ``error`` to be re-raised, its traceback showing
+        the user's frames, not ours."""
+        if isinstance(error, (TypeError, ValueError)):
+            try:
+                self.args.signature(args, kwargs)
+                check_concrete_states(entry.read_states, self.args.fun_name)
+            except Exception as ours:
+                hide_brainstate_frames(ours)
+                raise
+        hide_brainstate_frames(error)
 
     def _entry_for_environ(self) -> _Entry | None:
         """The latest entry traced under the ``brainstate.environ`` settings now in force (the
@@ -476,7 +580,7 @@ class JittedFunction:
 
     def _trace_and_call(self, args, kwargs):
         entry = self._entry_for(args, kwargs)
-        self._last = entry
+        self._use(entry, len(args))
         try:
             return entry(args, kwargs)
         except TypeError:
@@ -531,7 +635,7 @@ class JittedFunction:
     def clear_cache(self):
         """Forget every compiled program; the next call traces and compiles again."""
         self._entries.clear()
-        self._last = None
+        self._use(None)
         if self._stateful is not None:
             self._stateful.clear_cache()
 
