@@ -31,6 +31,7 @@ import jax
 
 from .. import _state
 from .._compat import hide_brainstate_frames, outside_any_jax_trace
+from ._direct import can_run_directly
 from ._fun_key import function_key
 from ._state_io import STATE_LOCK
 
@@ -41,7 +42,7 @@ _cache: OrderedDict = OrderedDict()   # traced program's fingerprint -> _Entry
 _by_key: OrderedDict = OrderedDict()  # (function key, signature) -> (_Entry, consts)
 _ran_directly: OrderedDict = OrderedDict()  # (function key, signature) -> the transform run
 _stats = {'traces': 0, 'compiled_programs': 0, 'hits': 0, 'untraced_hits': 0,
-          'op_by_op': 0, 'direct': 0}
+          'op_by_op': 0, 'direct': 0, 'direct_fallbacks': 0}
 
 
 def _fingerprint(program, sig) -> tuple:
@@ -134,6 +135,15 @@ def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name, direct_fi
         _remember(_ran_directly, fast, key)
         _stats['direct'] += 1
         with STATE_LOCK:
+            run = getattr(key, 'run_directly', None)
+            if run is not None and can_run_directly(passes):
+                try:
+                    return run(args, kwargs)
+                except Exception:
+                    # NotDirect, or an error: nothing was stored. The traced run below
+                    # handles what a direct run does not, and gives the errors their
+                    # messages (the user's Python runs again).
+                    _stats['direct_fallbacks'] += 1
             return fun(*args, **kwargs)
     if ran_directly:
         # The direct run traced the user's function already (into the transform it was, an

@@ -13,10 +13,10 @@ layout) can run the program compiled for an earlier call without tracing again:
   options (``_cache_key``);
 * an object of the user's (a Module, a config object...): its class and, recursively, every
   attribute in its ``__dict__``; lists, tuples, dicts and sets: their elements;
-* Python scalars and strings by value; arrays, States, modules, classes and library objects by
-  identity (a State's value is an input of the program, not part of it; JAX arrays are
-  immutable, so an equal identity is an equal value — the key holds them so an identity is
-  never reused).
+* Python scalars and strings by value; arrays, States, modules, classes and library objects
+  (functions of JAX, NumPy... included) by identity (a State's value is an input of the
+  program, not part of it; JAX arrays are immutable, so an equal identity is an equal value —
+  the key holds them so an identity is never reused).
 
 So changing a closure value, a global or an attribute the function reads (``m.k = 10.``) gives
 a new key, and the next call traces again, as Python semantics require. What the key cannot see
@@ -130,6 +130,11 @@ class _Walker:
                 tuple((name, self.key(value)) for name, value in attrs.items()))
 
     def function(self, fun: types.FunctionType):
+        module = getattr(fun, '__module__', None) or ''
+        if module.split('.', 1)[0] in _LIBRARY_PREFIXES:
+            # A library's function (``jax.vmap``, a ``jnp`` function held as an option): by
+            # identity, as its other objects; walking its globals would describe half of JAX.
+            return _Ref(fun)
         code = fun.__code__
         glob = fun.__globals__
         closure = fun.__closure__ or ()
