@@ -75,9 +75,21 @@ def _names_of(code: types.CodeType) -> tuple:
     return names
 
 
-def _by_identity(obj) -> bool:
-    module = getattr(type(obj), '__module__', '') or ''
-    return module.split('.', 1)[0] in _LIBRARY_PREFIXES
+_State = None  # brainstate.State (imported on first use: this module loads before it)
+_identity_kinds: dict = {}  # type -> whether its objects are described by identity
+
+
+def _is_identity_kind(kind) -> bool:
+    found = _identity_kinds.get(kind)
+    if found is None:
+        global _State
+        if _State is None:
+            from .._state import State as _State
+        module = getattr(kind, '__module__', '') or ''
+        found = _identity_kinds[kind] = (
+            issubclass(kind, (_State, type, types.ModuleType)) or
+            module.split('.', 1)[0] in _LIBRARY_PREFIXES)
+    return found
 
 
 class _Walker:
@@ -97,37 +109,36 @@ class _Walker:
         if kind is complex:
             return (complex, obj.real.hex(), obj.imag.hex())
         ident = id(obj)
-        if ident in self.seen:  # a cycle or shared object: refer to its first description
-            return ('@', self.seen[ident])
-        self.seen[ident] = len(self.seen)
+        seen = self.seen
+        if ident in seen:  # a cycle or shared object: refer to its first description
+            return ('@', seen[ident])
+        seen[ident] = len(seen)
+        key = self.key
+        if kind is tuple or kind is list:
+            return (kind, tuple([key(x) for x in obj]))
         if kind is types.FunctionType:
             return self.function(obj)
-        if kind is types.MethodType:
-            return ('method', self.key(obj.__func__), self.key(obj.__self__))
-        if kind is functools.partial:
-            return ('partial', self.key(obj.func), self.key(obj.args),
-                    self.key(obj.keywords))
-        if kind in (tuple, list):
-            return (kind, tuple(self.key(x) for x in obj))
         if kind is dict:
-            return (dict, tuple((self.key(k), self.key(v)) for k, v in obj.items()))
-        if kind in (set, frozenset):
-            return (kind, frozenset(self.key(x) for x in obj))
+            return (dict, tuple([(key(k), key(v)) for k, v in obj.items()]))
+        if kind is types.MethodType:
+            return ('method', key(obj.__func__), key(obj.__self__))
+        if kind is functools.partial:
+            return ('partial', key(obj.func), key(obj.args), key(obj.keywords))
+        if kind is set or kind is frozenset:
+            return (kind, frozenset([key(x) for x in obj]))
         cache_key = getattr(kind, '_cache_key', None)
         if cache_key is not None:  # a brainstate transform object (or a user's own rule)
-            return ('transform', kind, self.key(cache_key(obj)))
+            return ('transform', kind, key(cache_key(obj)))
         if isinstance(obj, tuple) and hasattr(obj, '_fields'):  # a namedtuple
-            return (kind, tuple(self.key(x) for x in obj))
-        from .._state import State
-        if isinstance(obj, (State, type, types.ModuleType)) or _by_identity(obj):
+            return (kind, tuple([key(x) for x in obj]))
+        if _is_identity_kind(kind):
             if isinstance(obj, np.generic):  # a NumPy scalar: by value and bits
                 return (kind, obj.tobytes())
             return _Ref(obj)
         attrs = getattr(obj, '__dict__', None)
         if attrs is None:
             return _Ref(obj)
-        return ('object', kind,
-                tuple((name, self.key(value)) for name, value in attrs.items()))
+        return ('object', kind, tuple([(name, key(value)) for name, value in attrs.items()]))
 
     def function(self, fun: types.FunctionType):
         module = getattr(fun, '__module__', None) or ''

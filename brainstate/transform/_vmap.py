@@ -41,8 +41,9 @@ from .._state import State
 from ..passes import BatchingSpec
 from ..util.filter import to_predicate
 from ._arguments import ArgumentSpec, CallSignature, describe_argument_path
+from ._direct import DirectContext, NotDirect
 from ._eager import run_eagerly
-from ._program import trace_program
+from ._program import check_outputs, trace_program
 from ._state_io import store_new_state, write_back
 from ._transformed import TransformedFunction
 
@@ -572,8 +573,37 @@ class VmappedFunction(TransformedFunction):
         if not _state.TRACE_STACK:
             # Eagerly: one compiled program through the one eager runner and state I/O path.
             return run_eagerly(self._traced_call, args, kwargs, name=self.fun_name,
-                               inside_raw_jax=True, key=self, passes=self.passes)
+                               inside_raw_jax=True, key=self, passes=self.passes,
+                               direct_first=True)
         return self._traced_call(*args, **kwargs)
+
+    def run_directly(self, args: tuple, kwargs: dict):
+        """A key's first eager call, run as raw JAX's eager ``jax.vmap`` runs it (the eager
+        runner's rule, :mod:`._eager`): the function itself under ``jax.vmap``, reading states
+        shared through a :class:`~._direct.DirectContext`; nothing is traced into the IR.
+        Only for what needs no batching analysis: no ``in_states`` / ``out_states``, and a
+        function that writes and creates no State (a write, a random draw included, raises
+        :class:`~._direct.NotDirect` before anything is stored, and the call goes through the
+        IR). One direct run per transform object, as for the grad family."""
+        if (type(self) is not VmappedFunction or self.mapping is not jax.vmap or
+                self.in_states.states or self.in_states.filters or self.out_states.states or
+                self.out_states.filters or self._cache or
+                self.__dict__.get('_ran_directly')):
+            raise NotDirect()
+        self._ran_directly = True
+        leaves, treedef, axes, _, _, _ = _flatten_arguments(args, kwargs, self.in_axes,
+                                                            self.where)
+        fun, name = self.fun, self.fun_name
+
+        def lane(*lane_leaves):
+            lane_args, lane_kwargs = jax.tree.unflatten(treedef, lane_leaves)
+            with DirectContext(writes=False):
+                out = fun(*lane_args, **lane_kwargs)
+            check_outputs(out, name)
+            return out
+
+        return jax.vmap(lane, in_axes=tuple(axes), out_axes=self.out_axes,
+                        axis_size=self.axis_size, axis_name=self.axis_name)(*leaves)
 
     def _traced_call(self, *args, **kwargs):
         args_info = _flatten_arguments(args, kwargs, self.in_axes, self.where)
