@@ -246,3 +246,13 @@ def test_a_failing_first_direct_grad_leaves_states_intact():
         T.grad(loss, w)(jnp.ones(3))
     np.testing.assert_array_equal(other.value, np.zeros(3))
     np.testing.assert_array_equal(w.value, np.ones(3))
+
+
+def test_a_library_function_in_a_key_is_described_by_identity():
+    from brainstate.transform._fun_key import BUDGET, _Walker
+    walker = _Walker()
+    walker.key(T.vmap(lambda x: x * 2.))  # holds jax.vmap as its `mapping` option
+    assert BUDGET - walker.left < 100  # (walking jax.vmap's globals took ~600 items)
+    same = lambda x: x * 2.
+    assert _Walker().key(T.vmap(same)) == _Walker().key(T.vmap(same))
+    assert _Walker().key(T.vmap(same)) != _Walker().key(T.vmap(same, out_axes=1))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import types
+import weakref
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ _BY_VALUE = (int, bool, str, bytes, type(None), type(Ellipsis), range)
 # Libraries whose objects are described by identity (functions and arrays of JAX and NumPy...).
 _LIBRARY_PREFIXES = ('jax', 'jaxlib', 'numpy', 'builtins', 'functools', 'optax', 'brainunit',
                      'ml_dtypes', 'typing', 'collections', 'abc', 'enum')
-_code_names: dict = {}
+_code_names = weakref.WeakKeyDictionary()  # code -> global names (fresh code is freed)
 
 
 class _GiveUp(Exception):
