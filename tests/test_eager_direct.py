@@ -193,8 +193,8 @@ def test_a_vmap_that_writes_states_goes_through_the_traced_run():
         acc.value = acc.value + 1.   # the same value in every lane: allowed
         return x * 2.
 
-    out, direct, fallbacks, _ = _run(lambda: T.vmap(shared_write)(xs))
-    assert (direct, fallbacks) == (1, 1)
+    out, direct, fallbacks, traces = _run(lambda: T.vmap(shared_write)(xs))
+    assert (direct, fallbacks, traces) == (0, 1, 1)  # (traced, run op by op)
     np.testing.assert_allclose(out, xs * 2.)
     np.testing.assert_allclose(acc.value, np.ones(4))
 

@@ -250,7 +250,9 @@ class _StatefulTransform(TransformedFunction):
     @property
     def last_program(self):
         """The :class:`StatefulProgram` of the function as last traced (its graph, lowered
-        jaxpr, timings; ``pass_manager.records`` say which passes ran)."""
+        jaxpr, timings; ``pass_manager.records`` say which passes ran). None before the first
+        trace: an eager first call runs the function directly, without one (see
+        :meth:`run_directly`)."""
         return self._last_program
 
     def _program(self, sig: CallSignature, args=None, kwargs=None) -> _Program:

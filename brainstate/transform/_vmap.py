@@ -573,8 +573,7 @@ class VmappedFunction(TransformedFunction):
         if not _state.TRACE_STACK:
             # Eagerly: one compiled program through the one eager runner and state I/O path.
             return run_eagerly(self._traced_call, args, kwargs, name=self.fun_name,
-                               inside_raw_jax=True, key=self, passes=self.passes,
-                               direct_first=True)
+                               inside_raw_jax=True, key=self, passes=self.passes)
         return self._traced_call(*args, **kwargs)
 
     def run_directly(self, args: tuple, kwargs: dict):
