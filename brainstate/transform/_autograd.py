@@ -34,9 +34,9 @@ from .._errors import (ArgumentTypeError, ArgumentValueError, GradientError,
                        StateArgumentError, TracerLeakError)
 from .._state import LongTermState, State
 from ._arguments import ArgumentSpec, CallSignature
-from ._direct import DirectContext, NotDirect
+from ._direct import DirectContext, NotDirect, check_result
 from ._eager import run_eagerly
-from ._program import StatefulProgram, check_outputs, trace_program
+from ._program import StatefulProgram, trace_program
 from ._state_io import write_back, write_back_leaves
 from ._transformed import TransformedFunction
 
@@ -429,7 +429,7 @@ class _StatefulTransform(TransformedFunction):
             try:
                 with ctx:
                     result = self.fun(*call_args, **kwargs)
-                check_outputs(result, self.fun_name)
+                check_result(result, self.fun_name)
                 written_states, written = ctx.outputs()
             finally:
                 ctx.scrub_new_states()

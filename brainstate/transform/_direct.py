@@ -25,7 +25,9 @@ import jax
 from .. import _state
 from .._state import State
 
-__all__ = ['DirectContext', 'NotDirect', 'direct_run_active']
+__all__ = ['DirectContext', 'NotDirect', 'direct_run_active', 'check_result']
+
+_Tracer = jax.core.Tracer
 
 
 class NotDirect(Exception):
@@ -122,6 +124,15 @@ class DirectContext:
         """Drop the tracers held by the states created during the run."""
         for state in self.new_states:
             state.__dict__.pop('_value', None)
+
+
+def check_result(out, fun_name: str):
+    """:func:`._program.check_outputs` (no State or Module in a result), quick for arrays."""
+    if isinstance(out, _Tracer) or (type(out) is tuple and
+                                    all(isinstance(leaf, _Tracer) for leaf in out)):
+        return
+    from ._program import check_outputs
+    check_outputs(out, fun_name)
 
 
 def can_run_directly(passes) -> bool:

@@ -54,6 +54,23 @@ _stats = {'traces': 0, 'compiled_programs': 0, 'hits': 0, 'untraced_hits': 0,
           'op_by_op': 0, 'direct': 0, 'direct_fallbacks': 0}
 
 
+class _Key:
+    """A function key with its signature, hashed once (the eager runner looks it up several
+    times per call; a nested tuple is hashed anew by every lookup)."""
+
+    __slots__ = ('value', 'hash')
+
+    def __init__(self, value):
+        self.value = value
+        self.hash = hash(value)
+
+    def __hash__(self):
+        return self.hash
+
+    def __eq__(self, other):
+        return type(other) is _Key and self.hash == other.hash and self.value == other.value
+
+
 def _fingerprint(program, sig) -> tuple:
     lowered = program.lowered
     closed = lowered.closed_jaxpr
@@ -116,7 +133,7 @@ def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name, direct_fi
     owner = JittedFunction(fun, static_argnums=static_argnums, passes=passes, name=name)
     sig = owner.args.signature(args, kwargs)
     described = None if key is None else function_key((key, static_argnums, passes))
-    fast = None if described is None else (described, sig.key)
+    fast = None if described is None else _Key((described, sig.key))
     if fast is not None:
         found = _by_key.get(fast)
         if found is not None and (found[0].epoch != _state.STRUCTURE_EPOCH[0]

@@ -103,20 +103,24 @@ class _Walker:
         if self.left < 0:
             raise _GiveUp()
         kind = type(obj)
+        if kind is str:  # (itself: no other description is a str)
+            return obj
         if kind in _BY_VALUE:
             return (kind, obj)
         if kind is float:  # by bits: -0.0 and 0.0 differ, a NaN equals itself
             return (float, obj.hex())
         if kind is complex:
             return (complex, obj.real.hex(), obj.imag.hex())
+        key = self.key
+        if kind is tuple:  # (immutable: a cycle through it passes a mutable object too)
+            return (tuple, tuple([key(x) for x in obj]))
         ident = id(obj)
         seen = self.seen
         if ident in seen:  # a cycle or shared object: refer to its first description
             return ('@', seen[ident])
         seen[ident] = len(seen)
-        key = self.key
-        if kind is tuple or kind is list:
-            return (kind, tuple([key(x) for x in obj]))
+        if kind is list:
+            return (list, tuple([key(x) for x in obj]))
         if kind is types.FunctionType:
             return self.function(obj)
         if kind is dict:
