@@ -113,7 +113,8 @@ class _Walker:
             return (complex, obj.real.hex(), obj.imag.hex())
         key = self.key
         if kind is tuple:  # (immutable: a cycle through it passes a mutable object too)
-            return (tuple, tuple([key(x) for x in obj]))
+            self.left -= len(obj)  # (strings are not walked: counted here; a bound, not a tally)
+            return (tuple, tuple([x if type(x) is str else key(x) for x in obj]))
         ident = id(obj)
         seen = self.seen
         if ident in seen:  # a cycle or shared object: refer to its first description
