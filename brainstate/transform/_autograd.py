@@ -405,8 +405,9 @@ class _StatefulTransform(TransformedFunction):
         One direct run per transform object: a transform built once and called again traces
         (and keeps) its program, as before, even when its function key changes between calls
         (a closure that the function itself mutates)."""
-        if self._cache or self.__dict__.get('_ran_directly'):
-            raise NotDirect()
+        if self._cache or self.__dict__.get('_ran_directly') or getattr(self, 'debug_nan',
+                                                                          False):
+            raise NotDirect()  # (debug_nan: the NaN check runs in the compiled program)
         self._ran_directly = True
         self._check_args(args)
         states = self.grad.states
