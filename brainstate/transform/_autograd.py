@@ -34,9 +34,10 @@ from .._errors import (ArgumentTypeError, ArgumentValueError, GradientError,
                        StateArgumentError, TracerLeakError)
 from .._state import LongTermState, State
 from ._arguments import ArgumentSpec, CallSignature
+from ._direct import DirectContext, NotDirect, check_result
 from ._eager import run_eagerly
 from ._program import StatefulProgram, trace_program
-from ._state_io import write_back_leaves
+from ._state_io import write_back, write_back_leaves
 from ._transformed import TransformedFunction
 
 __all__ = [
@@ -249,7 +250,9 @@ class _StatefulTransform(TransformedFunction):
     @property
     def last_program(self):
         """The :class:`StatefulProgram` of the function as last traced (its graph, lowered
-        jaxpr, timings; ``pass_manager.records`` say which passes ran)."""
+        jaxpr, timings; ``pass_manager.records`` say which passes ran). None before the first
+        trace: an eager first call runs the function directly, without one (see
+        :meth:`run_directly`)."""
         return self._last_program
 
     def _program(self, sig: CallSignature, args=None, kwargs=None) -> _Program:
@@ -390,6 +393,63 @@ class _StatefulTransform(TransformedFunction):
                                inside_raw_jax=True, key=self, passes=self.passes,
                                direct_first=not getattr(self, 'debug_nan', False))
         return self._traced_call(*args, **kwargs)
+
+    def run_directly(self, args: tuple, kwargs: dict):
+        """A key's first eager call, run as raw JAX's eager transform runs it (the eager
+        runner's rule, :mod:`._eager`): the function itself under the JAX transform, the grad
+        states' values swapped in by a :class:`~._direct.DirectContext`; nothing is traced into
+        the IR. States written (and created) come out of the JAX transform with the result and
+        are written back once, after success. Raises :class:`~._direct.NotDirect` (or the
+        error) without changing any State when the call must go through the IR.
+
+        One direct run per transform object: a transform built once and called again traces
+        (and keeps) its program, as before, even when its function key changes between calls
+        (a closure that the function itself mutates)."""
+        if self._cache or self.__dict__.get('_ran_directly') or getattr(self, 'debug_nan',
+                                                                          False):
+            raise NotDirect()  # (debug_nan: the NaN check runs in the compiled program)
+        self._ran_directly = True
+        self._check_args(args)
+        states = self.grad.states
+        grad_values = self.grad.build([s.value for s in states]) if self.grad.given else ()
+        if self.arg_positions:
+            diff_args = args[self.argnums] if isinstance(self.argnums, int) else \
+                tuple(args[n] for n in self.arg_positions)
+        else:
+            diff_args = ()
+        extra_states = self._extra_states()
+        extra = ([s.value for s in extra_states], None)
+        positions, single = self.arg_positions, isinstance(self.argnums, int)
+        runs = []
+
+        def f(grad_values, diff_args):
+            call_args = list(args)
+            for i, n in enumerate(positions):
+                call_args[n] = diff_args if single else diff_args[i]
+            ctx = DirectContext(dict(zip(states, self.grad.split(grad_values))))
+            try:
+                with ctx:
+                    result = self.fun(*call_args, **kwargs)
+                check_result(result, self.fun_name)
+                written_states, written = ctx.outputs()
+            finally:
+                ctx.scrub_new_states()
+            runs.append((ctx, written_states))
+            if self.has_aux:
+                if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                    raise NotDirect()  # (the traced call explains)
+                return result[0], (result, written)
+            return result, (result, written)
+
+        derivs, out, (result, written), extra_out = self._apply(f, grad_values, diff_args,
+                                                                extra)
+        ctx, written_states = runs[-1]
+        if getattr(self, 'check_states', True) and any(s not in ctx.read_states
+                                                        for s in states):
+            raise NotDirect()  # a grad state never read: the traced call names it
+        write_back(written_states + extra_states, list(written) + list(extra_out),
+                   f'{self.kind} of {self.fun_name}')
+        return self._format(derivs, out, result)
 
     def _traced_call(self, *args, **kwargs):
         derivs, out, result = self._call(args, kwargs)

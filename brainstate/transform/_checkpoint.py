@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 from .. import _state
 from .._errors import ArgumentValueError
 from ..ir import bind_region
+from ._direct import direct_run_active
 from ._eager import run_eagerly
 from ._region_tracing import as_leaves, aval_of, check_no_states, fun_name, trace_region_body
 
@@ -60,7 +61,7 @@ def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True, policy=
 
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
-        if not _state.TRACE_STACK:
+        if not _state.TRACE_STACK or direct_run_active():
             # Compiled like every eager transform, so a failure part-way keeps no write.
             return run_eagerly(wrapper, args, kwargs, static_argnums=static_argnums,
                                key=('checkpoint', fun, prevent_cse, policy))

@@ -19,6 +19,7 @@ from jax import lax
 
 from .. import _state
 from ..ir import bind_region
+from ._direct import direct_run_active
 from ._eager import call_eagerly
 from ._region_tracing import (as_leaves, aval_of, check_no_states, check_types, fun_name,
                               trace_region_body, unify_closures)
@@ -113,7 +114,7 @@ def cond(pred, true_fun: Callable, false_fun: Callable, *operands) -> Any:
         raise ArgumentTypeError('cond: `true_fun` and `false_fun` must be callable.')
     if pred is None:
         raise ArgumentTypeError('cond: the predicate is None.')
-    if not _state.TRACE_STACK:
+    if not _state.TRACE_STACK or direct_run_active():
         return call_eagerly(('cond', true_fun, false_fun),
                             lambda pred, *ops: _cond(pred, true_fun, false_fun, ops),
                             f'cond({fun_name(true_fun)}, {fun_name(false_fun)})', pred,
@@ -158,7 +159,7 @@ def switch(index, branches: Sequence[Callable], *operands) -> Any:
         raise ArgumentTypeError('switch: every branch must be callable.')
     if len(branches) == 1:
         return branches[0](*operands)
-    if not _state.TRACE_STACK:
+    if not _state.TRACE_STACK or direct_run_active():
         return call_eagerly(('switch', branches),
                             lambda index, *ops: _switch(index, branches, ops),
                             f'switch({", ".join(fun_name(b) for b in branches)})', index,

@@ -17,9 +17,18 @@ it reads (``m.k = 10.`` between two calls of ``for_loop(m.body, ...)`` is honour
 compiled program is then looked up by what the trace produced (the lowered jaxpr's text, the
 shapes of its constants — passed as arguments, so their values may differ —, the states it
 reads and writes with their tree structures, the argument and result structures), so two keys
-that trace to the same program share one XLA executable. A transform that can run outside a
-trace (the grad family: ``direct_first``) runs a key's first call directly, op by op, as raw
-JAX's eager transform does: nothing is traced into a program until the key comes again.
+that trace to the same program share one XLA executable.
+
+**First calls run directly.** A transform that can run without the IR (the grad family and
+vmap: ``direct_first``, and a ``run_directly`` method) runs a key's first call as raw JAX's
+eager transform does: the user's function itself under ``jax.grad`` / ``jax.vjp`` /
+``jax.vmap``, op by op, its states swapped in and its writes recorded by a
+:class:`~._direct.DirectContext` and written back after success (:mod:`._direct`). Nothing is
+traced into a program until the key comes again: the second call traces and compiles, later
+ones run untraced. What a direct run does not handle (a vmap that writes a state, a user's pass
+pipeline, state hooks...) it refuses before storing anything, and the call runs traced, op by
+op (the user's Python then runs again); so does a call that raised, so its error is the traced
+call's.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import jax
 
 from .. import _state
 from .._compat import hide_brainstate_frames, outside_any_jax_trace
+from ._direct import can_run_directly
 from ._fun_key import function_key
 from ._state_io import STATE_LOCK
 
@@ -41,7 +51,24 @@ _cache: OrderedDict = OrderedDict()   # traced program's fingerprint -> _Entry
 _by_key: OrderedDict = OrderedDict()  # (function key, signature) -> (_Entry, consts)
 _ran_directly: OrderedDict = OrderedDict()  # (function key, signature) -> the transform run
 _stats = {'traces': 0, 'compiled_programs': 0, 'hits': 0, 'untraced_hits': 0,
-          'op_by_op': 0, 'direct': 0}
+          'op_by_op': 0, 'direct': 0, 'direct_fallbacks': 0}
+
+
+class _Key:
+    """A function key with its signature, hashed once (the eager runner looks it up several
+    times per call; a nested tuple is hashed anew by every lookup)."""
+
+    __slots__ = ('value', 'hash')
+
+    def __init__(self, value):
+        self.value = value
+        self.hash = hash(value)
+
+    def __hash__(self):
+        return self.hash
+
+    def __eq__(self, other):
+        return type(other) is _Key and self.hash == other.hash and self.value == other.value
 
 
 def _fingerprint(program, sig) -> tuple:
@@ -75,10 +102,12 @@ def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = 
     transforms that need no region); otherwise such a call is refused with a TracerLeakError by
     jit's argument check.
     ``direct_first``: ``fun`` can run outside any trace (it applies a JAX transform to a
-    lowered program and writes its states back after: the grad family). The first call of a
-    key then just runs it: JAX evaluates the transform op by op, as its own eager ``jax.grad``
-    does, without tracing the call into a program; the second call of that key traces and
-    compiles it (no op-by-op run), and later ones run the compiled program untraced.
+    lowered program and writes its states back after: the grad family, vmap). The first call
+    of a key then runs ``key.run_directly(args, kwargs)`` (the user's function under the JAX
+    transform, no IR; see the module docstring), or ``fun`` where that refuses: JAX evaluates
+    the transform op by op, as its own eager ``jax.grad`` does, without tracing the call into
+    a program; the second call of that key traces and compiles it (no op-by-op run), and later
+    ones run the compiled program untraced.
     """
     from ._jit import JittedFunction, _Entry, _StateSetChanged
     if not outside_any_jax_trace():
@@ -104,7 +133,7 @@ def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name, direct_fi
     owner = JittedFunction(fun, static_argnums=static_argnums, passes=passes, name=name)
     sig = owner.args.signature(args, kwargs)
     described = None if key is None else function_key((key, static_argnums, passes))
-    fast = None if described is None else (described, sig.key)
+    fast = None if described is None else _Key((described, sig.key))
     if fast is not None:
         found = _by_key.get(fast)
         if found is not None and (found[0].epoch != _state.STRUCTURE_EPOCH[0]
@@ -128,16 +157,32 @@ def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name, direct_fi
             finally:
                 entry.pending = None
     ran_directly = fast is not None and fast in _ran_directly
-    if direct_first and fast is not None and not ran_directly:
+    run = getattr(key, 'run_directly', None) if fast is not None and not ran_directly else None
+    if run is not None and can_run_directly(passes):
         # A first call: compiling cannot pay off yet; run it as raw JAX would (the module
         # docstring's rule). Its states are written once, after it succeeded.
+        with STATE_LOCK:
+            try:
+                result = run(args, kwargs)
+            except Exception:
+                # NotDirect, or an error: nothing was stored. The run below handles what a
+                # direct run does not, and gives the errors their messages (the user's
+                # Python runs again).
+                _stats['direct_fallbacks'] += 1
+            else:
+                _remember(_ran_directly, fast, key)
+                _stats['direct'] += 1
+                return result
+    if direct_first and fast is not None and not ran_directly:
+        # (The grad family:) the transform itself evaluates the traced program op by op.
         _remember(_ran_directly, fast, key)
         _stats['direct'] += 1
         with STATE_LOCK:
             return fun(*args, **kwargs)
     if ran_directly:
-        # The direct run traced the user's function already (into the transform it was, an
-        # equal one: same key): this trace reuses that, so the function runs once.
+        # The key's first call ran without compiling: this one compiles. (Where that run
+        # traced the user's function into the transform it was, an equal one, this trace
+        # reuses it, so the function is not traced twice.)
         earlier = _ran_directly.pop(fast)
         adopt = getattr(key, 'adopt_programs', None)
         if adopt is not None and earlier is not key:
@@ -213,7 +258,9 @@ def eager_cache_info() -> dict:
     """Counters of the eager runner: ``traces`` (calls traced), ``compiled_programs``,
     ``hits`` (traced calls that reused a compiled program), ``untraced_hits`` (calls that ran a
     compiled program without tracing: equal function key, signature, state layout and
-    ``brainstate.environ`` settings read), ``cached``."""
+    ``brainstate.environ`` settings read), ``op_by_op`` (traced programs run op by op, once),
+    ``direct`` (first calls of a key), ``direct_fallbacks`` (first calls that could not run
+    directly and ran traced instead, see :mod:`._direct`), ``cached``."""
     return dict(_stats, cached=len(_cache))
 
 

@@ -13,10 +13,10 @@ layout) can run the program compiled for an earlier call without tracing again:
   options (``_cache_key``);
 * an object of the user's (a Module, a config object...): its class and, recursively, every
   attribute in its ``__dict__``; lists, tuples, dicts and sets: their elements;
-* Python scalars and strings by value; arrays, States, modules, classes and library objects by
-  identity (a State's value is an input of the program, not part of it; JAX arrays are
-  immutable, so an equal identity is an equal value — the key holds them so an identity is
-  never reused).
+* Python scalars and strings by value; arrays, States, modules, classes and library objects
+  (functions of JAX, NumPy... included) by identity (a State's value is an input of the
+  program, not part of it; JAX arrays are immutable, so an equal identity is an equal value —
+  the key holds them so an identity is never reused).
 
 So changing a closure value, a global or an attribute the function reads (``m.k = 10.``) gives
 a new key, and the next call traces again, as Python semantics require. What the key cannot see
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import types
+import weakref
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ _BY_VALUE = (int, bool, str, bytes, type(None), type(Ellipsis), range)
 # Libraries whose objects are described by identity (functions and arrays of JAX and NumPy...).
 _LIBRARY_PREFIXES = ('jax', 'jaxlib', 'numpy', 'builtins', 'functools', 'optax', 'brainunit',
                      'ml_dtypes', 'typing', 'collections', 'abc', 'enum')
-_code_names: dict = {}
+_code_names = weakref.WeakKeyDictionary()  # code -> global names (fresh code is freed)
 
 
 class _GiveUp(Exception):
@@ -75,9 +76,21 @@ def _names_of(code: types.CodeType) -> tuple:
     return names
 
 
-def _by_identity(obj) -> bool:
-    module = getattr(type(obj), '__module__', '') or ''
-    return module.split('.', 1)[0] in _LIBRARY_PREFIXES
+_State = None  # brainstate.State (imported on first use: this module loads before it)
+_identity_kinds: dict = {}  # type -> whether its objects are described by identity
+
+
+def _is_identity_kind(kind) -> bool:
+    found = _identity_kinds.get(kind)
+    if found is None:
+        global _State
+        if _State is None:
+            from .._state import State as _State
+        module = getattr(kind, '__module__', '') or ''
+        found = _identity_kinds[kind] = (
+            issubclass(kind, (_State, type, types.ModuleType)) or
+            module.split('.', 1)[0] in _LIBRARY_PREFIXES)
+    return found
 
 
 class _Walker:
@@ -90,46 +103,55 @@ class _Walker:
         if self.left < 0:
             raise _GiveUp()
         kind = type(obj)
+        if kind is str:  # (itself: no other description is a str)
+            return obj
         if kind in _BY_VALUE:
             return (kind, obj)
         if kind is float:  # by bits: -0.0 and 0.0 differ, a NaN equals itself
             return (float, obj.hex())
         if kind is complex:
             return (complex, obj.real.hex(), obj.imag.hex())
+        key = self.key
+        if kind is tuple:  # (immutable: a cycle through it passes a mutable object too)
+            self.left -= len(obj)  # (strings are not walked: counted here; a bound, not a tally)
+            return (tuple, tuple([x if type(x) is str else key(x) for x in obj]))
         ident = id(obj)
-        if ident in self.seen:  # a cycle or shared object: refer to its first description
-            return ('@', self.seen[ident])
-        self.seen[ident] = len(self.seen)
+        seen = self.seen
+        if ident in seen:  # a cycle or shared object: refer to its first description
+            return ('@', seen[ident])
+        seen[ident] = len(seen)
+        if kind is list:
+            return (list, tuple([key(x) for x in obj]))
         if kind is types.FunctionType:
             return self.function(obj)
-        if kind is types.MethodType:
-            return ('method', self.key(obj.__func__), self.key(obj.__self__))
-        if kind is functools.partial:
-            return ('partial', self.key(obj.func), self.key(obj.args),
-                    self.key(obj.keywords))
-        if kind in (tuple, list):
-            return (kind, tuple(self.key(x) for x in obj))
         if kind is dict:
-            return (dict, tuple((self.key(k), self.key(v)) for k, v in obj.items()))
-        if kind in (set, frozenset):
-            return (kind, frozenset(self.key(x) for x in obj))
+            return (dict, tuple([(key(k), key(v)) for k, v in obj.items()]))
+        if kind is types.MethodType:
+            return ('method', key(obj.__func__), key(obj.__self__))
+        if kind is functools.partial:
+            return ('partial', key(obj.func), key(obj.args), key(obj.keywords))
+        if kind is set or kind is frozenset:
+            return (kind, frozenset([key(x) for x in obj]))
         cache_key = getattr(kind, '_cache_key', None)
         if cache_key is not None:  # a brainstate transform object (or a user's own rule)
-            return ('transform', kind, self.key(cache_key(obj)))
+            return ('transform', kind, key(cache_key(obj)))
         if isinstance(obj, tuple) and hasattr(obj, '_fields'):  # a namedtuple
-            return (kind, tuple(self.key(x) for x in obj))
-        from .._state import State
-        if isinstance(obj, (State, type, types.ModuleType)) or _by_identity(obj):
+            return (kind, tuple([key(x) for x in obj]))
+        if _is_identity_kind(kind):
             if isinstance(obj, np.generic):  # a NumPy scalar: by value and bits
                 return (kind, obj.tobytes())
             return _Ref(obj)
         attrs = getattr(obj, '__dict__', None)
         if attrs is None:
             return _Ref(obj)
-        return ('object', kind,
-                tuple((name, self.key(value)) for name, value in attrs.items()))
+        return ('object', kind, tuple([(name, key(value)) for name, value in attrs.items()]))
 
     def function(self, fun: types.FunctionType):
+        module = getattr(fun, '__module__', None) or ''
+        if module.split('.', 1)[0] in _LIBRARY_PREFIXES:
+            # A library's function (``jax.vmap``, a ``jnp`` function held as an option): by
+            # identity, as its other objects; walking its globals would describe half of JAX.
+            return _Ref(fun)
         code = fun.__code__
         glob = fun.__globals__
         closure = fun.__closure__ or ()

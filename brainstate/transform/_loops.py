@@ -23,6 +23,7 @@ from .. import _state
 from ..ir import bind_region
 from ._checkpoint import checkpoint
 from ._conditions import cond
+from ._direct import direct_run_active
 from ._eager import call_eagerly
 from ._progress_bar import PROGRESS_BAR_SCOPE, ProgressBar, as_progress_bar
 from ._region_tracing import (as_leaves, aval_of, check_no_states, check_types, fun_name,
@@ -230,7 +231,7 @@ def scan(f: Callable[[Carry, X], tuple[Carry, Y]], init: Carry, xs: X, length: i
     name = fun_name(f)
     if _disable_jit_eagerly():
         return _python_scan(f, init, xs, length, reverse)
-    if not _state.TRACE_STACK:
+    if not _state.TRACE_STACK or direct_run_active():
         return call_eagerly(
             ('scan', f, length, reverse, unroll, pbar),
             lambda init, xs: _scan(f, init, xs, length, reverse, unroll, pbar, name),
@@ -286,7 +287,7 @@ def for_loop(f: Callable[..., Y], *xs, length: int | None = None, reverse: bool 
     if not callable(f):
         raise ArgumentTypeError(f'for_loop: `f` must be callable, got {type(f).__name__}.')
     name = fun_name(f)
-    if not _state.TRACE_STACK:
+    if not _state.TRACE_STACK or direct_run_active():
         return call_eagerly(
             ('for_loop', f, length, reverse, unroll, pbar),
             lambda *xs: _for_loop(f, xs, length, reverse, unroll, pbar, name),
@@ -364,7 +365,7 @@ def checkpointed_scan(f: Callable[[Carry, X], tuple[Carry, Y]], init: Carry, xs:
         raise ArgumentValueError(
             f'checkpointed_scan: `base` must be an integer >= 2, got {base!r}.')
     name = fun_name(f)
-    if not _state.TRACE_STACK:
+    if not _state.TRACE_STACK or direct_run_active():
         return call_eagerly(
             ('checkpointed_scan', f, length, base, pbar),
             lambda init, xs: _checkpointed_scan(f, init, xs, length, base, pbar, name,
@@ -391,7 +392,7 @@ def checkpointed_for_loop(f: Callable[..., Y], *xs, length: int | None = None, b
         raise ArgumentTypeError(
             f'checkpointed_for_loop: `f` must be callable, got {type(f).__name__}.')
     name = fun_name(f)
-    if not _state.TRACE_STACK:
+    if not _state.TRACE_STACK or direct_run_active():
         return call_eagerly(
             ('checkpointed_for_loop', f, length, base, pbar),
             lambda *xs: _checkpointed_for_loop(f, xs, length, base, pbar, name),
@@ -464,7 +465,7 @@ def while_loop(cond_fun: Callable[[Carry], Any], body_fun: Callable[[Carry], Car
     if not callable(cond_fun) or not callable(body_fun):
         raise ArgumentTypeError('while_loop: `cond_fun` and `body_fun` must be callable.')
     name = fun_name(body_fun)
-    if not _state.TRACE_STACK:
+    if not _state.TRACE_STACK or direct_run_active():
         return call_eagerly(('while_loop', cond_fun, body_fun),
                             lambda init: _while_loop(cond_fun, body_fun, init, name),
                             f'while_loop({name})', init_val)
@@ -546,7 +547,7 @@ def bounded_while_loop(cond_fun: Callable[[Carry], Any], body_fun: Callable[[Car
         raise ArgumentValueError(f'bounded_while_loop: base must be an integer >= 2, got '
                                  f'{base!r}.')
     name = fun_name(body_fun)
-    if not _state.TRACE_STACK:
+    if not _state.TRACE_STACK or direct_run_active():
         return call_eagerly(
             ('bounded_while_loop', cond_fun, body_fun, max_steps),
             lambda init: _bounded_while_loop(cond_fun, body_fun, init, max_steps, name),

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _state
+from ._direct import direct_run_active
 from ._eager import call_eagerly
 from ._loops import for_loop
 from ._region_tracing import as_leaves, fun_name
@@ -112,7 +113,7 @@ def map(f: Callable, *xs, batch_size: int | None = None):
             f'map: batch_size must be None or a positive int, got {batch_size!r}.')
     batch_size = None if batch_size is None else int(batch_size)
     name = fun_name(f)
-    if not _state.TRACE_STACK:
+    if not _state.TRACE_STACK or direct_run_active():
         return call_eagerly(('map', f, batch_size),
                             lambda *xs: _map(f, xs, batch_size, name), f'map({name})', *xs)
     return _map(f, xs, batch_size, name)

@@ -24,8 +24,11 @@ class TransformedFunction:
         """What this transform computes: its kind, function and options (its public
         attributes; caches are private). The eager runner reuses a compiled program for an
         equal key (see brainstate/transform/_fun_key.py)."""
-        return (self.kind,) + tuple((name, value) for name, value in vars(self).items()
-                                    if not name.startswith('_'))
+        out = [self.kind]
+        for name, value in vars(self).items():
+            if not name.startswith('_'):
+                out += (name, value)
+        return tuple(out)
 
     def __repr__(self):
         return f'<brainstate.transform.{self.kind} of {self.fun_name}>'

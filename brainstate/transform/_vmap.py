@@ -41,6 +41,7 @@ from .._state import State
 from ..passes import BatchingSpec
 from ..util.filter import to_predicate
 from ._arguments import ArgumentSpec, CallSignature, describe_argument_path
+from ._direct import DirectContext, NotDirect, check_result
 from ._eager import run_eagerly
 from ._program import trace_program
 from ._state_io import store_new_state, write_back
@@ -51,6 +52,7 @@ from .._compat import extend_axis_env as _extend_axis_env
 __all__ = ['vmap', 'vmap_new_states', 'VmappedFunction']
 
 _Tracer = jax.core.Tracer
+from jax._src.array import ArrayImpl as _ArrayImpl  # (a JAX array, as State's module uses)
 
 
 def _random_state_class():
@@ -80,6 +82,13 @@ class _Declaration:
                 self._add(item, int(axis))
         else:
             self._add(obj, 0)
+
+    def _cache_key(self):
+        """What the declaration says, for the eager runner's function key (None when it
+        declares nothing)."""
+        if not self.states and not self.filters:
+            return None
+        return (self.what, self.states, self.filters)
 
     def _add(self, obj, axis: int):
         if isinstance(obj, State):
@@ -574,6 +583,44 @@ class VmappedFunction(TransformedFunction):
             return run_eagerly(self._traced_call, args, kwargs, name=self.fun_name,
                                inside_raw_jax=True, key=self, passes=self.passes)
         return self._traced_call(*args, **kwargs)
+
+    def run_directly(self, args: tuple, kwargs: dict):
+        """A key's first eager call, run as raw JAX's eager ``jax.vmap`` runs it (the eager
+        runner's rule, :mod:`._eager`): the function itself under ``jax.vmap``, reading states
+        shared through a :class:`~._direct.DirectContext`; nothing is traced into the IR.
+        Only for what needs no batching analysis: no ``in_states`` / ``out_states``, and a
+        function that writes and creates no State (a write, a random draw included, raises
+        :class:`~._direct.NotDirect` before anything is stored, and the call goes through the
+        IR). One direct run per transform object, as for the grad family."""
+        if (type(self) is not VmappedFunction or self.mapping is not jax.vmap or
+                self.in_states.states or self.in_states.filters or self.out_states.states or
+                self.out_states.filters or self._cache or
+                self.__dict__.get('_ran_directly')):
+            raise NotDirect()
+        self._ran_directly = True
+        fun, name, in_axes = self.fun, self.fun_name, self.in_axes
+        if not kwargs and type(in_axes) is int and all(
+                type(a) is _ArrayImpl and -a.ndim <= in_axes < a.ndim for a in args):
+            # (Arrays mapped on one axis, the common case: nothing to check or flatten.)
+            def lane(*lane_args):
+                with DirectContext(writes=False):
+                    out = fun(*lane_args)
+                check_result(out, name)
+                return out
+
+            return jax.vmap(lane, in_axes=in_axes, out_axes=self.out_axes,
+                            axis_size=self.axis_size, axis_name=self.axis_name)(*args)
+        leaves, treedef, axes, _, _, _ = _flatten_arguments(args, kwargs, in_axes, self.where)
+
+        def lane(*lane_leaves):
+            lane_args, lane_kwargs = jax.tree.unflatten(treedef, lane_leaves)
+            with DirectContext(writes=False):
+                out = fun(*lane_args, **lane_kwargs)
+            check_result(out, name)
+            return out
+
+        return jax.vmap(lane, in_axes=tuple(axes), out_axes=self.out_axes,
+                        axis_size=self.axis_size, axis_name=self.axis_name)(*leaves)
 
     def _traced_call(self, *args, **kwargs):
         args_info = _flatten_arguments(args, kwargs, self.in_axes, self.where)
