@@ -270,6 +270,13 @@ def unpacked_type(cls: type) -> type:
 LIVE_PACKS = [0]
 
 
+def pack_analyses() -> tuple:
+    """The passes a compiled program runs after its pipeline for packed storage: the
+    ``pack-states`` pass while any pack exists (jit, make_jaxpr and ``brainstate-ir`` ask
+    here), none otherwise."""
+    return ('pack-states',) if LIVE_PACKS[0] else ()
+
+
 def _packable(state) -> str | None:
     """Why ``state`` cannot be packed, or None."""
     if isinstance(state, PackedBuffer):

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import jax
 
 from .. import _state
-from .._state_pack import LIVE_PACKS as _LIVE_PACKS
+from .._state_pack import pack_analyses
 from .._compat import hide_brainstate_frames
 from .._errors import TracerLeakError
 from ..ir import Graph
@@ -439,9 +439,8 @@ class JittedFunction:
         if len(args) == 1 and not kwargs and isinstance(args[0], CallSignature):
             # While any pack of states exists, its members are read and written through their
             # buffer: one array in and out per pack (see brainstate.pack_states).
-            analyses = ('pack-states',) if _LIVE_PACKS[0] else ()
             return trace_program(self.fun, self.args, args[0], passes=self.passes,
-                                 analyses=analyses)
+                                 analyses=pack_analyses())
         return self._staged('trace', args, kwargs)
 
     def check_donation(self, args, states):
