@@ -23,7 +23,8 @@ from typing import Callable, Sequence
 import jax
 
 from .. import _state
-from .._state_pack import pack_analyses
+from .._state_pack import (auto_pack, auto_pack_candidates, auto_pack_enabled, AUTO_PACK,
+                           pack_analyses)
 from .._compat import hide_brainstate_frames
 from .._errors import TracerLeakError
 from ..ir import Graph
@@ -146,6 +147,7 @@ class _Entry:
         self._options = dict(options, donate_argnums=user_donated)
         self.refresh_layout()
         self.fast = self._make_fast_call()
+        self._count_calls_to_pack()
 
     @property
     def pending(self) -> StatefulProgram | None:
@@ -222,6 +224,32 @@ class _Entry:
         exec(compile('\n'.join(lines), f'<brainstate jit fast call of {self.owner.args.fun_name}>',
                      'exec'), names)
         return names['fast']
+
+    # -- automatic packing (brainstate/_state_pack.py): wraps the fast call above a while ------
+
+    def _count_calls_to_pack(self):
+        """An entry over many small states of one dtype (``auto_pack_candidates``) counts its
+        cached calls; at the ``after_calls``-th it packs them (``auto_pack``) and the call
+        retraces, once, to read and write their buffer. Other entries are left as they are."""
+        owner = self.owner
+        if self.consts_as_args or not auto_pack_enabled(owner.pack_states):
+            return
+        least, self._pack_after = owner.auto_pack_thresholds()
+        if not auto_pack_candidates(self.read_states + self.written_states, least):
+            return
+        self._cached_calls = 0
+        self._unpacked_fast = self.fast
+        self.fast = self._count_then_pack
+
+    def _count_then_pack(self, args, kwargs):
+        self._cached_calls += 1
+        if self._cached_calls >= self._pack_after:
+            self.fast = self._unpacked_fast
+            owner = self.owner
+            if not _TRACE_STACK.stack and auto_pack_enabled(owner.pack_states) and auto_pack(
+                    self.read_states + self.written_states, owner.auto_pack_thresholds()[0]):
+                raise _StateSetChanged()  # the slow path traces the packed program
+        return self._unpacked_fast(args, kwargs)
 
     def _leaked(self):
         raise TracerLeakError(foreign_trace_message(
@@ -369,8 +397,11 @@ class JittedFunction:
     """
 
     def __init__(self, fun: Callable, static_argnums=(), static_argnames=(), donate_argnums=(),
-                 passes=None, *, jit_options: dict | None = None, name: str | None = None):
+                 passes=None, *, jit_options: dict | None = None, name: str | None = None,
+                 pack_states: bool | None = None):
         self.fun = fun
+        # Automatic packing of many small states (see jit()): None follows the global setting.
+        self.pack_states = pack_states
         # The published jit's extra jax.jit options (see jit()) and name.
         self.jit_options = dict(jit_options or {})
         self.name = name
@@ -442,6 +473,13 @@ class JittedFunction:
             return trace_program(self.fun, self.args, args[0], passes=self.passes,
                                  analyses=pack_analyses())
         return self._staged('trace', args, kwargs)
+
+    def auto_pack_thresholds(self) -> tuple:
+        """``(min_states, after_calls)`` of automatic packing: ``AUTO_PACK``'s, or at once
+        and from 2 states with ``pack_states=True``."""
+        if self.pack_states:
+            return 2, 1
+        return AUTO_PACK['min_states'], AUTO_PACK['after_calls']
 
     def check_donation(self, args, states):
         """Refuse to donate an argument that is also a state's current value."""
@@ -614,7 +652,7 @@ class JittedFunction:
             jitted = bound[id(self)] = JittedFunction(
                 method, tuple(i - 1 for i in spec.static_argnums if i > 0),
                 spec.static_argnames, tuple(i - 1 for i in spec.donate_argnums if i > 0),
-                self.passes)
+                self.passes, pack_states=self.pack_states)
         return jitted
 
     def __repr__(self):
@@ -628,7 +666,8 @@ def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_U
         static_argnums: int | Sequence[int] | None = (), donate_argnums: int | Sequence[int] |
         None = (), static_argnames: str | Sequence[str] | None = (), donate_argnames=None,
         keep_unused: bool = False, device=None, backend: str | None = None,
-        inline: bool = False, name: str | None = None, *, passes=None, **kwargs):
+        inline: bool = False, name: str | None = None, *, passes=None,
+        pack_states: bool | None = None, **kwargs):
     """Compile a function that reads and writes States; its state updates are kept.
 
     Args:
@@ -643,6 +682,13 @@ def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_U
       donate_argnames, keep_unused, device, backend, inline: passed to ``jax.jit``.
       name: the name of the compiled program (default: the function's).
       passes: the optimization pipeline (see ``brainstate.passes``); ``None`` for the default.
+      pack_states: packed state storage (see ``brainstate.pack_states``). ``None`` (default):
+        a step that reads or writes many (``>= 16``) small states of one dtype on one device,
+        none sharded, packs them into one buffer after some cached calls (it retraces once);
+        each State's ``.value`` reads and writes its slice as before, and results are the same
+        bit for bit. ``False``: never (also ``brainstate.environ.set(pack_states=False)``, or
+        ``BRAINSTATE_PACK_STATES=0`` in the environment, for every jit); ``True``: from two
+        such states, at the first cached call.
 
     Returns:
       A :class:`JittedFunction`. Calls are cached per argument shapes/dtypes, static values,
@@ -666,7 +712,7 @@ def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_U
                    static_argnums=static_argnums, donate_argnums=donate_argnums,
                    static_argnames=static_argnames, donate_argnames=donate_argnames,
                    keep_unused=keep_unused, device=device, backend=backend, inline=inline,
-                   name=name, passes=passes, **kwargs)
+                   name=name, passes=passes, pack_states=pack_states, **kwargs)
     if fun is None:
         return functools.partial(jit, **options)
     return _make_jitted(fun, **options)
@@ -674,7 +720,7 @@ def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_U
 
 def _make_jitted(fun, in_shardings, out_shardings, static_argnums, donate_argnums,
                  static_argnames, donate_argnames, keep_unused, device, backend, inline, name,
-                 passes, **kwargs) -> JittedFunction:
+                 passes, pack_states=None, **kwargs) -> JittedFunction:
     from .._errors import ArgumentTypeError, ArgumentValueError
     if kwargs.pop('abstracted_axes', None) is not None:
         raise ArgumentValueError('jit: abstracted_axes is not supported.')
@@ -707,4 +753,4 @@ def _make_jitted(fun, in_shardings, out_shardings, static_argnums, donate_argnum
     none_as_empty = lambda value: () if value is None else value  # (0 is an argnum, not "none")
     return JittedFunction(fun, none_as_empty(static_argnums), none_as_empty(static_argnames),
                           none_as_empty(donate_argnums),
-                          passes, jit_options=options, name=name)
+                          passes, jit_options=options, name=name, pack_states=pack_states)

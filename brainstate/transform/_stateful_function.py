@@ -261,13 +261,14 @@ class _Compilation:
         self.state_avals = tuple((s.treedef, tuple((a.shape, a.dtype) for a in s.avals))
                                  for s in states)
         # (Packing or unpacking a state swaps its class: see brainstate/_state_pack.py.)
-        self.state_types = tuple(type(s) for s in states)
+        self.state_types = tuple((type(s), s.__dict__.get('_pack_version')) for s in states)
 
     def stale(self) -> bool:
         if not self.program.environ_reads.hold():  # a brainstate.environ setting it read changed
             return True
         states = self.state_trace.states
-        if any(type(s) is not t for s, t in zip(states, self.state_types)):
+        if any(type(s) is not t or s.__dict__.get('_pack_version') != v
+               for s, (t, v) in zip(states, self.state_types)):
             return True  # packed or unpacked since (brainstate.pack_states)
         for state, (treedef, avals) in zip(states, self.state_avals):
             leaves, current = jax.tree.flatten(state._value)
