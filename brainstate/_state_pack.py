@@ -28,6 +28,7 @@ one eagerly is an error that says to unpack.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import weakref
@@ -38,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _state
+from ._compat import outside_any_jax_trace
 from ._errors import StateValueError, TracerLeakError
 from ._state import State
 
@@ -82,6 +84,14 @@ def _concatenate(values):
     return jnp.concatenate([v.reshape(-1) for v in values])
 
 
+def _concrete():
+    """The storage's own operations compute concrete arrays, also when they run while a raw
+    JAX transformation traces (a packed state read inside ``jax.jit``): a tracer must never
+    reach the buffer or its cache."""
+    return contextlib.nullcontext() if outside_any_jax_trace() else \
+        jax.ensure_compile_time_eval()
+
+
 class _Group:
     """The leaves stored in one buffer (``slots``, in buffer order; ``owners[i]``: the state
     whose leaf slot ``i`` holds), and a cache of their eager values for the buffer's current
@@ -102,16 +112,19 @@ class _Group:
         return self._cache
 
     def read(self, slot: _Slot):
-        array = self.buffer._value
-        cache = self._valid_cache(array)
-        value = cache.get(slot.index)
-        if value is None or value.is_deleted():  # (deleted: the user donated it to a call)
-            value = cache[slot.index] = _take(array, slot.offset, size=slot.size,
-                                              shape=slot.shape)
-        return value
+        # Under the lock: a compiled call in another thread may donate (delete) the buffer.
+        with _state.STATE_LOCK:
+            array = self.buffer._value
+            cache = self._valid_cache(array)
+            value = cache.get(slot.index)
+            if value is None or value.is_deleted():  # (deleted: the user donated it)
+                with _concrete():
+                    value = cache[slot.index] = _take(array, slot.offset, size=slot.size,
+                                                      shape=slot.shape)
+            return value
 
     def write(self, slot: _Slot, value):
-        with _state.STATE_LOCK:
+        with _state.STATE_LOCK, _concrete():
             array = self.buffer._value
             cache = self._valid_cache(array)
             new = _put(array, value, slot.offset)
@@ -382,7 +395,9 @@ class StatePack:
             slots_of = {id(s): [None] * s._treedef.num_leaves for s in self.states}
             for dtype, entries in by_dtype.items():
                 leaves = [leaf for _, _, leaf in entries]
-                buffer = PackedBuffer(_concatenate(leaves),
+                with _concrete():
+                    joined = _concatenate(leaves)
+                buffer = PackedBuffer(joined,
                                       name=f'{self.name}.{np.dtype(dtype).name}')
                 buffer._exposed = False
                 group = _Group(buffer, self)
@@ -587,6 +602,8 @@ def auto_pack(states, min_states: int | None = None) -> list:
     or dtype leaves it (instead of raising). Returns the packs made (one per dtype and device;
     [] when nothing qualifies)."""
     least = AUTO_PACK['min_states'] if min_states is None else min_states
+    if _state.TRACE_STACK.stack or not outside_any_jax_trace():
+        return []  # (inside a transform: the next call outside one packs)
     with _state.STATE_LOCK:
         packs = [StatePack(f'autopack{next(_AUTO_NAMES)}', automatic=True)._pack(group)
                  for group in _auto_groups(states).values() if len(group) >= least]

@@ -25,7 +25,7 @@ import jax
 from .. import _state
 from .._state_pack import (auto_pack, auto_pack_candidates, auto_pack_enabled, AUTO_PACK,
                            pack_analyses)
-from .._compat import hide_brainstate_frames
+from .._compat import hide_brainstate_frames, outside_any_jax_trace
 from .._errors import TracerLeakError
 from ..ir import Graph
 from ..ir._eval import bind_as_call
@@ -244,11 +244,14 @@ class _Entry:
     def _count_then_pack(self, args, kwargs):
         self._cached_calls += 1
         if self._cached_calls >= self._pack_after:
-            self.fast = self._unpacked_fast
             owner = self.owner
-            if not _TRACE_STACK.stack and auto_pack_enabled(owner.pack_states) and auto_pack(
-                    self.read_states + self.written_states, owner.auto_pack_thresholds()[0]):
-                raise _StateSetChanged()  # the slow path traces the packed program
+            if not outside_any_jax_trace():
+                self._cached_calls -= 1  # under a raw JAX transform: pack at a later call
+            else:
+                self.fast = self._unpacked_fast
+                if auto_pack_enabled(owner.pack_states) and auto_pack(
+                        self.read_states + self.written_states, owner.auto_pack_thresholds()[0]):
+                    raise _StateSetChanged()  # the slow path traces the packed program
         return self._unpacked_fast(args, kwargs)
 
     def _leaked(self):
