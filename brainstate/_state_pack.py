@@ -531,9 +531,9 @@ def _env_flag(name: str, default: bool) -> bool:
 
 #: When ``brainstate.transform.jit`` packs states by itself. A compiled step (not the eager
 #: runner's) that reads or writes at least ``min_states`` small states (each array at most
-#: ``max_size`` elements) of one dtype on one device, none sharded, packs them into one buffer
-#: (:func:`auto_pack`) at its ``after_calls``-th cached call, and retraces once to use the
-#: buffer. ``enabled``: the default (``BRAINSTATE_PACK_STATES=0`` in the environment turns it
+#: ``max_size`` elements) of one dtype on one device of ``platforms``, none sharded, packs them
+#: into one buffer (:func:`auto_pack`) at its ``after_calls``-th cached call, and retraces
+#: once to use the buffer. ``enabled``: the default (``BRAINSTATE_PACK_STATES=0`` in the environment turns it
 #: off; ``=eager`` packs from 2 states at the first cached call, to test the packing
 #: everywhere); ``brainstate.environ.set(pack_states=False)`` and ``jit(...,
 #: pack_states=False)`` override it.
@@ -542,6 +542,8 @@ AUTO_PACK = {
     'min_states': 16,
     'max_size': 4096,
     'after_calls': 20,
+    # Measured on CPU only so far: on GPU/TPU the chained slice updates may cost a kernel each.
+    'platforms': ('cpu',),
 }
 if os.environ.get('BRAINSTATE_PACK_STATES', '').strip().lower() == 'eager':
     # For testing the packing everywhere: from 2 states, at the first cached call.
@@ -577,7 +579,9 @@ def _auto_groups(states) -> dict:
             continue
         kinds = {(leaf.dtype, next(iter(leaf.sharding.device_set))) for leaf in leaves}
         if len(kinds) == 1:
-            groups.setdefault(kinds.pop(), []).append(state)
+            kind = kinds.pop()
+            if kind[1].platform in AUTO_PACK['platforms']:
+                groups.setdefault(kind, []).append(state)
     return groups
 
 

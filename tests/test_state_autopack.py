@@ -115,8 +115,15 @@ def test_opting_out(soon, monkeypatch):
     with brainstate.environ.context(pack_states=False):
         assert not packs_with()
         assert packs_with(pack_states=True)  # the function's own option wins
+    monkeypatch.setitem(AUTO_PACK, 'platforms', ('gpu', 'tpu'))  # states on CPU: left alone
+    assert not packs_with()
+    monkeypatch.setitem(AUTO_PACK, 'platforms', ('cpu',))
     monkeypatch.setitem(AUTO_PACK, 'enabled', False)  # BRAINSTATE_PACK_STATES=0
     assert not packs_with()
+    from brainstate._state_pack import _env_flag
+    for text, expected in (('0', False), ('off', False), ('1', True), ('eager', True)):
+        monkeypatch.setenv('BRAINSTATE_PACK_STATES', text)
+        assert _env_flag('BRAINSTATE_PACK_STATES', True) is expected
     # pack_states=True: from 2 states, at the first cached call.
     two = [brainstate.State(v) for v in _initial(2)]
     soon(two)

@@ -686,8 +686,9 @@ def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_U
       name: the name of the compiled program (default: the function's).
       passes: the optimization pipeline (see ``brainstate.passes``); ``None`` for the default.
       pack_states: packed state storage (see ``brainstate.pack_states``). ``None`` (default):
-        a step that reads or writes many (``>= 16``) small states of one dtype on one device,
-        none sharded, packs them into one buffer after some cached calls (it retraces once);
+        a step that reads or writes many (``>= 16``) small states of one dtype on one CPU
+        device, none sharded, packs them into one buffer after some cached calls (it retraces
+        once; see ``brainstate._state_pack.AUTO_PACK``);
         each State's ``.value`` reads and writes its slice as before, and results are the same
         bit for bit. ``False``: never (also ``brainstate.environ.set(pack_states=False)``, or
         ``BRAINSTATE_PACK_STATES=0`` in the environment, for every jit); ``True``: from two
