@@ -324,3 +324,39 @@ def test_replacing_a_state_attribute_of_a_module_after_packing(soon):
     np.testing.assert_array_equal(net.w2.value, np.full(4, 101.0))
     # The model's structure is the user's: packing does not show in its graph definition.
     assert brainstate.graph.treefy_split(net)[0] == graphdef_before
+
+
+def test_vmap_out_states_giving_a_packed_state_the_batch_axis(soon):
+    states = [brainstate.ShortTermState(jnp.zeros(3)) for _ in range(N)]
+    soon(states)
+
+    @brainstate.transform.jit
+    def step(x):
+        for s in states:
+            s.value = s.value + x
+
+    for _ in range(4):
+        step(1.0)
+    acc, eager_acc = states[0], states[1]
+    assert packed_slots(acc) is not None
+    xs = jnp.arange(6.).reshape(2, 3)
+
+    @brainstate.transform.jit
+    def batched(xs):
+        brainstate.transform.vmap(lambda x: acc.__setattr__('value', acc.value + x),
+                                  out_states=acc)(xs)
+        for s in states[2:]:
+            s.value = s.value + 1
+
+    batched(xs)  # acc leaves the pack, with the batch axis; the others stay packed
+    np.testing.assert_array_equal(acc.value, 4.0 + xs)
+    assert packed_slots(acc) is None and packed_slots(states[2]) is not None
+    np.testing.assert_array_equal(_values(states[2:]), np.full((N - 2, 3), 5.0))
+    brainstate.transform.vmap(lambda x: eager_acc.__setattr__('value', eager_acc.value + x),
+                              out_states=eager_acc)(xs)  # eagerly, too
+    np.testing.assert_array_equal(eager_acc.value, 4.0 + xs)
+    assert packed_slots(eager_acc) is None
+    step(1.0)  # retraces with the two batched states on their own
+    np.testing.assert_array_equal(acc.value, 5.0 + xs)
+    np.testing.assert_array_equal(eager_acc.value, 5.0 + xs)
+    np.testing.assert_array_equal(states[5].value, np.full(3, 6.0))
