@@ -24,6 +24,11 @@ What can be packed: states whose value is a pytree of concrete JAX arrays of num
 one device; each leaf goes into the buffer of its dtype. Others are left as they are and listed
 in :attr:`StatePack.skipped`. A packed state keeps its tree, shapes and dtypes: writing another
 one eagerly is an error that says to unpack.
+
+Automatic packing (the end of this file): ``brainstate.transform.jit`` packs the states of a
+step called often over many small states by itself (:data:`AUTO_PACK`, :func:`auto_pack`). Such
+a pack is marked ``automatic``: a member given a value of another type leaves it
+(:meth:`StatePack.release`) instead of raising, as an unpacked state would take the value.
 """
 
 from __future__ import annotations
@@ -533,9 +538,9 @@ def _env_flag(name: str, default: bool) -> bool:
 #: runner's) that reads or writes at least ``min_states`` small states (each array at most
 #: ``max_size`` elements) of one dtype on one device of ``platforms``, none sharded, packs them
 #: into one buffer (:func:`auto_pack`) at its ``after_calls``-th cached call, and retraces
-#: once to use the buffer. ``enabled``: the default (``BRAINSTATE_PACK_STATES=0`` in the environment turns it
-#: off; ``=eager`` packs from 2 states at the first cached call, to test the packing
-#: everywhere); ``brainstate.environ.set(pack_states=False)`` and ``jit(...,
+#: once to use the buffer. ``enabled``: the default (``BRAINSTATE_PACK_STATES=0`` in the
+#: environment turns it off; ``=eager`` packs from 2 states at the first cached call, to test
+#: the packing everywhere); ``brainstate.environ.set(pack_states=False)`` and ``jit(...,
 #: pack_states=False)`` override it.
 AUTO_PACK = {
     'enabled': _env_flag('BRAINSTATE_PACK_STATES', True),
