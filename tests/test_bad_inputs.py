@@ -432,6 +432,10 @@ def test_vmap_batched_write_into_a_shared_state(net, in_jit):
                             lambda c: c + 1, 0),
      brainstate.StateValueError, r'State Net\.a is written inside the condition function.*move the update into the '
           r'loop body'),
+    (lambda n: T.bounded_while_loop(lambda c: (setattr(n.a, 'value', n.a.value + 1), c < 3)[1],
+                                    lambda c: c + 1, 0, max_steps=5),
+     brainstate.StateValueError, r'State Net\.a is written inside the condition function of a '
+                                 r'bounded_while_loop.*move the update into the loop body'),
 ])
 def test_loops_with_bad_input(net, run, error, message):
     snap = snapshot(net)

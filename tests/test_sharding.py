@@ -1,6 +1,7 @@
-"""Sharding on several devices: runs tests/multidevice/ in ONE subprocess with 8 simulated CPU
-devices (``XLA_FLAGS=--xla_force_host_platform_device_count=8``, which must be set before JAX
-starts), so the normal test command covers sharded states, sharded jit, shard_map with state
+"""Sharding on several devices: runs each file of tests/multidevice/ in a subprocess (one per
+file, so a parallel run spreads them over its workers) with 8 simulated CPU devices
+(``XLA_FLAGS=--xla_force_host_platform_device_count=8``, which must be set before JAX starts),
+so the normal test command covers sharded states, sharded jit, shard_map with state
 specs, the scaling-out examples and the benchmark's agreement with raw JAX (~35 s).
 
 Plus what needs no second device: the errors that explain a sharding given wrongly.
@@ -19,7 +20,12 @@ import brainstate
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_multidevice_suite_on_8_cpu_devices():
+MULTIDEVICE_FILES = sorted(name for name in os.listdir(os.path.join(ROOT, 'tests', 'multidevice'))
+                           if name.startswith('test_') and name.endswith('.py'))
+
+
+@pytest.mark.parametrize('test_file', MULTIDEVICE_FILES)
+def test_multidevice_suite_on_8_cpu_devices(test_file):
     env = dict(os.environ)
     env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
                         ' --xla_force_host_platform_device_count=8').strip()
@@ -28,10 +34,10 @@ def test_multidevice_suite_on_8_cpu_devices():
     env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
     proc = subprocess.run(
         [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-x',
-         os.path.join(ROOT, 'tests', 'multidevice')],
+         os.path.join(ROOT, 'tests', 'multidevice', test_file)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     report = proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert proc.returncode == 0, f'tests/multidevice failed:\n{report}'
+    assert proc.returncode == 0, f'tests/multidevice/{test_file} failed:\n{report}'
     assert ' passed' in proc.stdout and 'skipped' not in proc.stdout.split('\n')[-2], report
 
 
@@ -82,3 +88,24 @@ def test_shard_states_with_a_spec_that_does_not_fit_names_the_state_and_changes_
     given = brainstate.shard_states(net, mesh, {brainstate.ParamState: P('x')})
     assert list(given) == [('w',)] and net.w.sharding.spec == P('x')
 
+
+
+def test_grad_of_a_stateful_shard_map_matches_pure_jax():
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh
+
+    mesh = Mesh(np.array(jax.devices()[:1]), ('x',))
+    w = brainstate.ParamState(jnp.array([0.5, -1.0, 2.0, 0.25]))
+    calls = brainstate.State(jnp.zeros((), jnp.int32))
+    x = jnp.linspace(-1., 1., 4)
+
+    def f(x):
+        calls.value = calls.value + 1
+        return jnp.sum(jnp.tanh(w.value * x) ** 2)
+
+    loss = brainstate.transform.shard_map(f, mesh, in_specs=P('x'), out_specs=P())
+    g = brainstate.transform.grad(loss, w)(x)
+    expected = jax.grad(lambda w_: jnp.sum(jnp.tanh(w_ * x) ** 2))(w.value)
+    np.testing.assert_allclose(g, expected, rtol=1e-6)
+    assert int(calls.value) == 1  # the state written inside shard_map is stored under grad

@@ -28,14 +28,14 @@ from brainstate._compat import JIT_INLINE_AT_TRACE, JIT_NO_INLINE
 __all__ = ['eval_jaxpr_shared']
 
 _Literal = jex_core.Literal
+#: primitive -> whether its equations hold jaxprs (regions, custom derivatives, shard_map)
+_NESTED: dict = {}
 
 
 @functools.lru_cache(maxsize=4096)
 def _shared_call(primitive, params: tuple):
-    """One inlined ``jax.jit`` applying ``primitive`` with ``params`` (None: bind directly)."""
+    """One inlined ``jax.jit`` applying ``primitive`` with ``params``."""
     params = dict(params)
-    if next(iter(jex_core.jaxprs_in_params(params)), None) is not None:
-        return None  # a region or a custom derivative: its own rules apply
 
     def apply(*operands):
         return primitive.bind(*operands, **params)
@@ -60,7 +60,13 @@ def eval_jaxpr_shared(jaxpr, consts, *args) -> list:
         params = primitive.get_bind_params(eqn.params)
         operands = [read(atom) for atom in eqn.invars]
         call = None
-        if not eqn.effects and not any(type(a) is _Literal for a in eqn.invars):
+        # a region, a custom derivative or a shard_map (whose bind parameters hold a function
+        # in place of its jaxpr) is bound directly: its own rules apply
+        nested = _NESTED.get(primitive)
+        if nested is None:
+            nested = _NESTED[primitive] = \
+                next(iter(jex_core.jaxprs_in_params(eqn.params)), None) is not None
+        if not nested and not eqn.effects and not any(type(a) is _Literal for a in eqn.invars):
             try:
                 call = _shared_call(primitive, tuple(params.items()))
             except TypeError:  # unhashable parameters

@@ -27,7 +27,7 @@ from ._eager import call_eagerly
 from ._progress_bar import PROGRESS_BAR_SCOPE, ProgressBar, as_progress_bar
 from ._region_tracing import (as_leaves, aval_of, check_no_states, check_types, fun_name,
                               strong_aval, to_aval, trace_region_body)
-from .._errors import ArgumentTypeError, ArgumentValueError
+from .._errors import ArgumentTypeError, ArgumentValueError, StateValueError
 
 __all__ = ['scan', 'for_loop', 'checkpointed_scan', 'checkpointed_for_loop', 'while_loop',
            'bounded_while_loop']
@@ -481,11 +481,45 @@ def _bounded_while_loop(cond_fun, body_fun, init_val, max_steps, name):
         return val
 
     def step(val, _):
-        return cond(cond_fun(val), body_fun, identity, val), None
+        return cond(_read_only(cond_fun, 'bounded_while_loop')(val), body_fun, identity,
+                    val), None
 
     step.__name__ = name
     val, _ = _scan_traced(step, init_val, None, max_steps, False, 1, name)
     return val
+
+
+class _ReadOnlyFrame:
+    """The trace frame a loop condition runs in: reads go to the enclosing frame; a write is a
+    StateValueError naming the state (a condition must only read states, as in
+    :func:`while_loop`, whose region checks this when it hoists its states)."""
+
+    def __init__(self, frame, where: str):
+        self._frame, self._where = frame, where
+
+    def __getattr__(self, name):
+        return getattr(self._frame, name)
+
+    def write(self, state, value, reshape: bool = False):
+        raise StateValueError(
+            f'State {state.label()} is written inside the condition function of a '
+            f'{self._where}. The condition must only read states: move the update into the '
+            f'loop body.')
+
+
+def _read_only(fun, where: str):
+    """``fun`` run so that a state write inside it raises (see :class:`_ReadOnlyFrame`)."""
+
+    def run(*args):
+        stack = _state.TRACE_STACK.stack
+        if not stack:  # run eagerly (``jax.disable_jit``): nothing is traced to check
+            return fun(*args)
+        _state.TRACE_STACK.append(_ReadOnlyFrame(stack[-1], where))
+        try:
+            return fun(*args)
+        finally:
+            _state.TRACE_STACK.pop()
+    return run
 
 
 def bounded_while_loop(cond_fun: Callable[[Carry], Any], body_fun: Callable[[Carry], Carry],

@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 
 import brainstate
-from brainstate.transform import (checkpoint, cond, for_loop, jit, switch, value_and_grad,
-                                  vmap, while_loop)
+from jax.sharding import Mesh, PartitionSpec
+
+from brainstate.transform import (checkpoint, cond, for_loop, jit, shard_map, switch,
+                                  value_and_grad, vmap, while_loop)
 
 
 class Abort(BaseException):
@@ -105,8 +107,14 @@ def _checkpoint(world, f):
     return checkpoint(f)
 
 
+def _shard_map(world, f):
+    mesh = Mesh(np.array(jax.devices()[:1]), ('x',))
+    return shard_map(f, mesh, in_specs=(), out_specs=PartitionSpec())
+
+
 TRANSFORMS = {'jit': _jit, 'for_loop': _for_loop, 'while_loop': _while_loop, 'cond': _cond,
-              'switch': _switch, 'grad': _grad, 'vmap': _vmap, 'checkpoint': _checkpoint}
+              'switch': _switch, 'grad': _grad, 'vmap': _vmap, 'checkpoint': _checkpoint,
+              'shard_map': _shard_map}
 
 
 def _compose(world, chain):
@@ -117,7 +125,9 @@ def _compose(world, chain):
 
 
 def _chains():
-    names = list(TRANSFORMS)
+    # shard_map (on a one-device mesh) is not sampled: it does not nest in itself on one axis;
+    # it gets the fixed compositions below.
+    names = [name for name in TRANSFORMS if name != 'shard_map']
     if os.environ.get('BRAINSTATE_EXCEPTION_MATRIX') == 'full':
         chains = [c for depth in (1, 2, 3) for c in itertools.product(names, repeat=depth)]
     else:
@@ -127,6 +137,8 @@ def _chains():
         chains += rng.sample(list(itertools.product(names, repeat=3)), 3)
         chains += [('jit', 'grad', 'for_loop'), ('for_loop', 'grad', 'cond'),
                    ('vmap', 'for_loop', 'jit')]
+    chains += [('shard_map',), ('jit', 'shard_map'), ('shard_map', 'for_loop'),
+               ('grad', 'shard_map')]
     cases = []
     for i, chain in enumerate(chains):
         for when in ('trace', 'run'):
