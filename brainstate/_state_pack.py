@@ -575,19 +575,40 @@ def _auto_groups(states) -> dict:
     """``{(dtype, device): [state, ...]}`` of the states that automatic packing may take."""
     groups: dict = {}
     max_size = AUTO_PACK['max_size']
+    platforms = AUTO_PACK['platforms']
     for state in dict.fromkeys(states):
-        if state in NEVER_AUTO_PACK or state._shardings is not None or \
-                _packable(state) is not None:
+        if state._shardings is not None or isinstance(state, PackedBuffer) or \
+                '_pack_slots' in state.__dict__ or state in NEVER_AUTO_PACK:
             continue
-        leaves = jax.tree.leaves(state.__dict__['_value'])
-        if any(leaf.size > max_size for leaf in leaves):
-            continue
-        kinds = {(leaf.dtype, next(iter(leaf.sharding.device_set))) for leaf in leaves}
-        if len(kinds) == 1:
-            kind = kinds.pop()
-            if kind[1].platform in AUTO_PACK['platforms']:
-                groups.setdefault(kind, []).append(state)
+        kind = _auto_kind(state.__dict__.get('_value'), max_size)
+        if kind is not None and kind[1].platform in platforms:
+            groups.setdefault(kind, []).append(state)
     return groups
+
+
+def _auto_kind(value, max_size):
+    """``(dtype, device)`` of a value automatic packing may take (every leaf a concrete JAX
+    array of that numeric dtype on that one device, at most ``max_size`` elements), else None.
+    (Cheap checks: it runs over every state of a new compiled step.)"""
+    if value is None:
+        return None
+    kind = None
+    for leaf in jax.tree.leaves(value):
+        if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer) or \
+                leaf.size > max_size:
+            return None
+        sharding = leaf.sharding
+        if not isinstance(sharding, jax.sharding.SingleDeviceSharding):
+            return None
+        dtype = leaf.dtype
+        if dtype.kind not in 'biufc' and not jnp.issubdtype(dtype, np.number):
+            return None
+        this = (dtype, next(iter(sharding.device_set)))
+        if kind is None:
+            kind = this
+        elif this != kind:
+            return None
+    return kind
 
 
 def auto_pack_candidates(states, min_states: int | None = None) -> list:

@@ -235,7 +235,8 @@ class _Entry:
         if self.consts_as_args or not auto_pack_enabled(owner.pack_states):
             return
         least, self._pack_after = owner.auto_pack_thresholds()
-        if not auto_pack_candidates(self.read_states + self.written_states, least):
+        states = self.read_states + self.written_states
+        if len(states) < least or not auto_pack_candidates(states, least):
             return
         self._cached_calls = 0
         self._unpacked_fast = self.fast
