@@ -360,3 +360,21 @@ def test_vmap_out_states_giving_a_packed_state_the_batch_axis(soon):
     np.testing.assert_array_equal(acc.value, 5.0 + xs)
     np.testing.assert_array_equal(eager_acc.value, 5.0 + xs)
     np.testing.assert_array_equal(states[5].value, np.full(3, 6.0))
+
+
+def test_copy_from_and_copies_of_automatically_packed_states(soon):
+    import copy
+    import pickle
+    states = [brainstate.ParamState(v) for v in _initial(N)]
+    soon(states)
+    step = _make_step(states)
+    for _ in range(4):
+        step(1.0)
+    assert packed_slots(states[0]) is not None
+    plain = brainstate.ParamState(jnp.zeros(4))
+    plain.copy_from(states[0])  # an unpacked state taking a packed one's value
+    np.testing.assert_array_equal(plain.value, states[0].value)
+    assert packed_slots(plain) is None and type(plain) is brainstate.ParamState
+    for clone in (copy.deepcopy(states[1]), pickle.loads(pickle.dumps(states[1]))):
+        assert type(clone) is brainstate.ParamState and packed_slots(clone) is None
+        np.testing.assert_array_equal(clone.value, states[1].value)
