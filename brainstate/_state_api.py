@@ -133,6 +133,8 @@ class StateAPI:
             return
         keep = {k: self.__dict__[k] for k in _IDENTITY if k in self.__dict__}
         values = {k: v for k, v in vars(other).items() if k not in _IDENTITY}
+        if values.pop('_pack_slots', None) is not None:
+            values['_value'] = other._value  # (other is packed: its value, on its own)
         self.__dict__.clear()
         self.__dict__.update(values)
         self.__dict__.update(keep)

@@ -24,11 +24,19 @@ What can be packed: states whose value is a pytree of concrete JAX arrays of num
 one device; each leaf goes into the buffer of its dtype. Others are left as they are and listed
 in :attr:`StatePack.skipped`. A packed state keeps its tree, shapes and dtypes: writing another
 one eagerly is an error that says to unpack.
+
+Automatic packing (the end of this file): ``brainstate.transform.jit`` packs the states of a
+step called often over many small states by itself (:data:`AUTO_PACK`, :func:`auto_pack`). Such
+a pack is marked ``automatic``: a member given a value of another type leaves it
+(:meth:`StatePack.release`) instead of raising, as an unpacked state would take the value.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import weakref
 from typing import NamedTuple
 
 import jax
@@ -36,10 +44,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _state
+from ._compat import outside_any_jax_trace
 from ._errors import StateValueError, TracerLeakError
 from ._state import State
 
-__all__ = ['pack_states', 'StatePack', 'PackedBuffer', 'packed_slots']
+__all__ = ['pack_states', 'StatePack', 'PackedBuffer', 'packed_slots', 'AUTO_PACK']
 
 
 class PackedBuffer(State):
@@ -80,13 +89,22 @@ def _concatenate(values):
     return jnp.concatenate([v.reshape(-1) for v in values])
 
 
+def _concrete():
+    """The storage's own operations compute concrete arrays, also when they run while a raw
+    JAX transformation traces (a packed state read inside ``jax.jit``): a tracer must never
+    reach the buffer or its cache."""
+    return contextlib.nullcontext() if outside_any_jax_trace() else \
+        jax.ensure_compile_time_eval()
+
+
 class _Group:
     """The leaves stored in one buffer (``slots``, in buffer order; ``owners[i]``: the state
     whose leaf slot ``i`` holds), and a cache of their eager values for the buffer's current
     array (keyed by its identity: a compiled step that writes the buffer stores a new array)."""
 
-    def __init__(self, buffer: PackedBuffer):
+    def __init__(self, buffer: PackedBuffer, pack: 'StatePack'):
         self.buffer = buffer
+        self.pack = pack
         self.slots: list[_Slot] = []
         self.owners: list[State] = []
         self._cached_for = None
@@ -99,16 +117,19 @@ class _Group:
         return self._cache
 
     def read(self, slot: _Slot):
-        array = self.buffer._value
-        cache = self._valid_cache(array)
-        value = cache.get(slot.index)
-        if value is None or value.is_deleted():  # (deleted: the user donated it to a call)
-            value = cache[slot.index] = _take(array, slot.offset, size=slot.size,
-                                              shape=slot.shape)
-        return value
+        # Under the lock: a compiled call in another thread may donate (delete) the buffer.
+        with _state.STATE_LOCK:
+            array = self.buffer._value
+            cache = self._valid_cache(array)
+            value = cache.get(slot.index)
+            if value is None or value.is_deleted():  # (deleted: the user donated it)
+                with _concrete():
+                    value = cache[slot.index] = _take(array, slot.offset, size=slot.size,
+                                                      shape=slot.shape)
+            return value
 
     def write(self, slot: _Slot, value):
-        with _state.STATE_LOCK:
+        with _state.STATE_LOCK, _concrete():
             array = self.buffer._value
             cache = self._valid_cache(array)
             new = _put(array, value, slot.offset)
@@ -155,7 +176,11 @@ def _set_value(self, value):
     if slots is None:
         self.__dict__['_value'] = value
         return
-    _write_leaves(slots, _checked_leaves(self, slots, value))
+    leaves = _checked_leaves(self, slots, value)
+    if leaves is None:  # released from its automatic pack
+        self.__dict__['_value'] = value
+        return
+    _write_leaves(slots, leaves)
 
 
 def _del_value(self):
@@ -165,7 +190,8 @@ def _del_value(self):
 def _checked_leaves(state, slots, value) -> list:
     """The arrays of ``value``, of the packed state's tree, shapes and dtypes, or an error
     naming the state that says how to change its type (unpack first). Checked in full before
-    anything is written."""
+    anything is written. For a state packed automatically (by jit), a value of another type
+    unpacks the state instead: then None (store the value as an unpacked state does)."""
     leaves, treedef = jax.tree.flatten(value)
     if treedef == state._treedef:
         out = []
@@ -181,6 +207,11 @@ def _checked_leaves(state, slots, value) -> list:
             return out
     else:
         got = f'a value with tree structure {treedef}'
+    if slots[0].group.pack.automatic:
+        # Packed automatically (by jit, not by the user): the state leaves the pack and takes
+        # the value of its new type on its own, as an unpacked state would.
+        slots[0].group.pack.release(state)
+        return None
     buffers = ', '.join(dict.fromkeys(slot.buffer.label() for slot in slots))
     want = ', '.join(a.str_short() for a in state._avals)
     raise StateValueError(
@@ -193,7 +224,10 @@ def _set_outside_trace(self, new_value):
     slots = self.__dict__.get('_pack_slots')
     if slots is None:
         return type(self)._packed_base._set_outside_trace(self, new_value)
-    _write_leaves(slots, _checked_leaves(self, slots, new_value))
+    leaves = _checked_leaves(self, slots, new_value)
+    if leaves is None:  # released from its automatic pack: now of the user's class
+        return type(self)._set_outside_trace(self, new_value)
+    _write_leaves(slots, leaves)
 
 
 def _copy_from(self, other):
@@ -202,6 +236,8 @@ def _copy_from(self, other):
     if slots is None or other is self:
         return base.copy_from(self, other)
     leaves = _checked_leaves(self, slots, other.value)  # before anything changes
+    if leaves is None:  # released from its automatic pack
+        return base.copy_from(self, other)
     base.copy_from(self, other)  # the metadata (and other's storage, replaced below)
     self.__dict__.pop('_value', None)
     self.__dict__.pop('_pack_slots', None)
@@ -270,6 +306,19 @@ def unpacked_type(cls: type) -> type:
 LIVE_PACKS = [0]
 
 
+def _forget(live):
+    if live[0]:
+        live[0] = False
+        LIVE_PACKS[0] -= 1
+
+
+def pack_analyses() -> tuple:
+    """The passes a compiled program runs after its pipeline for packed storage: the
+    ``pack-states`` pass while any pack exists (jit, make_jaxpr and ``brainstate-ir`` ask
+    here), none otherwise."""
+    return ('pack-states',) if LIVE_PACKS[0] else ()
+
+
 def _packable(state) -> str | None:
     """Why ``state`` cannot be packed, or None."""
     if isinstance(state, PackedBuffer):
@@ -323,12 +372,15 @@ class StatePack:
       skipped: ``(state, reason)`` for each state that was asked for but left unpacked.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, automatic: bool = False):
         self.name = name
+        self.automatic = automatic
         self.states: list[State] = []
         self.groups: list[_Group] = []
         self.skipped: list[tuple[State, str]] = []
         self.packed = False
+        # Counted in LIVE_PACKS until unpacked, or until its states and buffers are garbage.
+        self._live = [False]
 
     @property
     def buffers(self) -> list:
@@ -348,10 +400,12 @@ class StatePack:
             slots_of = {id(s): [None] * s._treedef.num_leaves for s in self.states}
             for dtype, entries in by_dtype.items():
                 leaves = [leaf for _, _, leaf in entries]
-                buffer = PackedBuffer(_concatenate(leaves),
+                with _concrete():
+                    joined = _concatenate(leaves)
+                buffer = PackedBuffer(joined,
                                       name=f'{self.name}.{np.dtype(dtype).name}')
                 buffer._exposed = False
-                group = _Group(buffer)
+                group = _Group(buffer, self)
                 offset = 0
                 for index, (state, position, leaf) in enumerate(entries):
                     shape = tuple(leaf.shape)
@@ -371,8 +425,33 @@ class StatePack:
                 state.__class__ = _packed_class(type(state))
             self.packed = True
             LIVE_PACKS[0] += 1
+            self._live[0] = True
+            weakref.finalize(self, _forget, self._live)
             _state.STRUCTURE_EPOCH[0] += 1
         return self
+
+    def release(self, state):
+        """Take one state out of an automatic pack, about to be given a value of another
+        type: it becomes a state of the user's class with no value (the caller stores one at
+        once), is never packed automatically again, and compiled functions retrace. Its slot
+        in the buffer is left unused."""
+        with _state.STATE_LOCK:
+            slots = state.__dict__.pop('_pack_slots')
+            state.__class__ = unpacked_type(type(state))
+            state.__dict__['_exposed'] = True
+            self.states.remove(state)
+            for slot in slots:
+                slot.group.owners[slot.index] = None
+            NEVER_AUTO_PACK.add(state)
+            for group in self.groups:  # (make_jaxpr's cache compares it)
+                buffer = group.buffer
+                buffer.__dict__['_pack_version'] = buffer.__dict__.get('_pack_version', 0) + 1
+            # Programs reading the buffer read this state through it: they retrace (the set of
+            # states they touch changed, as when a Module's State attribute is replaced).
+            _state.STATE_SET_EPOCH[0] += 1
+            _state.STRUCTURE_EPOCH[0] += 1
+            if not self.states:
+                self.unpack()
 
     def unpack(self):
         """Give every packed state its own arrays again (one dispatch per buffer) and retire
@@ -382,8 +461,9 @@ class StatePack:
         with _state.STATE_LOCK:
             values = {}
             for group in self.groups:
-                for slot, value in zip(group.slots, group.split()):
-                    values[slot] = value
+                for slot, owner in zip(group.slots, group.owners):
+                    if owner is not None:  # (None: released, see `release`)
+                        values[slot] = group.read(slot)
             for state in self.states:
                 slots = state.__dict__.pop('_pack_slots', None)
                 state.__class__ = unpacked_type(type(state))
@@ -395,7 +475,7 @@ class StatePack:
                 group.buffer.__class__ = _RetiredBuffer
                 group.buffer.__dict__.pop('_value', None)
             self.packed = False
-            LIVE_PACKS[0] -= 1
+            _forget(self._live)
             _state.STRUCTURE_EPOCH[0] += 1
 
     def __enter__(self):
@@ -443,3 +523,118 @@ def pack_states(target, *, name: str = 'pack') -> StatePack:
     if _state.TRACE_STACK:
         raise RuntimeError('pack_states must be called outside any brainstate transform.')
     return StatePack(name)._pack(_collect(target))
+
+
+# -- automatic packing (brainstate.transform.jit) -------------------------------------------
+
+def _env_flag(name: str, default: bool) -> bool:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    return text.strip().lower() not in ('0', 'false', 'no', 'off', '')
+
+
+#: When ``brainstate.transform.jit`` packs states by itself. A compiled step (not the eager
+#: runner's) that reads or writes at least ``min_states`` small states (each array at most
+#: ``max_size`` elements) of one dtype on one device of ``platforms``, none sharded, packs them
+#: into one buffer (:func:`auto_pack`) at its ``after_calls``-th cached call, and retraces
+#: once to use the buffer. ``enabled``: the default (``BRAINSTATE_PACK_STATES=0`` in the
+#: environment turns it off; ``=eager`` packs from 2 states at the first cached call, to test
+#: the packing everywhere); ``brainstate.environ.set(pack_states=False)`` and ``jit(...,
+#: pack_states=False)`` override it.
+AUTO_PACK = {
+    'enabled': _env_flag('BRAINSTATE_PACK_STATES', True),
+    'min_states': 16,
+    'max_size': 4096,
+    'after_calls': 20,
+    # Measured on CPU only so far: on GPU/TPU the chained slice updates may cost a kernel each.
+    'platforms': ('cpu',),
+}
+if os.environ.get('BRAINSTATE_PACK_STATES', '').strip().lower() == 'eager':
+    # For testing the packing everywhere: from 2 states, at the first cached call.
+    AUTO_PACK.update(min_states=2, after_calls=1)
+
+#: States never packed automatically again (one was released from its automatic pack when
+#: given a value of another type: its shape is not fixed).
+NEVER_AUTO_PACK: 'weakref.WeakSet[State]' = weakref.WeakSet()
+
+
+def auto_pack_enabled(option: bool | None) -> bool:
+    """Whether a jitted function packs states by itself: its own ``pack_states`` option, else
+    the ``brainstate.environ`` setting ``pack_states``, else ``AUTO_PACK['enabled']``."""
+    if option is not None:
+        return bool(option)
+    from . import environ
+    setting = environ.get('pack_states', None)
+    if setting is not None:
+        return bool(setting)
+    return AUTO_PACK['enabled']
+
+
+def _auto_groups(states) -> dict:
+    """``{(dtype, device): [state, ...]}`` of the states that automatic packing may take."""
+    groups: dict = {}
+    max_size = AUTO_PACK['max_size']
+    platforms = AUTO_PACK['platforms']
+    for state in dict.fromkeys(states):
+        if state._shardings is not None or isinstance(state, PackedBuffer) or \
+                '_pack_slots' in state.__dict__ or state in NEVER_AUTO_PACK:
+            continue
+        kind = _auto_kind(state.__dict__.get('_value'), max_size)
+        if kind is not None and kind[1].platform in platforms:
+            groups.setdefault(kind, []).append(state)
+    return groups
+
+
+def _auto_kind(value, max_size):
+    """``(dtype, device)`` of a value automatic packing may take (every leaf a concrete JAX
+    array of that numeric dtype on that one device, at most ``max_size`` elements), else None.
+    (Cheap checks: it runs over every state of a new compiled step.)"""
+    if value is None:
+        return None
+    kind = None
+    for leaf in jax.tree.leaves(value):
+        if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer) or \
+                leaf.size > max_size:
+            return None
+        sharding = leaf.sharding
+        if not isinstance(sharding, jax.sharding.SingleDeviceSharding):
+            return None
+        dtype = leaf.dtype
+        if dtype.kind not in 'biufc' and not jnp.issubdtype(dtype, np.number):
+            return None
+        this = (dtype, next(iter(sharding.device_set)))
+        if kind is None:
+            kind = this
+        elif this != kind:
+            return None
+    return kind
+
+
+def auto_pack_candidates(states, min_states: int | None = None) -> list:
+    """The states of a compiled step that automatic packing would pack: those of each
+    (dtype, device) shared by at least ``min_states`` (default ``AUTO_PACK['min_states']``)
+    small, unsharded, unpacked states; [] when there are none."""
+    least = AUTO_PACK['min_states'] if min_states is None else min_states
+    chosen = []
+    for group in _auto_groups(states).values():
+        if len(group) >= least:
+            chosen.extend(group)
+    return chosen
+
+
+_AUTO_NAMES = iter(range(1, 1 << 62))
+
+
+def auto_pack(states, min_states: int | None = None) -> list:
+    """Pack ``auto_pack_candidates(states)`` into an automatic pack (see :data:`AUTO_PACK`): it
+    behaves as a :func:`pack_states` pack, except that a state given a value of another shape
+    or dtype leaves it (instead of raising). Returns the packs made (one per dtype and device;
+    [] when nothing qualifies)."""
+    least = AUTO_PACK['min_states'] if min_states is None else min_states
+    if _state.TRACE_STACK.stack or not outside_any_jax_trace():
+        return []  # (inside a transform: the next call outside one packs)
+    with _state.STATE_LOCK:
+        packs = [StatePack(f'autopack{next(_AUTO_NAMES)}', automatic=True)._pack(group)
+                 for group in _auto_groups(states).values() if len(group) >= least]
+    return packs

@@ -24,7 +24,7 @@ def packs():
     yield pack
     for p in made:
         p.unpack()
-    assert LIVE_PACKS[0] == 0
+    assert not any(p.packed for p in made)
 
 
 def _values(states):
@@ -506,3 +506,91 @@ def test_pack_states_refuses_what_is_not_states():
     import brainstate
     with pytest.raises(TypeError, match='pack_states takes a Module'):
         brainstate.pack_states(42)
+
+
+# -- the packing in make_jaxpr and on the command line ----------------------------------------
+
+def test_make_jaxpr_shows_the_buffer_and_runs_like_the_unpacked_jaxpr(packs):
+    states = [brainstate.State(v, name=f's{i}') for i, v in enumerate(_initial(3, (2, 2)))]
+
+    def step(x):
+        for s in states:
+            s.value = s.value * x
+        return states[0].value.sum()
+
+    make = brainstate.transform.make_jaxpr(step)
+    plain, plain_states = make(2.0)
+    assert plain_states == tuple(states)
+    pack = packs(states, name='mypack')
+    jaxpr, got = make(2.0)  # compiled before packing: retraced (the states' class changed)
+    assert got == tuple(pack.buffers) and isinstance(got[0], brainstate.PackedBuffer)
+    assert [v.aval.shape for v in jaxpr.jaxpr.invars] == [(), (12,)]
+    text = str(jaxpr)
+    assert text.count('slice[') == 3 and text.count('dynamic_update_slice') == 3
+    x = jnp.float32(2.0)
+    out = jax.core.eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, x, got[0].value)
+    expected = jax.core.eval_jaxpr(plain.jaxpr, plain.consts, x, *[s.value for s in states])
+    assert np.array_equal(out[0], expected[0])
+    assert np.array_equal(out[1], jnp.concatenate([e.reshape(-1) for e in expected[1:]]))
+    # The program is the one jit compiles: its graph names each slice by its state's path.
+    program = brainstate.transform.StatefulFunction(step)
+    program.packed = True
+    graph = program.make_jaxpr(2.0).get_program(2.0).graph
+    assert 'packed=s1' in str(graph) and 'state_read @mypack.float32' in str(graph)
+    pack.unpack()
+    assert make(2.0)[1] == tuple(states)  # unpacked: retraced again
+
+
+def test_jit_stateful_fun_lists_the_buffer_not_its_members(packs):
+    states = [brainstate.State(jnp.zeros(3)) for _ in range(4)]
+    other = brainstate.State(jnp.zeros((), jnp.int32))
+    pack = packs(states)
+
+    @brainstate.transform.jit
+    def step(x):
+        for s in states:
+            s.value = s.value + x
+        other.value = other.value + 1
+
+    step(1.0)
+    sf = step.stateful_fun
+    key = sf.get_arg_cache_key(1.0)
+    assert set(sf.get_states_by_cache(key)) == {pack.buffers[0], other}
+    assert len(sf.get_jaxpr_by_cache(key).jaxpr.invars) == 3
+
+
+def test_the_command_line_shows_the_pack_states_pass(tmp_path, capsys, monkeypatch, packs):
+    from brainstate._cli import ir_tool
+    (tmp_path / 'pack_cli_net.py').write_text(
+        'import jax.numpy as jnp\nimport brainstate\n'
+        'class Net(brainstate.nn.Module):\n'
+        '    def __init__(self):\n'
+        '        super().__init__()\n'
+        '        self.a = brainstate.ParamState(jnp.zeros(4))\n'
+        '        self.b = brainstate.ParamState(jnp.ones((2, 2)))\n'
+        'net = Net()\n')
+    model = tmp_path / 'pack_cli_model.py'
+    model.write_text('from pack_cli_net import net\n'
+                     'def step(x):\n'
+                     '    net.a.value = net.a.value + x\n'
+                     '    return net.b.value.sum()\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__('sys').modules, 'pack_cli_net', raising=False)
+
+    def shown(*options):
+        assert ir_tool.main([f'{model}:step', '--args', 'f32[4]', *options]) == 0
+        return capsys.readouterr().out
+
+    out = shown()  # nothing packed: no pack-states pass
+    assert 'pack-states' not in out and 'slice' not in out
+    import pack_cli_net
+    out = shown('--pack')  # packs the states step touches, for this run only
+    assert '// StatePack(2 states; pack.float32: 2 arrays in float32[8])' in out
+    assert '// ===== after pack-states (' in out and '2 packed reads' in out
+    assert 'state_read @pack.float32    # donate' in out
+    assert 'packed=Net.a' in out and 'packed=Net.b' in out
+    assert 'state_write @pack.float32' in out
+    assert packed_slots(pack_cli_net.net.a) is None  # the tool unpacked them again
+    packs(pack_cli_net.net, name='mine')  # packed by the program itself: shown as well
+    out = shown('--show', 'final')
+    assert 'state_read @mine.float32' in out and 'packed=Net.b' in out

@@ -9,7 +9,9 @@ Two workloads over N states of shape (4,), float32:
 
 Measured in one process, interleaved: raw ``jax.jit`` with the N arrays as arguments and results
 ("raw"), the same with them donated ("raw+donate"), brainstate with the states stored separately
-("separate"), and brainstate with them packed ("packed"). Every variant computes the same
+("separate": ``jit(pack_states=False)``), brainstate with them packed by ``pack_states``
+("packed"), and brainstate's default ``jit``, which packs them by itself after some cached
+calls ("auto"). Every variant computes the same
 values; the script checks that packed and raw agree bit for bit after the timed calls.
 
     python tools/bench_pack.py [--states 200] [--calls 300] [--repeats 11]
@@ -18,6 +20,8 @@ values; the script checks that packed and raw agree bit for bit after the timed 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import statistics
 import time
 
@@ -26,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import brainstate
+from brainstate._state_pack import AUTO_PACK
 
 SHAPE = (4,)
 LR = 0.01
@@ -60,12 +65,16 @@ def make_raw(n, workload, donate):
 
 
 def make_brainstate(n, workload, packed):
+    """``packed``: 'explicit' (brainstate.pack_states), 'auto' (jit's default: it packs the
+    states by itself after some cached calls) or 'off' (jit(pack_states=False))."""
     states = [brainstate.ParamState(v) for v in initial(n)]
-    if packed:
+    if packed == 'explicit':
         brainstate.pack_states(states, name='params')
     x = jnp.full(SHAPE, 0.5)
+    jit = functools.partial(brainstate.transform.jit,
+                            pack_states=False if packed == 'off' else None)
     if workload == 'inc':
-        @brainstate.transform.jit
+        @jit
         def step(x):
             for s in states:
                 s.value = s.value + 1.0
@@ -73,7 +82,7 @@ def make_brainstate(n, workload, packed):
         def loss(x):
             return loss_of([s.value for s in states], x)
 
-        @brainstate.transform.jit
+        @jit
         def step(x):
             grads = brainstate.transform.grad(loss, states)(x)
             for s, g in zip(states, grads):
@@ -103,18 +112,24 @@ def main():
     args = parser.parse_args()
     n = args.states
     print(f'jax {jax.__version__}, backend {jax.default_backend()}; {n} states of shape '
-          f'{SHAPE}; median of {args.repeats} interleaved repeats of {args.calls} calls')
+          f'{SHAPE}; median of {args.repeats} interleaved repeats of {args.calls} calls; '
+          f'load {os.getloadavg()[0]:.2f}')
     print(f'{"workload":>8} {"raw us":>9} {"raw+donate":>11} {"separate":>9} {"packed":>8} '
-          f'{"raw/packed":>11} {"raw+donate/packed":>18}')
+          f'{"auto":>8} {"raw/packed":>11} {"raw+donate/packed":>18} {"raw/auto":>9}')
     for workload in args.workloads:
         run_raw, get_raw = make_raw(n, workload, False)
         run_don, get_don = make_raw(n, workload, True)
-        run_sep, get_sep, _ = make_brainstate(n, workload, False)
-        run_pack, get_pack, step = make_brainstate(n, workload, True)
+        run_sep, get_sep, _ = make_brainstate(n, workload, 'off')
+        run_pack, get_pack, step = make_brainstate(n, workload, 'explicit')
+        run_auto, get_auto, auto_step = make_brainstate(n, workload, 'auto')
         runners = {'raw': run_raw, 'raw+donate': run_don, 'separate': run_sep,
-                   'packed': run_pack}
+                   'packed': run_pack, 'auto': run_auto}
         for run in runners.values():
             jax.block_until_ready(run())  # compile
+        for _ in range(AUTO_PACK['after_calls'] + 1):
+            for run in runners.values():  # (the same number of calls for every variant)
+                jax.block_until_ready(run())  # 'auto' packs its states here and retraces
+        assert any(isinstance(s, brainstate.PackedBuffer) for s in auto_step._last.read_states)
         if args.show_ir:
             print(step.optimized_ir(jnp.full(SHAPE, 0.5)))
         samples = {k: [] for k in runners}
@@ -125,12 +140,13 @@ def main():
         # Every variant made the same number of calls: the values agree bit for bit.
         reference = np.stack([np.asarray(v) for v in get_raw()])
         for name, get in (('raw+donate', get_don), ('separate', get_sep),
-                          ('packed', get_pack)):
+                          ('packed', get_pack), ('auto', get_auto)):
             got = np.stack([np.asarray(v) for v in get()])
             assert np.array_equal(got, reference), (name, np.abs(got - reference).max())
         print(f'{workload:>8} {med["raw"]:>9.1f} {med["raw+donate"]:>11.1f} '
-              f'{med["separate"]:>9.1f} {med["packed"]:>8.1f} '
-              f'{med["raw"] / med["packed"]:>11.1f} {med["raw+donate"] / med["packed"]:>18.1f}')
+              f'{med["separate"]:>9.1f} {med["packed"]:>8.1f} {med["auto"]:>8.1f} '
+              f'{med["raw"] / med["packed"]:>11.1f} {med["raw+donate"] / med["packed"]:>18.1f} '
+              f'{med["raw"] / med["auto"]:>9.1f}')
     print('(all variants bit-identical after the timed calls)')
 
 

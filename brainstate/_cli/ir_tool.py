@@ -6,6 +6,7 @@
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --dot step.dot --table
     brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --show final
     brainstate-ir model.py:simulate --args 'f32[1000,100]' --svg sim.svg --before --unfold
+    brainstate-ir model.py:train_step --args 'f32[128,784]' 'i32[128]' --pack   (packed states)
 
 The file is imported as a module (its top-level code runs, so it can build the model); the
 function may be a plain function or a ``brainstate.transform.jit`` one.
@@ -88,6 +89,17 @@ def load_function(target: str):
     return getattr(obj, 'fun', obj)  # a brainstate jit: trace the function it wraps
 
 
+def _states_touched(graph) -> list:
+    """Every state a graph (and the regions in it) reads or writes, in program order."""
+    states = {}
+    for node in graph.nodes:
+        if node.is_state_op:
+            states.setdefault(node.state, None)
+        for sub in node.subgraphs:
+            states.update(dict.fromkeys(_states_touched(sub)))
+    return list(states)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the default command (trace a step, show its IR through the passes)."""
     epilog = __doc__.split('\n', 2)[2].split('\n\nThis module')[0]
@@ -118,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--before', action='store_true',
                         help='draw the IR as traced beside the final one in the --dot, --svg '
                              'and --html pictures')
+    parser.add_argument('--pack', action='store_true',
+                        help='pack the states the function touches into one buffer per dtype '
+                             '(brainstate.pack_states) and show the pack-states pass (it runs '
+                             'anyway when the file packs states itself)')
     parser.add_argument('--unfold', action='store_true',
                         help="draw a loop's progress-bar bookkeeping (pbar=) node by node in "
                              'the pictures, instead of as one box')
@@ -166,8 +182,23 @@ def run(args: argparse.Namespace) -> int:
         brainstate.passes.get_default_pipeline()
     manager = brainstate.passes.PassManager(pipeline, verify=True, observer=print_pass)
     spec = ArgumentSpec(fun)
-    program = trace_program(fun, spec, spec.signature(tuple(a.spec() for a in args.args), {}),
-                            passes=manager, before_passes=print_traced)
+    sig = spec.signature(tuple(a.spec() for a in args.args), {})
+    pack = None
+    if args.pack:
+        pack = brainstate.pack_states(_states_touched(
+            trace_program(fun, spec, sig, lower=False).graph), name='pack')
+        print(f'// {pack!r}')
+        for state, reason in pack.skipped:
+            print(f'// not packed: {state.label()} ({reason})')
+    try:
+        # While any pack exists (--pack, or the file packed states itself), the pack-states
+        # pass reads and writes its states through their buffer, as jit does.
+        from brainstate._state_pack import pack_analyses
+        program = trace_program(fun, spec, sig, passes=manager, before_passes=print_traced,
+                                analyses=pack_analyses())
+    finally:
+        if pack is not None:
+            pack.unpack()  # (the states are the file's: leave them as they were)
     graph = program.graph
     picture = {'before': traced[0] if traced else None, 'fold_progress_bar': not args.unfold}
     if args.show == 'final':

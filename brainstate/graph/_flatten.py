@@ -12,6 +12,7 @@ from typing import Any, Optional, Tuple
 
 from .._state import State
 from .._state_api import TreefyState
+from .._state_pack import unpacked_type  # (a packed state: its user's class)
 from ..util._pretty_pytree import NestedDict
 from ._graphdef import GraphDef, NodeEdge, NodeSpec, PytreeEdge, StateEdge, StateLeafEdge, StaticEdge
 from ._reftrack import RefMap
@@ -62,10 +63,10 @@ class _Encoder:
             return PytreeEdge(metadata, fields)
         if kind == STATE:
             if value in self.ref_index:
-                return StateEdge(self.ref_index[value], None, type(value))
+                return StateEdge(self.ref_index[value], None, unpacked_type(type(value)))
             index = self.ref_index[value] = len(self.ref_index)
             self.mapping[path] = value.to_state_ref() if self.treefy_state else value
-            return StateEdge(index, path, type(value))
+            return StateEdge(index, path, unpacked_type(type(value)))
         if kind == STATE_LEAF:
             self.mapping[path] = value
             return StateLeafEdge(path)

@@ -104,6 +104,10 @@ def pack_packed_states(graph, stats=None):
         if slots is None:
             continue
         if node.state in reshaped:
+            if slots[0].group.pack.automatic:
+                # Packed by jit itself: read and written on its own; storing its new shape
+                # takes it out of the pack (brainstate/_state_pack.py).
+                continue
             raise StateValueError(
                 f'State {node.state.label()} is packed into buffer {slots[0].buffer.label()} '
                 f'(brainstate.pack_states), so its shape is fixed, but this program gives it a '

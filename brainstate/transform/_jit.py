@@ -26,7 +26,9 @@ import jax
 
 from .. import _state
 from .._state_pack import LIVE_PACKS as _LIVE_PACKS
-from .._compat import DEBUG_CHECKS_SEEN, hide_brainstate_frames
+from .._state_pack import (auto_pack, auto_pack_candidates, auto_pack_enabled, AUTO_PACK,
+                           pack_analyses)
+from .._compat import DEBUG_CHECKS_SEEN, hide_brainstate_frames, outside_any_jax_trace
 from ..environ import _view_stamp
 from .._errors import TracerLeakError
 from ..ir import Graph
@@ -159,6 +161,8 @@ class _Entry:
         self._options = dict(options, donate_argnums=user_donated)
         self.refresh_layout()
         self._fast_calls = {}
+        self._packing = False
+        self._count_calls_to_pack()
 
     @property
     def pending(self) -> StatefulProgram | None:
@@ -191,6 +195,8 @@ class _Entry:
     def fast_call(self, nargs: int):
         """The generated cached call of this entry for ``nargs`` positional arguments (made
         once per count), or None where calls take the general path (see :meth:`_make_fast_call`)."""
+        if self._packing:  # its calls are counted on the general path (see below)
+            return None
         fast = self._fast_calls.get(nargs, _UNSET)
         if fast is _UNSET:
             fast = self._fast_calls[nargs] = self._make_fast_call(nargs)
@@ -290,6 +296,38 @@ class _Entry:
         exec(compile(source, filename, 'exec'), names)
         names['fast'].source = source  # (to read what runs)
         return names['fast']
+
+    # -- automatic packing (brainstate/_state_pack.py) ------------------------------------------
+
+    def _count_calls_to_pack(self):
+        """An entry over many small states of one dtype (``auto_pack_candidates``) counts its
+        cached calls (on the general path: it has no generated call meanwhile); at the
+        ``after_calls``-th it packs them (``auto_pack``) and the call retraces, once, to read
+        and write their buffer. Other entries are left as they are."""
+        owner = self.owner
+        if self.consts_as_args or not auto_pack_enabled(owner.pack_states):
+            return
+        least, self._pack_after = owner.auto_pack_thresholds()
+        states = self.read_states + self.written_states
+        if len(states) < least or not auto_pack_candidates(states, least):
+            return
+        self._cached_calls = 0
+        self._packing = True
+
+    def count_then_pack(self):
+        """Count a cached call of a packing candidate; raise ``_StateSetChanged`` when it has
+        just packed its states (the caller then traces the packed program)."""
+        self._cached_calls += 1
+        if self._cached_calls >= self._pack_after:
+            if not outside_any_jax_trace():
+                self._cached_calls -= 1  # under a raw JAX transform: pack at a later call
+                return
+            self._packing = False
+            self._fast_calls.clear()
+            owner = self.owner
+            if auto_pack_enabled(owner.pack_states) and auto_pack(
+                    self.read_states + self.written_states, owner.auto_pack_thresholds()[0]):
+                raise _StateSetChanged()
 
     def _leaked(self):
         raise TracerLeakError(foreign_trace_message(
@@ -437,8 +475,11 @@ class JittedFunction:
     """
 
     def __init__(self, fun: Callable, static_argnums=(), static_argnames=(), donate_argnums=(),
-                 passes=None, *, jit_options: dict | None = None, name: str | None = None):
+                 passes=None, *, jit_options: dict | None = None, name: str | None = None,
+                 pack_states: bool | None = None):
         self.fun = fun
+        # Automatic packing of many small states (see jit()): None follows the global setting.
+        self.pack_states = pack_states
         # The published jit's extra jax.jit options (see jit()) and name.
         self.jit_options = dict(jit_options or {})
         self.name = name
@@ -454,8 +495,8 @@ class JittedFunction:
         functools.update_wrapper(self, fun, updated=())
 
     # Calling a JittedFunction runs its ``_call``: the general path (the method below) or,
-    # while the latest entry has one, that entry's generated cached call (``_Entry.fast``, set
-    # on the instance by ``_use``). ``attrgetter`` finds it in C, so a cached call runs one
+    # while the latest entry has one, that entry's generated cached call (``_Entry.fast_call``,
+    # set on the instance by ``_use``). ``attrgetter`` finds it in C, so a cached call runs one
     # Python frame of ours above JAX's C++ dispatch.
     __call__ = property(operator.attrgetter('_call'))
 
@@ -487,6 +528,8 @@ class JittedFunction:
                                                entry.fast_call(len(args))):
                     self._use(entry, len(args))  # (another entry, or another argument count)
                 try:
+                    if entry._packing:
+                        entry.count_then_pack()
                     return entry(args, kwargs)
                 except _StateSetChanged:
                     pass
@@ -543,10 +586,16 @@ class JittedFunction:
         if len(args) == 1 and not kwargs and isinstance(args[0], CallSignature):
             # While any pack of states exists, its members are read and written through their
             # buffer: one array in and out per pack (see brainstate.pack_states).
-            analyses = ('pack-states',) if _LIVE_PACKS[0] else ()
             return trace_program(self.fun, self.args, args[0], passes=self.passes,
-                                 analyses=analyses)
+                                 analyses=pack_analyses())
         return self._staged('trace', args, kwargs)
+
+    def auto_pack_thresholds(self) -> tuple:
+        """``(min_states, after_calls)`` of automatic packing: ``AUTO_PACK``'s, or at once
+        and from 2 states with ``pack_states=True``."""
+        if self.pack_states:
+            return 2, 1
+        return AUTO_PACK['min_states'], AUTO_PACK['after_calls']
 
     def check_donation(self, args, states):
         """Refuse to donate an argument that is also a state's current value."""
@@ -719,7 +768,7 @@ class JittedFunction:
             jitted = bound[id(self)] = JittedFunction(
                 method, tuple(i - 1 for i in spec.static_argnums if i > 0),
                 spec.static_argnames, tuple(i - 1 for i in spec.donate_argnums if i > 0),
-                self.passes)
+                self.passes, pack_states=self.pack_states)
         return jitted
 
     def __repr__(self):
@@ -733,7 +782,8 @@ def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_U
         static_argnums: int | Sequence[int] | None = (), donate_argnums: int | Sequence[int] |
         None = (), static_argnames: str | Sequence[str] | None = (), donate_argnames=None,
         keep_unused: bool = False, device=None, backend: str | None = None,
-        inline: bool = False, name: str | None = None, *, passes=None, **kwargs):
+        inline: bool = False, name: str | None = None, *, passes=None,
+        pack_states: bool | None = None, **kwargs):
     """Compile a function that reads and writes States; its state updates are kept.
 
     Args:
@@ -748,6 +798,14 @@ def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_U
       donate_argnames, keep_unused, device, backend, inline: passed to ``jax.jit``.
       name: the name of the compiled program (default: the function's).
       passes: the optimization pipeline (see ``brainstate.passes``); ``None`` for the default.
+      pack_states: packed state storage (see ``brainstate.pack_states``). ``None`` (default):
+        a step that reads or writes many (``>= 16``) small states of one dtype on one CPU
+        device, none sharded, packs them into one buffer after some cached calls (it retraces
+        once; see ``brainstate._state_pack.AUTO_PACK``);
+        each State's ``.value`` reads and writes its slice as before, and results are the same
+        bit for bit. ``False``: never (also ``brainstate.environ.set(pack_states=False)``, or
+        ``BRAINSTATE_PACK_STATES=0`` in the environment, for every jit); ``True``: from two
+        such states, at the first cached call.
 
     Returns:
       A :class:`JittedFunction`. Calls are cached per argument shapes/dtypes, static values,
@@ -771,7 +829,7 @@ def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_U
                    static_argnums=static_argnums, donate_argnums=donate_argnums,
                    static_argnames=static_argnames, donate_argnames=donate_argnames,
                    keep_unused=keep_unused, device=device, backend=backend, inline=inline,
-                   name=name, passes=passes, **kwargs)
+                   name=name, passes=passes, pack_states=pack_states, **kwargs)
     if fun is None:
         return functools.partial(jit, **options)
     return _make_jitted(fun, **options)
@@ -779,7 +837,7 @@ def jit(fun: Callable | None = None, in_shardings=_UNSPECIFIED, out_shardings=_U
 
 def _make_jitted(fun, in_shardings, out_shardings, static_argnums, donate_argnums,
                  static_argnames, donate_argnames, keep_unused, device, backend, inline, name,
-                 passes, **kwargs) -> JittedFunction:
+                 passes, pack_states=None, **kwargs) -> JittedFunction:
     from .._errors import ArgumentTypeError, ArgumentValueError
     if kwargs.pop('abstracted_axes', None) is not None:
         raise ArgumentValueError('jit: abstracted_axes is not supported.')
@@ -812,4 +870,4 @@ def _make_jitted(fun, in_shardings, out_shardings, static_argnums, donate_argnum
     none_as_empty = lambda value: () if value is None else value  # (0 is an argnum, not "none")
     return JittedFunction(fun, none_as_empty(static_argnums), none_as_empty(static_argnames),
                           none_as_empty(donate_argnums),
-                          passes, jit_options=options, name=name)
+                          passes, jit_options=options, name=name, pack_states=pack_states)

@@ -41,6 +41,10 @@ def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = (),
                                 static_argnames=static_argnames, axis_env=axis_env,
                                 name='make_jaxpr', return_only_write=return_only_write,
                                 passes=passes)
+    # States stored in a pack (brainstate.pack_states) are read and written through their
+    # buffer, as in the program jit compiles: the jaxpr takes the buffer and slices it, and
+    # `states` lists the buffer (a PackedBuffer) in place of its members.
+    stateful.packed = True
 
     @functools.wraps(fun)
     def make(*args, **kwargs):

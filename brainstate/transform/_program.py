@@ -23,6 +23,7 @@ import jax
 from .. import passes as passes_lib
 from .._errors import StateArgumentError
 from .._state import State, lane_view
+from .._state_pack import packed_slots
 from ..ir import LoweredGraph, lower_to_jaxpr, trace_flat
 from ..ir._gc import paused_gc
 from ._arguments import ArgumentSpec, CallSignature, leaf_aval
@@ -124,6 +125,16 @@ def _states_read(graph, out: dict) -> dict:
     return out
 
 
+def _touches_packed_state(graph) -> bool:
+    """Whether a graph (or a region in it) reads or writes a state stored in a pack."""
+    for node in graph.nodes:
+        if node.is_state_op and packed_slots(node.state) is not None:
+            return True
+        if any(_touches_packed_state(sub) for sub in node.subgraphs):
+            return True
+    return False
+
+
 def argument_names(fun: Callable, sig: CallSignature) -> list[str]:
     """The name of each argument leaf of a call, as the user wrote it (``'x'``,
     ``"params['w']"``, ``'args[2]'``), for JAX's messages about traced values."""
@@ -218,6 +229,9 @@ def _trace_program(fun, spec, sig, *, passes, lower, in_avals, lanes, analyses, 
     traced_reads = tuple(_states_read(graph, {}))
     if before_passes is not None:
         before_passes(graph, ctx.new_states)
+    if 'pack-states' in analyses and not _touches_packed_state(graph):
+        # (Packs exist, but this function touches none of their states: nothing to rewrite.)
+        analyses = tuple(a for a in analyses if a != 'pack-states')
     start = time.perf_counter()
     manager = passes_lib.optimize(graph, passes, analyses=analyses)
     timings['passes'] = time.perf_counter() - start

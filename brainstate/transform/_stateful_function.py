@@ -26,6 +26,7 @@ from jax.extend import core as jex_core
 from .. import _state
 from .._errors import StateArgumentError
 from .._state import State
+from .._state_pack import pack_analyses, packed_slots
 from ._arguments import ArgumentSpec
 from ._program import StatefulProgram, trace_program
 from ._state_io import write_back
@@ -191,11 +192,18 @@ def _debug_info(jaxpr, program, n_in: int, n_out: int):
         if hasattr(info, 'with_unknown_names') else None
 
 
+def _read_through(state, states) -> bool:
+    """Whether ``state`` is a packed state read through one of ``states`` (its pack's buffer:
+    the pack-states pass replaced its reads; see brainstate/_state_pack.py)."""
+    slots = packed_slots(state)
+    return slots is not None and any(slot.buffer in states for slot in slots)
+
+
 class _Compilation:
     """What one signature compiled to."""
 
     __slots__ = ('program', 'jaxpr', 'out_shapes', 'out_treedef', 'state_trace', 'state_avals',
-                 'num_outputs', 'out_states')
+                 'num_outputs', 'out_states', 'state_types')
 
     def __init__(self, program: StatefulProgram, return_only_write: bool):
         lowered = program.lowered
@@ -205,7 +213,8 @@ class _Compilation:
         # A state read whose value turned out unused is still one of the function's states
         # (an input of the jaxpr), as published.
         known = set(states)
-        states += [s for s in program.traced_reads if s not in known]
+        states += [s for s in program.traced_reads
+                   if s not in known and not _read_through(s, known)]
         written = list(lowered.written_states)
         written_set = set(written)
         n_read_leaves = sum(s.treedef.num_leaves for s in lowered.read_states)
@@ -251,11 +260,17 @@ class _Compilation:
         self.state_trace = StateTrace(states, written_set)
         self.state_avals = tuple((s.treedef, tuple((a.shape, a.dtype) for a in s.avals))
                                  for s in states)
+        # (Packing or unpacking a state swaps its class: see brainstate/_state_pack.py.)
+        self.state_types = tuple((type(s), s.__dict__.get('_pack_version')) for s in states)
 
     def stale(self) -> bool:
         if not self.program.environ_reads.hold():  # a brainstate.environ setting it read changed
             return True
-        for state, (treedef, avals) in zip(self.state_trace.states, self.state_avals):
+        states = self.state_trace.states
+        if any(type(s) is not t or s.__dict__.get('_pack_version') != v
+               for s, (t, v) in zip(states, self.state_types)):
+            return True  # packed or unpacked since (brainstate.pack_states)
+        for state, (treedef, avals) in zip(states, self.state_avals):
             leaves, current = jax.tree.flatten(state._value)
             if current != treedef or len(leaves) != len(avals):
                 return True
@@ -358,6 +373,9 @@ class StatefulFunction:
         self._compilation_cache = _BoundedCache(128)
         self._cache_lock = threading.RLock()
         self._spec = None
+        # Read and write packed states through their buffer, as jit does (make_jaxpr sets it:
+        # the jaxpr shown is the one jit compiles; see brainstate.pack_states).
+        self.packed = False
 
     def __repr__(self):
         name = getattr(self.fun, '__name__', type(self.fun).__name__)
@@ -394,13 +412,15 @@ class StatefulFunction:
                 return self
             if entry is not None:
                 for state in entry.state_trace.states:  # resync avals after `_value` edits
-                    state.restore_value(state._value)
+                    if state.has_value():  # (not a retired pack buffer)
+                        state.restore_value(state._value)
             # A stale entry stays readable (by other threads) until the new one replaces it;
             # if tracing fails, it goes.
             try:
                 spec = self._argument_spec(len(args))
                 sig = spec.signature(args, kwargs, allow_tracers=True)
-                program = trace_program(self.fun, spec, sig, passes=self.passes)
+                program = trace_program(self.fun, spec, sig, passes=self.passes,
+                                        analyses=pack_analyses() if self.packed else ())
             except TypeError as error:
                 self._compilation_cache.data.pop(key, None)
                 if 'State' in str(error) and 'returned' in str(error):
