@@ -378,3 +378,8 @@ def test_copy_from_and_copies_of_automatically_packed_states(soon):
     for clone in (copy.deepcopy(states[1]), pickle.loads(pickle.dumps(states[1]))):
         assert type(clone) is brainstate.ParamState and packed_slots(clone) is None
         np.testing.assert_array_equal(clone.value, states[1].value)
+
+
+def test_pack_states_option_must_be_a_bool_or_none():
+    with pytest.raises(brainstate.ArgumentTypeError, match='`pack_states` must be True, False or None'):
+        brainstate.transform.jit(lambda x: x, pack_states='yes')

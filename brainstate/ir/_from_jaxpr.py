@@ -98,55 +98,44 @@ class _Converter:
             if scope:  # keep the caller's jax.named_scope on inlined equations
                 eqn = in_name_scope(eqn, scope)
             prim = eqn.primitive
-            if prim in _PLAIN_PRIMITIVES:  # not a region, state op or inlined call
-                params = eqn.params
-                if params:
-                    for sub in _jaxprs_in(params):
-                        self.check_no_state_ops(sub, prim)
-                inputs = [Literal(a.val, a.aval) if type(a) is literal_type else env[a]
-                          for a in eqn.invars]
-                outvars = eqn.outvars
-                node = make_node(prim, inputs, [v.aval for v in outvars], dict(params),
-                                 eqn.source_info, {'effects': eqn.effects, 'ctx': eqn.ctx})
-                fast_append(node)
-                for var, value in zip(outvars, node.outputs):
-                    env[var] = value
-                continue
-            if prim is region_p:
-                self.region(env, eqn)
-                continue
-            if prim is state_read_p:
-                node = Node('state_read', state=eqn.params['state'],
-                            output_avals=[v.aval for v in eqn.outvars],
-                            source_info=eqn.source_info)
-                graph.append(node)
-                self.bind_outputs(env, eqn, node)
-                continue
-            if prim is state_write_p:
-                node = Node('state_write', state=eqn.params['state'],
-                            inputs=[self.operand(env, a) for a in eqn.invars],
-                            source_info=eqn.source_info)
-                graph.append(node)
-                continue
-            inner_key = _INLINED_CALLS.get(prim.name)
-            if inner_key is not None and inner_key in eqn.params:
-                inner = eqn.params[inner_key]
-                closed = inner if isinstance(inner, jex_core.ClosedJaxpr) else None
-                inner_jaxpr = closed.jaxpr if closed is not None else inner
-                inner_env = {}
-                for var, const in zip(inner_jaxpr.constvars, closed.consts if closed else ()):
-                    inner_env[var] = self.constant(const, var.aval)
-                for var, atom in zip(inner_jaxpr.invars, eqn.invars):
-                    inner_env[var] = self.operand(env, atom)
-                self.run(inner_jaxpr, inner_env, eqn.source_info.name_stack)
-                for var, atom in zip(eqn.outvars, inner_jaxpr.outvars):
-                    env[var] = self.operand(inner_env, atom)
-                continue
-            if inner_key is None:  # a primitive never inlined: the short path from now on
-                _PLAIN_PRIMITIVES.add(prim)
+            if prim not in _PLAIN_PRIMITIVES:  # a region, a state op or an inlined call?
+                if prim is region_p:
+                    self.region(env, eqn)
+                    continue
+                if prim is state_read_p:
+                    node = Node('state_read', state=eqn.params['state'],
+                                output_avals=[v.aval for v in eqn.outvars],
+                                source_info=eqn.source_info)
+                    graph.append(node)
+                    self.bind_outputs(env, eqn, node)
+                    continue
+                if prim is state_write_p:
+                    node = Node('state_write', state=eqn.params['state'],
+                                inputs=[self.operand(env, a) for a in eqn.invars],
+                                source_info=eqn.source_info)
+                    graph.append(node)
+                    continue
+                inner_key = _INLINED_CALLS.get(prim.name)
+                if inner_key is not None and inner_key in eqn.params:
+                    inner = eqn.params[inner_key]
+                    closed = inner if isinstance(inner, jex_core.ClosedJaxpr) else None
+                    inner_jaxpr = closed.jaxpr if closed is not None else inner
+                    inner_env = {}
+                    for var, const in zip(inner_jaxpr.constvars, closed.consts if closed else ()):
+                        inner_env[var] = self.constant(const, var.aval)
+                    for var, atom in zip(inner_jaxpr.invars, eqn.invars):
+                        inner_env[var] = self.operand(env, atom)
+                    self.run(inner_jaxpr, inner_env, eqn.source_info.name_stack)
+                    for var, atom in zip(eqn.outvars, inner_jaxpr.outvars):
+                        env[var] = self.operand(inner_env, atom)
+                    continue
+                if inner_key is None:  # a primitive never inlined: the short path from now on
+                    _PLAIN_PRIMITIVES.add(prim)
+            # a plain primitive: one node
             params = eqn.params
-            for sub in _jaxprs_in(params):
-                self.check_no_state_ops(sub, prim)
+            if params:
+                for sub in _jaxprs_in(params):
+                    self.check_no_state_ops(sub, prim)
             inputs = [Literal(a.val, a.aval) if type(a) is literal_type else env[a]
                       for a in eqn.invars]
             outvars = eqn.outvars

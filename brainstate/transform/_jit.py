@@ -30,7 +30,7 @@ from .._state_pack import (auto_pack, auto_pack_candidates, auto_pack_enabled, A
                            pack_analyses)
 from .._compat import DEBUG_CHECKS_SEEN, hide_brainstate_frames, outside_any_jax_trace
 from ..environ import _view_stamp
-from .._errors import TracerLeakError
+from .._errors import ArgumentTypeError, TracerLeakError
 from ..ir import Graph
 from ..ir._eval import bind_as_call
 from ..ir._gc import paused_gc
@@ -479,6 +479,10 @@ class JittedFunction:
                  pack_states: bool | None = None):
         self.fun = fun
         # Automatic packing of many small states (see jit()): None follows the global setting.
+        if pack_states not in (None, True, False):
+            raise ArgumentTypeError(
+                f'jit: `pack_states` must be True, False or None (follow '
+                f'brainstate.environ / BRAINSTATE_PACK_STATES), got {pack_states!r}.')
         self.pack_states = pack_states
         # The published jit's extra jax.jit options (see jit()) and name.
         self.jit_options = dict(jit_options or {})
