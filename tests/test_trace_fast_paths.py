@@ -326,3 +326,21 @@ def test_grad_of_a_loss_reading_a_parameter_twice_matches_jax():
     grads = jit(lambda x: brainstate.transform.grad(loss, {'w': w})(x))(x)
     expected = jax.grad(lambda p: jnp.sum(jnp.tanh(p * x) * p))(w.value)
     np.testing.assert_allclose(np.asarray(grads['w']), np.asarray(expected), rtol=1e-6)
+
+
+def test_no_forwarded_value_outlives_its_trace():
+    # A transform keeps its traced program (and the function that traced it); the values
+    # remembered for forwarding are tracers of that finished trace and must be dropped with it.
+    w = brainstate.ParamState(jnp.array(2.0))
+    count = brainstate.ShortTermState(jnp.array(0.))
+
+    def loss(x):
+        count.value = count.value + 1.
+        return (w.value * x).sum() + count.value
+
+    gt = brainstate.transform.grad(loss, grad_states=w)
+    outer = jit(lambda x: for_loop(lambda i: gt(x), jnp.arange(2)))
+    with jax.checking_leaks():
+        grads = outer(jnp.ones(3))
+    np.testing.assert_allclose(np.asarray(grads), [3., 3.])
+    assert float(count.value) == 2.

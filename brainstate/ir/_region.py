@@ -134,6 +134,7 @@ def trace_body(flat_fun: Callable, in_avals: Sequence, name: str, region: str):
             return list(flat_fun(*leaves))
         finally:
             popped = _state.TRACE_STACK.pop()
+            ctx.forget_values()  # tracers of a finished trace: a kept context must not hold them
             assert popped is ctx, 'brainstate trace stack corrupted'
 
     try:

@@ -196,6 +196,7 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
             ctx.finish()
         finally:
             popped = _state.TRACE_STACK.pop()
+            ctx.forget_values()  # tracers of a finished trace: a kept context must not hold them
             assert popped is ctx, 'brainstate trace stack corrupted'
         return outs
 
