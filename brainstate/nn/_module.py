@@ -268,7 +268,10 @@ class Module(Node, ParamDesc):
 
 
 def _short(value) -> str:
-    if hasattr(value, 'shape') and hasattr(value, 'dtype') and not isinstance(value, Module):
+    # An array-like instance shows its shape and dtype; a class (e.g. ``np.float32`` held as a
+    # layer's dtype has ``shape``/``dtype`` descriptors, not values) shows as itself.
+    if (hasattr(value, 'shape') and hasattr(value, 'dtype') and not isinstance(value, type)
+            and not isinstance(value, Module)):
         return f'{type(value).__name__}(shape={tuple(value.shape)}, dtype={value.dtype})'
     text = repr(value)
     return text if len(text) < 200 else text[:197] + '...'

@@ -129,3 +129,20 @@ def test_init_and_reset_all_states_children_first():
     calls.clear()
     nn.init_all_states(net, node_to_exclude=Neuron)
     assert calls == [('net', (4, 3))]
+
+
+def test_repr_of_a_module_holding_a_dtype_class():
+    # BatchNorm keeps its dtype as a class (np.float32), whose `shape`/`dtype` are descriptors:
+    # the repr must show the class, not try to read a shape from it.
+    class Model(brainstate.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = brainstate.nn.BatchNorm1d([10, 3])
+            self.dtype = np.float32
+            self.w = jnp.zeros((2, 3))
+
+    model = Model()
+    text = repr(model)
+    assert "dtype=<class 'numpy.float32'>" in text
+    assert 'w=ArrayImpl(shape=(2, 3), dtype=float32)' in text
+    assert 'BatchNorm1d' in repr(model.nodes())
