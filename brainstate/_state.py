@@ -62,6 +62,7 @@ class _TraceStack(threading.local):
         self.stack.append(ctx)
         with _COUNT_LOCK:
             _TRACES_ACTIVE += 1
+            CALL_EPOCH[0] += 1  # (cached calls check for a trace through the epoch)
 
     def pop(self):
         global _TRACES_ACTIVE
@@ -97,6 +98,27 @@ STRUCTURE_EPOCH = [0]
 # object (``net.w = ParamState(...)``): a compiled call traced with the old State must retrace
 # to find the States its function now touches.
 STATE_SET_EPOCH = [0]
+
+#: Bumped by every event after which a cached compiled call must look again before it runs:
+#: everything that bumps STRUCTURE_EPOCH (:func:`structure_changed`), a brainstate trace
+#: starting in any thread, JAX's NaN/Inf checks switched on (``brainstate._compat``), an entry
+#: learning that its traces read a ``brainstate.environ`` setting. A jit entry that checked
+#: everything (the general path) is *armed* with the value it read before checking; its
+#: generated cached call runs while the value is unchanged (one comparison per call, see
+#: ``transform/_jit.py``: ``_Entry.arm``).
+CALL_EPOCH = [0]
+
+
+def structure_changed(state_set: bool = False) -> None:
+    """Record that some state's value changed shape, dtype, tree structure, sharding or class
+    (or, ``state_set=True``, that a Module's State attribute was replaced by another object):
+    compiled calls recheck their states before they run again. The one way to bump the
+    epochs."""
+    if state_set:
+        STATE_SET_EPOCH[0] += 1
+    STRUCTURE_EPOCH[0] += 1
+    CALL_EPOCH[0] += 1
+
 
 class _LaneView(threading.local):
     lanes = None
@@ -360,13 +382,13 @@ class State(StateAPI):
             adopted = _sharding.adopted_shardings(leaves)
             if adopted is not None:
                 self._shardings = adopted
-                STRUCTURE_EPOCH[0] += 1
+                structure_changed()
         avals = tuple(_leaf_aval(leaf) for leaf in leaves)
         if treedef != self._treedef or avals != self._avals:
             # Allowed between calls; compiled calls notice through the epoch and retrace.
             self._treedef = treedef
             self._avals = avals
-            STRUCTURE_EPOCH[0] += 1
+            structure_changed()
         self._value = treedef.unflatten(leaves)
         self._exposed = True
 
@@ -417,7 +439,7 @@ class State(StateAPI):
                     f'sharded as {_sharding.spec_text(sharding)}: {error}') from None
             self._exposed = True
         self._shardings = shardings
-        STRUCTURE_EPOCH[0] += 1  # compiled steps recheck what they return the state as
+        structure_changed()  # compiled steps recheck what they return the state as
 
     @property
     def avals(self) -> tuple:
