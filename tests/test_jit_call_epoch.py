@@ -274,3 +274,69 @@ def test_the_compiled_function_takes_flat_state_leaves():
     assert isinstance(out, tuple) and len(out) == 3  # (result, *written leaves)
     np.testing.assert_allclose(out[1], 2.)
     np.testing.assert_allclose(out[2], 2.)
+
+
+def test_a_call_in_one_thread_does_not_arm_while_another_thread_traces():
+    s = brainstate.ShortTermState(jnp.zeros(3))
+    step = armed_step(s)  # s == 3
+    inside, release, out = threading.Event(), threading.Event(), []
+
+    def trace_in_thread():
+        @brainstate.transform.jit
+        def outer(x):
+            inside.set()
+            release.wait(10)
+            step(x)  # this thread traces: the call must become part of `outer`
+            return s.value * 2
+
+        out.append(outer(jnp.ones(3)))
+
+    thread = threading.Thread(target=trace_in_thread)
+    thread.start()
+    assert inside.wait(10)
+    try:
+        step(jnp.ones(3))  # the general path: it must not arm the entry meanwhile
+        np.testing.assert_allclose(s.value, 4.)
+    finally:
+        release.set()
+        thread.join()
+    np.testing.assert_allclose(out[0], 10.)  # the outer trace saw its own step
+    np.testing.assert_allclose(s.value, 5.)
+
+
+def test_a_call_in_one_thread_does_not_arm_donation_under_another_threads_debug_checks():
+    from brainstate import _compat
+    before_flag = _compat.DEBUG_CHECKS_SEEN[0]
+    _compat.DEBUG_CHECKS_SEEN[0] = False
+    try:
+        s = brainstate.ShortTermState(jnp.ones(3))
+
+        @brainstate.transform.jit
+        def step(x):
+            s.value = s.value * x
+            return s.value.sum()
+
+        for _ in range(3):
+            step(jnp.full(3, 2.))  # s == 8
+        bad = jnp.full(3, jnp.inf)
+        inside, called, errors = threading.Event(), threading.Event(), []
+
+        def checked_thread():
+            with jax.debug_infs(True):
+                inside.set()
+                called.wait(10)
+                try:
+                    step(bad)
+                except FloatingPointError as error:
+                    errors.append(error)
+
+        thread = threading.Thread(target=checked_thread)
+        thread.start()
+        assert inside.wait(10)
+        step(jnp.full(3, 1.))  # this thread: no checks; it must not arm the donating call
+        called.set()
+        thread.join()
+        assert errors
+        np.testing.assert_allclose(s.value, 8.)  # the failed call donated and stored nothing
+    finally:
+        _compat.DEBUG_CHECKS_SEEN[0] = before_flag

@@ -206,8 +206,7 @@ class _Entry:
         brainstate trace starting, JAX's debug checks switched on). Only while no brainstate
         trace runs in any thread and, for an entry that donates, while JAX's NaN/Inf checks were
         never on (then each call asks whether it may donate)."""
-        if not _state._TRACES_ACTIVE and not (self.may_donate and DEBUG_CHECKS_SEEN[0]) \
-                and self.epoch == _STRUCTURE_EPOCH[0]:
+        if not _state._TRACES_ACTIVE and not (self.may_donate and DEBUG_CHECKS_SEEN[0]):
             self.armed = epoch
 
     def add_environ_reads(self, reads):
