@@ -4,6 +4,7 @@ which checks, runs and arms the entry again. Each test here fails if its event s
 the epoch (or stops being checked); numbers are compared with hand-written pure JAX. Also the
 flat form of the compiled function (state leaves and arguments as positional arguments)."""
 
+import sys
 import threading
 
 import jax
@@ -340,3 +341,15 @@ def test_a_call_in_one_thread_does_not_arm_donation_under_another_threads_debug_
         np.testing.assert_allclose(s.value, 8.)  # the failed call donated and stored nothing
     finally:
         _compat.DEBUG_CHECKS_SEEN[0] = before_flag
+
+
+@pytest.mark.skipif(sys.implementation.name != 'cpython', reason='CPython dict layout')
+def test_a_state_keeps_its_attributes_in_a_plain_dict():
+    # A "split" instance dict (CPython's default once __dict__ is used) defeats the
+    # interpreter's attribute caches: each `state._value` of a cached call would cost ~4x. A
+    # plain (combined) dict has the size of its own copy; a split one does not.
+    for cls in (brainstate.State, brainstate.ShortTermState, brainstate.ParamState):
+        state = cls(jnp.zeros(3))
+        state.value  # (reads and stores through __dict__ along the way)
+        state.value = jnp.ones(3)
+        assert sys.getsizeof(state.__dict__) == sys.getsizeof(dict(state.__dict__)), cls
