@@ -353,3 +353,24 @@ def test_a_state_keeps_its_attributes_in_a_plain_dict():
         state.value  # (reads and stores through __dict__ along the way)
         state.value = jnp.ones(3)
         assert sys.getsizeof(state.__dict__) == sys.getsizeof(dict(state.__dict__)), cls
+
+
+def test_in_and_out_shardings_apply_to_the_arguments_past_the_state_leaves():
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    sharding = NamedSharding(Mesh(np.array(jax.devices()[:1]), ('x',)), P('x'))
+    a = brainstate.ShortTermState((jnp.zeros(4), jnp.ones(4)))  # two donated leaves
+    w = brainstate.ParamState(jnp.full(4, 3.))  # one read-only leaf
+
+    @brainstate.transform.jit(in_shardings=(sharding, None, sharding), static_argnums=1,
+                              out_shardings=sharding)
+    def step(x, n, y):
+        u, v = a.value
+        a.value = (u + x * n, v * w.value)
+        return x + y
+
+    for _ in range(3):
+        out = step(jnp.arange(4.), 2, jnp.ones(4))
+    np.testing.assert_allclose(out, np.arange(4.) + 1)
+    assert out.sharding == sharding
+    np.testing.assert_allclose(a.value[0], np.arange(4.) * 6)
+    np.testing.assert_allclose(a.value[1], 27.)
