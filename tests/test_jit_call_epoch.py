@@ -361,7 +361,7 @@ def test_in_and_out_shardings_apply_to_the_arguments_past_the_state_leaves():
     a = brainstate.ShortTermState((jnp.zeros(4), jnp.ones(4)))  # two donated leaves
     w = brainstate.ParamState(jnp.full(4, 3.))  # one read-only leaf
 
-    @brainstate.transform.jit(in_shardings=(sharding, None, sharding), static_argnums=1,
+    @brainstate.transform.jit(in_shardings=(sharding, sharding), static_argnums=1,
                               out_shardings=sharding)
     def step(x, n, y):
         u, v = a.value
