@@ -62,7 +62,7 @@ class _TraceStack(threading.local):
         self.stack.append(ctx)
         with _COUNT_LOCK:
             _TRACES_ACTIVE += 1
-            CALL_EPOCH[0] += 1  # (cached calls check for a trace through the epoch)
+            recheck_cached_calls()  # (cached calls see a trace through the epoch)
 
     def pop(self):
         global _TRACES_ACTIVE
@@ -107,6 +107,14 @@ STATE_SET_EPOCH = [0]
 #: generated cached call runs while the value is unchanged (one comparison per call, see
 #: ``transform/_jit.py``: ``_Entry.arm``).
 CALL_EPOCH = [0]
+_CALL_EPOCHS = itertools.count(1)
+
+
+def recheck_cached_calls() -> None:
+    """Bump :data:`CALL_EPOCH`: every cached call takes the general path once. To a value it
+    never had (``next`` of a counter is atomic; ``+= 1`` from two threads could lose a bump, and
+    a third could then store a value an entry was armed with)."""
+    CALL_EPOCH[0] = next(_CALL_EPOCHS)
 
 
 def structure_changed(state_set: bool = False) -> None:
@@ -117,7 +125,7 @@ def structure_changed(state_set: bool = False) -> None:
     if state_set:
         STATE_SET_EPOCH[0] += 1
     STRUCTURE_EPOCH[0] += 1
-    CALL_EPOCH[0] += 1
+    recheck_cached_calls()
 
 
 class _LaneView(threading.local):

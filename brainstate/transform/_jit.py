@@ -216,7 +216,7 @@ class _Entry:
         self.environ_reads.merge(reads)
         if not had and self.environ_reads.values:
             self._fast_calls.clear()
-            _CALL_EPOCH[0] += 1
+            _state.recheck_cached_calls()
 
     def fast_call(self, nargs: int):
         """The generated cached call of this entry for ``nargs`` positional arguments (made
