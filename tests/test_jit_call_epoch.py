@@ -374,3 +374,16 @@ def test_in_and_out_shardings_apply_to_the_arguments_past_the_state_leaves():
     assert out.sharding == sharding
     np.testing.assert_allclose(a.value[0], np.arange(4.) * 6)
     np.testing.assert_allclose(a.value[1], 27.)
+
+
+def test_a_bump_never_gives_back_a_value_the_epoch_had():
+    # Two threads bumping at once may leave a stale value stored (a lost update); the next bump
+    # must still not land on a value some entry may have been armed with.
+    values = [epoch()]
+    for _ in range(3):
+        _state.recheck_cached_calls()
+        values.append(epoch())
+    stale = values[-1] - 1  # (what `+= 1` from a stale read would have stored)
+    _state.CALL_EPOCH[0] = stale
+    _state.recheck_cached_calls()
+    assert epoch() not in values
