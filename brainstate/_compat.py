@@ -95,6 +95,9 @@ def _install_debug_check_hooks():
     def seen(value):
         if value:
             DEBUG_CHECKS_SEEN[0] = True
+            # Cached calls that donate stop skipping the per-call question (see _state).
+            from . import _state
+            _state.recheck_cached_calls()
 
     for setting in (_debug_nans, _debug_infs):
         for slot in ('_update_global_hook', '_update_thread_local_hook'):

@@ -62,6 +62,7 @@ class _TraceStack(threading.local):
         self.stack.append(ctx)
         with _COUNT_LOCK:
             _TRACES_ACTIVE += 1
+            recheck_cached_calls()  # (cached calls see a trace through the epoch)
 
     def pop(self):
         global _TRACES_ACTIVE
@@ -97,6 +98,35 @@ STRUCTURE_EPOCH = [0]
 # object (``net.w = ParamState(...)``): a compiled call traced with the old State must retrace
 # to find the States its function now touches.
 STATE_SET_EPOCH = [0]
+
+#: Bumped by every event after which a cached compiled call must look again before it runs:
+#: everything that bumps STRUCTURE_EPOCH (:func:`structure_changed`), a brainstate trace
+#: starting in any thread, JAX's NaN/Inf checks switched on (``brainstate._compat``), an entry
+#: learning that its traces read a ``brainstate.environ`` setting. A jit entry that checked
+#: everything (the general path) is *armed* with the value it read before checking; its
+#: generated cached call runs while the value is unchanged (one comparison per call, see
+#: ``transform/_jit.py``: ``_Entry.arm``).
+CALL_EPOCH = [0]
+_CALL_EPOCHS = itertools.count(1)
+
+
+def recheck_cached_calls() -> None:
+    """Bump :data:`CALL_EPOCH`: every cached call takes the general path once. To a value it
+    never had (``next`` of a counter is atomic; ``+= 1`` from two threads could lose a bump, and
+    a third could then store a value an entry was armed with)."""
+    CALL_EPOCH[0] = next(_CALL_EPOCHS)
+
+
+def structure_changed(state_set: bool = False) -> None:
+    """Record that some state's value changed shape, dtype, tree structure, sharding or class
+    (or, ``state_set=True``, that a Module's State attribute was replaced by another object):
+    compiled calls recheck their states before they run again. The one way to bump the
+    epochs."""
+    if state_set:
+        STATE_SET_EPOCH[0] += 1
+    STRUCTURE_EPOCH[0] += 1
+    recheck_cached_calls()
+
 
 class _LaneView(threading.local):
     lanes = None
@@ -219,6 +249,11 @@ class State(StateAPI):
     _shardings = None  # one jax Sharding (or None) per leaf; see _state_sharding.py
 
     def __init__(self, value: Any, name: str | None = None, **metadata):
+        # A plain dict from the start: CPython 3.11 keeps an instance's attributes in a "split"
+        # dict once its ``__dict__`` is used (as state I/O and packing do), and its attribute
+        # caches do not specialize those: every ``state._value`` load or store then costs ~4x
+        # (40-70 ns), several per cached jit call.
+        self.__dict__ = dict(self.__dict__)
         self._id = next(_ids)
         self.name = name
         self._owner = None  # (weakref to Module, key path), set when a Module registers us
@@ -360,13 +395,13 @@ class State(StateAPI):
             adopted = _sharding.adopted_shardings(leaves)
             if adopted is not None:
                 self._shardings = adopted
-                STRUCTURE_EPOCH[0] += 1
+                structure_changed()
         avals = tuple(_leaf_aval(leaf) for leaf in leaves)
         if treedef != self._treedef or avals != self._avals:
             # Allowed between calls; compiled calls notice through the epoch and retrace.
             self._treedef = treedef
             self._avals = avals
-            STRUCTURE_EPOCH[0] += 1
+            structure_changed()
         self._value = treedef.unflatten(leaves)
         self._exposed = True
 
@@ -417,7 +452,7 @@ class State(StateAPI):
                     f'sharded as {_sharding.spec_text(sharding)}: {error}') from None
             self._exposed = True
         self._shardings = shardings
-        STRUCTURE_EPOCH[0] += 1  # compiled steps recheck what they return the state as
+        structure_changed()  # compiled steps recheck what they return the state as
 
     @property
     def avals(self) -> tuple:

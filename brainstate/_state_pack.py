@@ -427,7 +427,7 @@ class StatePack:
             LIVE_PACKS[0] += 1
             self._live[0] = True
             weakref.finalize(self, _forget, self._live)
-            _state.STRUCTURE_EPOCH[0] += 1
+            _state.structure_changed()
         return self
 
     def release(self, state):
@@ -448,8 +448,7 @@ class StatePack:
                 buffer.__dict__['_pack_version'] = buffer.__dict__.get('_pack_version', 0) + 1
             # Programs reading the buffer read this state through it: they retrace (the set of
             # states they touch changed, as when a Module's State attribute is replaced).
-            _state.STATE_SET_EPOCH[0] += 1
-            _state.STRUCTURE_EPOCH[0] += 1
+            _state.structure_changed(state_set=True)
             if not self.states:
                 self.unpack()
 
@@ -476,7 +475,7 @@ class StatePack:
                 group.buffer.__dict__.pop('_value', None)
             self.packed = False
             _forget(self._live)
-            _state.STRUCTURE_EPOCH[0] += 1
+            _state.structure_changed()
 
     def __enter__(self):
         return self

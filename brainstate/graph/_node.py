@@ -63,8 +63,7 @@ class Node(PrettyObject):
             if previous is not None and previous is not value and _holds_state(previous):
                 # A State the compiled functions of this module were traced with is replaced:
                 # they must retrace (the epochs tell them in O(1) on their next call).
-                _state.STATE_SET_EPOCH[0] += 1
-                _state.STRUCTURE_EPOCH[0] += 1
+                _state.structure_changed(state_set=True)
         object.__setattr__(self, name, value)
         if not name.startswith('_bs_'):
             _register(self, (name,), value)

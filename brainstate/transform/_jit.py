@@ -1,10 +1,12 @@
 """jit: compile a stateful function through the state IR, keeping every state update.
 
 How a call runs. Each compiled entry is one ``jax.jit`` over a *pure* function of
-``(donated state leaves, other state leaves, *args, **kwargs)``, for a fixed list of states. So a
-cached call costs what a raw ``jax.jit`` call costs (JAX's C++ dispatch checks the argument and
-state shapes) plus O(1) Python per state: read the states' buffers into two lists, call, store
-the new buffers back. Written states' old buffers are donated, so updates happen in place.
+``(*donated state leaves, *other state leaves, *args, **kwargs)`` returning ``(result, *written
+state leaves)``, for a fixed list of states: flat, so JAX's dispatch has no lists of states to
+flatten and compare per call. So a cached call costs what a raw ``jax.jit`` call costs (JAX's
+C++ dispatch checks the argument and state shapes) plus O(1) Python per state: pass the states'
+buffers, call, store the new buffers back. Written states' old buffers are donated, so updates
+happen in place.
 
 When JAX traces the pure function (first call, or new argument or state shapes), it runs our
 pipeline: trace the user function into the state IR, run the passes, lower to a jaxpr and
@@ -46,6 +48,7 @@ __all__ = ['jit', 'JittedFunction']
 # the per-call path. The trace stack is per thread (``_TRACE_STACK.stack``).
 _TRACE_STACK = _state.TRACE_STACK
 _STRUCTURE_EPOCH = _state.STRUCTURE_EPOCH
+_CALL_EPOCH = _state.CALL_EPOCH
 _Tracer = jax.core.Tracer
 _acquire = STATE_LOCK.acquire
 _release = STATE_LOCK.release
@@ -122,6 +125,8 @@ class _Entry:
         # they keep their values (another entry serves other values).
         self.environ_reads = program.environ_reads.copy()
         self.consts_as_args = consts_as_args
+        # The generated cached call runs while ``armed`` is the current CALL_EPOCH (see arm).
+        self.armed = None
         self.may_donate = program_may_donate(lowered.closed_jaxpr) and bool(self.donated_states)
         # States the program writes with other avals than they hold (vmap's out_states): their
         # stored avals change with the value.
@@ -136,7 +141,12 @@ class _Entry:
         if self.reshaped:
             self.may_donate = False  # a buffer of another shape cannot hold the result
         spec = owner.args
-        shift = 3 if consts_as_args else 2
+        # The pure function's positional arguments: the donated states' leaves, the other read
+        # states' leaves, the constants (one list) where they are an argument, the user's.
+        self.num_donated = sum(s._treedef.num_leaves for s in self.donated_states)
+        self.num_kept = sum(s._treedef.num_leaves for s in self.kept_states)
+        shift = self.num_donated + self.num_kept + (1 if consts_as_args else 0)
+        self.num_leading = shift
         static = tuple(i + shift for i in spec.static_argnums)
         user_donated = tuple(i + shift for i in spec.donate_argnums)
         options = dict(static_argnums=static, static_argnames=spec.static_argnames)
@@ -147,16 +157,13 @@ class _Entry:
             kept = state._shardings is not None and state not in self.reshaped
             written_shardings.extend(state._shardings if kept else (None,) * count)
         options.update(owner.jax_jit_options(shift, written_shardings))
-        if consts_as_args:
-            def pure(donated, kept, consts, *args, **kwargs):
-                return self._pure(donated, kept, consts, args, kwargs)
-        else:
-            def pure(donated, kept, *args, **kwargs):
-                return self._pure(donated, kept, None, args, kwargs)
+        def pure(*flat, **kwargs):
+            return self._pure(flat, kwargs)
 
         pure.__name__ = pure.__qualname__ = owner.name or spec.fun_name
         self._pure_fn = pure
-        self.jitted = jax.jit(pure, donate_argnums=(0,) + user_donated, **options)
+        self._donate_argnums = tuple(range(self.num_donated)) + user_donated
+        self.jitted = jax.jit(pure, donate_argnums=self._donate_argnums, **options)
         self._jitted_keep_states = None
         self._options = dict(options, donate_argnums=user_donated)
         self.refresh_layout()
@@ -192,6 +199,25 @@ class _Entry:
                                for s in states)
         self.written_leaf_counts = [s._treedef.num_leaves for s in self.written_states]
 
+    def arm(self, epoch: int):
+        """Let the generated cached call run until the next event that could make this entry
+        unfit (:data:`brainstate._state.CALL_EPOCH` moves past ``epoch``, the value read before
+        this entry was checked: a state's structure, class or sharding, the set of States, a
+        brainstate trace starting, JAX's debug checks switched on). Only while no brainstate
+        trace runs in any thread and, for an entry that donates, while JAX's NaN/Inf checks were
+        never on (then each call asks whether it may donate)."""
+        if not _state._TRACES_ACTIVE and not (self.may_donate and DEBUG_CHECKS_SEEN[0]):
+            self.armed = epoch
+
+    def add_environ_reads(self, reads):
+        """Count the settings another trace of this entry read as read by the entry. An entry
+        that read none until now gets a cached call that checks them (made anew)."""
+        had = bool(self.environ_reads.values)
+        self.environ_reads.merge(reads)
+        if not had and self.environ_reads.values:
+            self._fast_calls.clear()
+            _state.recheck_cached_calls()
+
     def fast_call(self, nargs: int):
         """The generated cached call of this entry for ``nargs`` positional arguments (made
         once per count), or None where calls take the general path (see :meth:`_make_fast_call`)."""
@@ -214,20 +240,21 @@ class _Entry:
         to a name and the reads, the call and the stores unrolled into straight-line code; its
         positional parameters are named (``*args`` would cost a tuple in and one out, about a
         third of our time per call). Its first line checks, in O(1), that nothing the general
-        path handles differently applies: another argument count or keyword arguments, a
-        brainstate trace running (the call becomes part of it), a state's structure or the set
-        of states changed (``STRUCTURE_EPOCH``), a ``brainstate.environ`` setting changed since
-        the entry's reads last held (the view stamp), JAX's NaN/Inf checks ever switched on
-        (``DEBUG_CHECKS_SEEN``: donation is then decided per call). Any of them: the general
-        path."""
+        path handles differently applies: another argument count or keyword arguments; the
+        entry not armed at the current ``CALL_EPOCH`` (see :meth:`arm`: a brainstate trace
+        running, a state's structure or the set of states changed, JAX's NaN/Inf checks
+        switched on, since the general path last checked it); for an entry whose traces read
+        ``brainstate.environ`` settings, a setting changed since they last held (the view
+        stamp: settings are per thread). Any of them: the general path, which checks, runs
+        and arms the entry again."""
         if (not self.single_leaf or self.consts_as_args or self.reshaped or
                 self.owner.args.donate_argnums):
             return None
         owner = self.owner
         donate = self.may_donate
-        names = {'entry': self, 'S': _state, 'EPOCH': _STRUCTURE_EPOCH,
+        names = {'entry': self, 'CALL': _CALL_EPOCH,
                  'ER': self.environ_reads, 'view_stamp': _view_stamp,
-                 'DEBUG': DEBUG_CHECKS_SEEN, 'acquire': _acquire, 'release': _release,
+                 'acquire': _acquire, 'release': _release,
                  'jitted': self.jitted if donate else self.jitted_keep_states,
                  'Tracer': _Tracer, 'leak': self._leaked,
                  'StateSetChanged': _StateSetChanged, 'general': owner._general_call,
@@ -244,13 +271,11 @@ class _Entry:
         # ``more``, keywords (also one named like a parameter) in ``kwargs``.
         signature = ''.join(f'{a}=M, ' for a in params) + ('/, ' if params else '')
         args = f'({"".join(f"{a}, " for a in params)})'
-        donated_values = f'[{", ".join(f"{d}._value" for d in donated)}]'
         donated_set = set(self.donated_states) if donate else set()
         checks = ['more', 'kwargs'] + ([f'{params[-1]} is M'] if params else []) + [
-            'S._TRACES_ACTIVE', 'entry.epoch != EPOCH[0]',
-            '(ER.values and ER.stamp != view_stamp())']
-        if donate:
-            checks.append('DEBUG[0]')
+            'entry.armed != CALL[0]']
+        if self.environ_reads.values:  # (an entry that gains some is made anew)
+            checks.append('ER.stamp != view_stamp()')
         lines = [
             f'def fast({signature}*more, **kwargs):',
             f'    if {" or ".join(checks)}:',
@@ -259,12 +284,11 @@ class _Entry:
             '        acquire()',
             '        try:',
         ]
-        body = [f'results, written = jitted({donated_values}, '
-                f'[{", ".join(f"{k}._value" for k in kept)}]{"".join(f", {a}" for a in params)})']
+        values = [f'v{i}' for i in range(len(written))]
+        inputs = [f'{s}._value' for s in donated + kept] + params
+        body = [f'results, {"".join(f"{v}, " for v in values)}= jitted({", ".join(inputs)})']
         if written:
-            values = [f'v{i}' for i in range(len(written))]
-            body += [f'{", ".join(values)}, = written',
-                     'if isinstance(v0, Tracer):',
+            body += ['if isinstance(v0, Tracer):',
                      '    leak()']
             # A donated state was not exposed (checked below) and nobody holds its new buffer:
             # its flag stays False. Others are cleared, as the general path does.
@@ -345,7 +369,8 @@ class _Entry:
     def __call__(self, args: tuple, kwargs: dict, consts=None, compiled: bool = True):
         """Run the program with state I/O. ``compiled=False`` evaluates its jaxpr op by op
         (JAX's eager dispatch, no XLA compile of the whole program, no donation): the eager
-        runner's choice for a program seen once."""
+        runner's choice for a program seen once. Arms the entry (:meth:`arm`) when it ran."""
+        epoch = _CALL_EPOCH[0]  # (read before anything is checked: an event after shows next)
         if self.epoch != _STRUCTURE_EPOCH[0]:
             self.refresh_layout()
         if self.owner.args.donate_argnums:
@@ -376,11 +401,11 @@ class _Entry:
                 donated = copy_exposed(self.donated_states, donated, self.single_leaf)
             # (An empty **kwargs would cost JAX's dispatch ~2us: pass it only when there is one.)
             if self.consts_as_args:
-                results, written = jitted(donated, kept, consts, *args, **kwargs)
+                results, *written = jitted(*donated, *kept, consts, *args, **kwargs)
             elif kwargs:
-                results, written = jitted(donated, kept, *args, **kwargs)
+                results, *written = jitted(*donated, *kept, *args, **kwargs)
             else:
-                results, written = jitted(donated, kept, *args)
+                results, *written = jitted(*donated, *kept, *args)
             if written and isinstance(written[0], _Tracer):
                 raise TracerLeakError(foreign_trace_message(
                     f'{self.owner.args.fun_name} (a brainstate.transform.jit function)',
@@ -399,13 +424,20 @@ class _Entry:
                 state.restore_value(state._value)  # records the new avals
         finally:
             _release()
+        self.arm(epoch)
         return results
 
     # -- what JAX traces -----------------------------------------------------------------------
 
-    def _pure(self, donated, kept, consts, args, kwargs):
-        """The function as a pure one; runs only while JAX traces it."""
+    def _pure(self, flat: tuple, kwargs: dict):
+        """The function as a pure one; runs only while JAX traces it. ``flat``: the donated
+        states' leaves, the other read states' leaves, the constants (where they are an
+        argument), the user's positional arguments. Returns ``(result, *written leaves)``."""
         owner = self.owner
+        donated = flat[:self.num_donated]
+        kept = flat[self.num_donated:self.num_donated + self.num_kept]
+        consts = flat[self.num_leading - 1] if self.consts_as_args else None
+        args = flat[self.num_leading:]
         program, self.pending = self.pending, None
         if program is None:  # JAX retraces: new argument or state shapes
             sig = owner.args.trace_signature(args, kwargs)
@@ -415,7 +447,7 @@ class _Entry:
                     tuple(lowered.written_states) != self.written_states):
                 raise _StateSetChanged()
             self.last_program = program
-            self.environ_reads.merge(program.environ_reads)
+            self.add_environ_reads(program.environ_reads)
         lowered = program.lowered
         by_state = {}
         for states, leaves in ((self.donated_states, donated), (self.kept_states, kept)):
@@ -446,14 +478,14 @@ class _Entry:
         written = [_strong_array(leaf) for leaf in outs[n:]]
         results = [leaf if isinstance(leaf, (jax.Array, _Tracer)) else jax.numpy.asarray(leaf)
                    for leaf in outs[:n]]
-        return program.out_tree.unflatten(results), written
+        return (program.out_tree.unflatten(results), *written)
 
-    def state_avals(self):
-        def avals(states):
-            return [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding)
-                    for s in states
-                    for a, sharding in zip(s.avals, s._shardings or (None,) * len(s.avals))]
-        return avals(self.donated_states), avals(self.kept_states)
+    def state_avals(self) -> list:
+        """The leading arguments of the pure function (the donated, then the other read
+        states' leaves) as ``jax.ShapeDtypeStruct``s."""
+        return [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding)
+                for s in self.donated_states + self.kept_states
+                for a, sharding in zip(s.avals, s._shardings or (None,) * len(s.avals))]
 
     def matches(self, program: StatefulProgram) -> bool:
         lowered = program.lowered
@@ -619,7 +651,7 @@ class JittedFunction:
             if entry.matches(program):
                 entry.trust_states()
                 entry.pending = program
-                entry.environ_reads.merge(program.environ_reads)
+                entry.add_environ_reads(program.environ_reads)
                 return entry
         entry = _Entry(self, program)
         self._entries.append(entry)
@@ -673,8 +705,7 @@ class JittedFunction:
                 return pure(*a, **k)
 
             timed.__name__ = timed.__qualname__ = pure.__name__
-            fresh = jax.jit(timed, **dict(entry._options,
-                                   donate_argnums=(0,) + tuple(entry._options['donate_argnums'])))
+            fresh = jax.jit(timed, **dict(entry._options, donate_argnums=entry._donate_argnums))
             start = time.perf_counter()
             lowered = fresh.lower(*entry.state_avals(), *args, **kwargs)
             timings['lower_to_hlo'] = time.perf_counter() - start
@@ -698,13 +729,12 @@ class JittedFunction:
         """The extra ``jax.jit`` options of the pure function, whose first ``shift``
         arguments are the state lists (and constants): their shardings are ``None`` (JAX takes
         the states' buffers as they lie, in their own shardings). Its result is ``(result,
-        written state leaves)``: the latter get ``written_shardings`` (one per leaf)."""
+        *written state leaves)``: the latter get ``written_shardings`` (one per leaf)."""
         options = dict(self.jit_options)
         if 'in_shardings' in options:
             options['in_shardings'] = (None,) * shift + tuple(options['in_shardings'])
         if 'out_shardings' in options or any(s is not None for s in written_shardings):
-            options['out_shardings'] = (options.get('out_shardings'),
-                                        list(written_shardings) or None)
+            options['out_shardings'] = (options.get('out_shardings'), *written_shardings)
         return options
 
     @property
