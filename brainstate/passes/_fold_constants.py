@@ -202,9 +202,7 @@ def fold_constants(graph, stats=None, _cache=None):
         results = _evaluate(node, cache)
         if results is None:
             continue
-        for value, literal in zip(node.outputs, results):
-            value.replace_all_uses_with(literal)
-        graph.erase_node(node)
+        graph.replace_node(node, results)
         folded += 1
     if folded:
         stats['operations folded'] += folded
