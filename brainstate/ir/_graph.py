@@ -156,9 +156,14 @@ class Literal:
         self._hash = None
 
     def __eq__(self, other):
+        # Asked often with a Value (list.count / index over a node's operands): answered first.
         if type(other) is not Literal:
             return NotImplemented
-        return self is other or self.key() == other.key()
+        if self is other:
+            return True
+        mine, theirs = self._key, other._key
+        return (self.key() if mine is None else mine) == (other.key() if theirs is None
+                                                          else theirs)
 
     def __hash__(self):
         value = self._hash
@@ -840,8 +845,8 @@ class Graph:
                 f'{len(values)} replacement value(s) were given; give one per result.')
         for old, new in zip(outputs, values):
             new_type = type(new)
-            if new_type is not Literal:
-                if new_type is not Value and not isinstance(new, (Value, Literal)):
+            if new_type is not Literal and (new_type is not Value or new.producer is node):
+                if not isinstance(new, (Value, Literal)):
                     raise GraphEditError(
                         f'replace_node: {_describe(node)}: its result {_name(old)} can only be '
                         f'replaced by a Value or a Literal, not {new!r}.')
