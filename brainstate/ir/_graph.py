@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections import deque
-from itertools import accumulate, compress, count, islice, repeat
+from itertools import compress, count, islice, repeat
 from operator import attrgetter, is_
 from typing import Any, Iterable, Iterator
 
@@ -440,13 +440,12 @@ class Graph:
         """The kept node list itself (not a copy: not to be changed, nor held across edits)."""
         cached = self._nodes_cache
         if cached is None:
-            # Follow the links in C: node, getattr(node, '_next'), ... for as many nodes as the
-            # graph counts (a Python loop over the links cost ~10 bytecodes per node).
-            size = sum(self._kind_counts.values())
+            cached = []
             root = self._root
-            cached = list(accumulate(repeat('_next', size - 1), getattr,
-                                     initial=root._next)) if size else []
-            assert not cached or cached[-1]._next is root, 'node counts out of step with links'
+            node = root._next
+            while node is not root:
+                cached.append(node)
+                node = node._next
             self._nodes_cache = cached
         elif len(cached) != sum(self._kind_counts.values()):  # erased nodes to filter out
             cached = self._nodes_cache = list(compress(cached, map(is_, map(_graph_of, cached),
