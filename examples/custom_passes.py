@@ -119,8 +119,8 @@ class DropIdentityArithmetic(brainstate.passes.Pass):
             result = node.outputs[0]
             if kept.aval.shape != result.aval.shape or kept.aval.dtype != result.aval.dtype:
                 continue  # a broadcasting or casting operation is not a no-op
-            result.replace_all_uses_with(kept)  # checks the types again, and refuses a mismatch
-            graph.erase_node(node)  # refuses if a result is still used
+            # Every use of the result takes `kept`, and the node goes (types checked first).
+            graph.replace_node(node, [kept])
             stats[f'{node.name} removed'] += 1
 
     @staticmethod

@@ -98,7 +98,6 @@ def algebraic_simplify(graph, stats=None, *, signed_zeros: bool = True):
         result = _simplified(node, signed_zeros)
         if result is None:
             continue
-        node.outputs[0].replace_all_uses_with(result)
-        graph.erase_node(node)
+        graph.replace_node(node, [result])
         stats['operations simplified'] += 1
     return graph

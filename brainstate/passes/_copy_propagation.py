@@ -50,8 +50,6 @@ def copy_propagation(graph, stats=None):
         originals = _copied(node)
         if originals is None:
             continue
-        for result, original in zip(node.outputs, originals):
-            result.replace_all_uses_with(original)
-        graph.erase_node(node)
+        graph.replace_node(node, originals)
         stats['copies removed'] += 1
     return graph

@@ -94,9 +94,7 @@ def common_subexpression_elimination(graph, stats=None):
         # only of a match, since the same operation and params have the same effects.
         if earlier is node or node.has_effect or earlier.has_effect:
             continue
-        for mine, theirs in zip(node.outputs, earlier.outputs):
-            mine.replace_all_uses_with(theirs)
-        graph.erase_node(node)
+        graph.replace_node(node, earlier.outputs)
         merged += 1
     if merged:
         stats['nodes merged'] += merged

@@ -192,20 +192,18 @@ def fold_constants(graph, stats=None, _cache=None):
     for node in graph.nodes:
         # Most nodes have a first operand that is not a literal: rule them out first.
         inputs = node.inputs
-        if not inputs or type(inputs[0]) is not Literal or node.kind != 'primitive':
-            if node.kind == 'region':
-                for sub in node.subgraphs:
-                    fold_constants(sub, stats, _cache=cache)
-            continue
-        if node.has_effect:
+        if not inputs or type(inputs[0]) is not Literal or node.kind != 'primitive' or \
+                node.has_effect:
             continue
         results = _evaluate(node, cache)
         if results is None:
             continue
-        for value, literal in zip(node.outputs, results):
-            value.replace_all_uses_with(literal)
-        graph.erase_node(node)
+        graph.replace_node(node, results)
         folded += 1
+    # Region bodies on their own (regions are closed: folding in one changes nothing outside).
+    for region in graph.find_nodes('region', recursive=False):
+        for sub in region.subgraphs:
+            fold_constants(sub, stats, _cache=cache)
     if folded:
         stats['operations folded'] += folded
     return graph

@@ -73,9 +73,7 @@ class HoistScope:
             if kind == 'state_read':
                 values = current.get(node.state)
                 if values is not None:
-                    for old, new in zip(node.outputs, values):
-                        old.replace_all_uses_with(new)
-                    graph.erase_node(node)
+                    graph.replace_node(node, values)
                 else:
                     self.first_read(node)
             elif kind == 'state_write':
@@ -96,9 +94,7 @@ class HoistScope:
         self.order.append(node.state)
         self.entry_reads.append(node.state)
         if values is not node.outputs:
-            for old, new in zip(node.outputs, values):
-                old.replace_all_uses_with(new)
-            self.graph.erase_node(node)
+            self.graph.replace_node(node, values)
 
 
 def _first_state_label(node) -> str:
@@ -175,10 +171,8 @@ def replace_region(scope: HoistScope, node: Node, inputs: list, output_avals: li
                subgraphs=node.subgraphs, source_info=node.source_info, extra=node.extra)
     new.meta = dict(node.meta)
     scope.graph.insert_before(node, new)
-    for old, index in zip(node.outputs, result_map):
-        old.replace_all_uses_with(new.outputs[index])
-    node.subgraphs = []
-    scope.graph.erase_node(node)
+    scope.graph.replace_node(node, [new.outputs[index] for index in result_map])
+    node.subgraphs = []  # the bodies are the new node's now
     return new
 
 
