@@ -24,6 +24,7 @@ import jax.extend.core as jex_core
 from jax.interpreters import ad, batching, mlir
 
 from .. import _state
+from .._compat import trace_to_closed_jaxpr
 from .._errors import BrainStateError
 from ._from_jaxpr import _Converter
 from ._graph import Graph
@@ -138,9 +139,9 @@ def trace_body(flat_fun: Callable, in_avals: Sequence, name: str, region: str):
             assert popped is ctx, 'brainstate trace stack corrupted'
 
     try:
-        closed = jax.make_jaxpr(traced)(
-            *[jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=getattr(a, 'weak_type', False))
-              for a in in_avals])
+        closed = trace_to_closed_jaxpr(traced, [
+            jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=getattr(a, 'weak_type', False))
+            for a in in_avals])
     finally:
         ctx.scrub_new_states()
     jaxpr = closed.jaxpr

@@ -1,7 +1,7 @@
 """Tracing a Python function into the state IR.
 
 While a :class:`TraceContext` is active, ``State.value`` reads and writes bind the
-``state_read`` / ``state_write`` primitives, so ``jax.make_jaxpr`` records them in program order
+``state_read`` / ``state_write`` primitives, so JAX's tracer records them in program order
 between the ordinary primitives; the jaxpr is then converted into a :class:`Graph`.
 The States' stored values are never touched while tracing.
 """
@@ -16,7 +16,8 @@ import jax
 from jax.extend import source_info_util
 
 from .. import _state
-from .._compat import current_jax_trace, inside_brainstate_trace, set_debug_info
+from .._compat import (current_jax_trace, inside_brainstate_trace, set_debug_info,
+                       trace_to_closed_jaxpr)
 from .._errors import StateArgumentError, StateValueError
 from .._state import State
 from ._from_jaxpr import graph_from_jaxpr
@@ -204,7 +205,7 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
         set_debug_info(traced, user_fun, arg_names)
     try:
         with inside_brainstate_trace():
-            closed = jax.make_jaxpr(traced)(*in_avals)
+            closed = trace_to_closed_jaxpr(traced, in_avals)
     except BaseException:
         ctx.scrub_new_states()
         raise

@@ -1,0 +1,135 @@
+"""The fixed costs of tracing a small step (docs/performance.md, "trace fixed costs"): each
+shortcut gives exactly what the longer path gave (printed IR, lowered jaxpr, results)."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainstate
+from brainstate import _compat
+
+
+def _lif_step():
+    w = brainstate.ParamState(jnp.eye(4) * 0.5)
+    v = brainstate.HiddenState(jnp.zeros(4))
+    s = brainstate.ShortTermState(jnp.zeros(4))
+
+    def update(current):
+        new_v = v.value + 0.1 * (-v.value + current + w.value @ s.value)
+        spike = (new_v >= 1.).astype(jnp.float32)
+        v.value = jnp.where(spike > 0, 0., new_v)
+        s.value = spike
+        return spike.sum()
+
+    def simulate(currents):
+        return brainstate.transform.for_loop(update, currents)
+
+    return simulate, (v, s)
+
+
+def _lif_reference(currents):
+    w = jnp.eye(4) * 0.5
+
+    def step(carry, current):
+        v, s = carry
+        new_v = v + 0.1 * (-v + current + w @ s)
+        spike = (new_v >= 1.).astype(jnp.float32)
+        return (jnp.where(spike > 0, 0., new_v), spike), spike.sum()
+
+    (v, s), counts = jax.lax.scan(step, (jnp.zeros(4), jnp.zeros(4)), currents)
+    return counts, v, s
+
+
+def _closure_function():
+    table = np.arange(3., dtype=np.float32)
+
+    def f(x, y, n):
+        z = jnp.sin(x) * y + table
+        return [z, jnp.sum(z) * n, 2.0]
+
+    return f
+
+
+def _avals():
+    return [jax.ShapeDtypeStruct((3,), jnp.float32), jax.ShapeDtypeStruct((), jnp.float32),
+            jax.ShapeDtypeStruct((), jnp.int32, weak_type=True)]
+
+
+def test_direct_trace_matches_make_jaxpr():
+    f = _closure_function()
+    got = _compat.trace_to_closed_jaxpr(f, _avals())
+    want = jax.make_jaxpr(f)(*_avals())
+    assert str(got) == str(want)
+    assert len(got.consts) == len(want.consts)
+    assert [v.aval for v in got.jaxpr.invars] == [v.aval for v in want.jaxpr.invars]
+
+
+def test_brainstate_traces_without_jax_make_jaxpr(monkeypatch):
+    """On the JAX versions checked (0.10.2), traces skip jax.make_jaxpr's wrapping (its
+    argument parsing, flattening and cache): the fixed cost of every trace and region body."""
+    if not _compat.DIRECT_TRACE:
+        pytest.skip('this JAX traces through jax.make_jaxpr (the self-check fell back)')
+    simulate, _ = _lif_step()
+    currents = jnp.ones((5, 4)) * 3.
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('jax.make_jaxpr called')
+
+    monkeypatch.setattr(jax, 'make_jaxpr', refuse)
+    text = str(brainstate.ir.trace(simulate, currents))
+    assert 'scan' in text and 'state_read' in text
+    brainstate.transform.make_jaxpr(simulate)(currents)
+
+
+def _outputs_and_ir():
+    simulate, (v, s) = _lif_step()
+    currents = jnp.linspace(0., 4., 20, dtype=jnp.float32).reshape(5, 4)
+    ir_text = str(brainstate.ir.trace(simulate, currents))
+    jaxpr_text = str(brainstate.transform.make_jaxpr(simulate)(currents))
+    counts = brainstate.transform.jit(simulate)(currents)
+    return ir_text, jaxpr_text, (counts, v.value, s.value), currents
+
+
+def test_fallback_gives_the_same_ir_jaxpr_and_results(monkeypatch):
+    direct = _outputs_and_ir()
+    monkeypatch.setattr(_compat, 'DIRECT_TRACE', False)
+    public = _outputs_and_ir()
+    def unnumbered(text):  # each run makes its own states: State#3 vs State#5
+        return re.sub(r'#\d+', '#', text)
+
+    assert unnumbered(direct[0]) == unnumbered(public[0])
+    assert direct[1] == public[1]
+    for got, want_direct, want in zip(public[2], direct[2], _lif_reference(direct[3])):
+        np.testing.assert_array_equal(got, want_direct)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_self_check_rejects_a_tracer_that_differs():
+    """The import-time self-check turns the direct path off when it gives another jaxpr (a
+    JAX release changed the private API's behaviour), and accepts the real one."""
+    assert _compat._check_direct_trace(_compat._trace_direct) == _compat.DIRECT_TRACE
+
+    def wrong_program(fun, avals):
+        return jax.make_jaxpr(lambda *a: [jnp.cos(a[0])])(*[
+            jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals])
+
+    def raises(fun, avals):
+        raise AttributeError('moved')
+
+    assert not _compat._check_direct_trace(wrong_program)
+    with pytest.raises(AttributeError):
+        _compat._check_direct_trace(raises)  # at import: caught, DIRECT_TRACE = False
+
+
+def test_errors_still_name_the_user_function_and_argument():
+    def step(x):
+        if x > 0:
+            return x
+        return -x
+
+    with pytest.raises(jax.errors.TracerBoolConversionError) as info:
+        brainstate.transform.jit(step)(1.)
+    assert 'step' in str(info.value) and 'x' in str(info.value)
