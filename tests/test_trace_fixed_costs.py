@@ -133,3 +133,61 @@ def test_errors_still_name_the_user_function_and_argument():
     with pytest.raises(jax.errors.TracerBoolConversionError) as info:
         brainstate.transform.jit(step)(1.)
     assert 'step' in str(info.value) and 'x' in str(info.value)
+
+
+def _count_copies(monkeypatch):
+    from brainstate.ir import _graph
+    calls = []
+    original = _graph.Graph.copy
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(_graph.Graph, 'copy', counting)
+    return calls
+
+
+def test_bodies_bound_in_the_trace_are_not_copied(monkeypatch):
+    """A for_loop body bound straight into the trace's jaxpr becomes the region's subgraph as
+    it is (no JAX cache holds it, so no copy is needed)."""
+    simulate, _ = _lif_step()
+    currents = jnp.ones((5, 4))
+    calls = _count_copies(monkeypatch)
+    brainstate.transform.make_jaxpr(simulate)(currents)
+    assert calls == []
+
+
+def test_taking_bodies_uncopied_changes_no_ir_nor_jaxpr(monkeypatch):
+    direct = _outputs_and_ir()
+    from brainstate.ir._trace import TraceContext
+    monkeypatch.setattr(TraceContext, 'take_own_bodies', lambda self: {})  # copy every body
+    copied = _outputs_and_ir()
+    assert re.sub(r'#\d+', '#', direct[0]) == re.sub(r'#\d+', '#', copied[0])
+    assert direct[1] == copied[1]
+    for got, want in zip(direct[2], copied[2]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_raw_jit_helper_holding_a_loop_is_copied_each_trace(monkeypatch):
+    """A raw jax.jit helper's jaxpr is cached by JAX and reused by the next trace: the loop body
+    it holds was bound in the helper's JAX trace, so each trace converts a copy (passes edit
+    bodies in place; the cached one must stay as traced)."""
+    acc = brainstate.ShortTermState(jnp.zeros(3))
+
+    @jax.jit
+    def helper(xs):
+        def body(x):
+            acc.value = acc.value + x
+            return acc.value.sum()
+        return brainstate.transform.for_loop(body, xs)
+
+    calls = _count_copies(monkeypatch)
+    xs = jnp.arange(6., dtype=jnp.float32).reshape(2, 3)
+    for scale in (1., 2.):
+        acc.value = jnp.zeros(3)
+        out = brainstate.transform.jit(lambda xs: helper(xs) * scale)(xs)
+        want = jnp.cumsum(xs, axis=0).sum(axis=1) * scale
+        np.testing.assert_allclose(out, want)
+        np.testing.assert_allclose(acc.value, xs.sum(axis=0))
+    assert len(calls) >= 2

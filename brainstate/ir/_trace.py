@@ -56,6 +56,12 @@ class TraceContext:
         # where the graph as traced is what is asked for (``jit(f).ir()``,
         # ``brainstate.ir.trace``): there every read stands where the code made it.
         self._values: dict = {}
+        # The JAX trace this context records into (set when its function starts), and the
+        # region bodies bound straight into it, ``{id(body): body}``: no JAX cache holds
+        # those (a raw jax.jit helper's jaxpr, which a later trace may reuse, is another JAX
+        # trace), so converting the jaxpr takes them without a copy (see bind_region).
+        self.jax_trace = None
+        self.own_bodies: dict = {}
 
     def register_new_state(self, state: State):
         self.new_states.append(state)
@@ -95,6 +101,12 @@ class TraceContext:
             self._values[state] = (current_jax_trace(), list(leaves))
             return
         self._values.pop(state, None)
+
+    def take_own_bodies(self) -> dict:
+        """The bodies bound straight into this context's JAX trace (handed over once)."""
+        bodies, self.own_bodies = self.own_bodies, {}
+        self.jax_trace = None
+        return bodies
 
     def forget_values(self):
         """Forget the remembered state values (a region was bound: its bodies may have written
@@ -192,6 +204,7 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
 
     def traced(*leaves):
         _state.TRACE_STACK.append(ctx)
+        ctx.jax_trace = current_jax_trace()
         try:
             outs = flat_fun(*leaves)
             ctx.finish()
@@ -211,7 +224,8 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
         raise
     ctx.scrub_new_states()
     start = time.perf_counter()
-    graph = graph_from_jaxpr(closed, name=name, input_names=input_names)
+    graph = graph_from_jaxpr(closed, name=name, input_names=input_names,
+                             own_bodies=ctx.take_own_bodies())
     ctx.convert_seconds = time.perf_counter() - start
     if ctx.reshaped:
         graph.meta['reshaped_states'] = frozenset(ctx.reshaped)
