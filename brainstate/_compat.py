@@ -6,7 +6,9 @@ Pinned JAX range: see pyproject.toml. When JAX moves one of these, only this fil
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
+import types
 
 import jax
 import jax.extend.core as jex_core
@@ -256,20 +258,46 @@ def _make_direct_trace():
     from jax._src import api_util, core as jcore, linear_util as lu
     from jax._src.interpreters import partial_eval as pe
 
+    varargs_flag = inspect.CO_VARARGS
+
+    def describe(fun, avals):
+        """The DebugInfo ``jax.jit`` gives a trace of ``fun``: the one set_debug_info saved,
+        else JAX's own; for a plain ``def f(*leaves)`` (a region body's wrapper) built as JAX
+        builds it, without the 30-90us of ``inspect.signature``."""
+        saved = getattr(fun, '__fun_debug_info__', None)
+        if saved is not None:
+            return saved
+        code = getattr(fun, '__code__', None)
+        if type(fun) is types.FunctionType and code.co_argcount == 0 and \
+                code.co_kwonlyargcount == 0 and code.co_flags & varargs_flag and \
+                '__wrapped__' not in fun.__dict__ and '__signature__' not in fun.__dict__:
+            name = code.co_varnames[0]
+            return jcore.DebugInfo('jit', api_util.fun_sourceinfo(fun),
+                                   tuple(f'{name}[{i}]' for i in range(len(avals))),
+                                   jcore.initial_result_paths)
+        return api_util.debug_info('jit', fun, avals, {})
+
     def trace_direct(fun, avals):
         """``jax.make_jaxpr(fun)(*avals)`` through JAX's tracer itself."""
         in_avals = [jcore.shaped_abstractify(a) for a in avals]  # as jax.jit does
-        dbg = api_util.debug_info('jit', fun, in_avals, {})
+        dbg = describe(fun, in_avals)
         jaxpr, _, consts = pe.trace_to_jaxpr_dynamic(lu.wrap_init(fun, debug_info=dbg),
                                                      in_avals)
         return jcore.ClosedJaxpr(jaxpr, consts)
 
+    def leaves_described_as_jax_does():
+        def body(*leaves):
+            return leaves
+        avals = [jcore.ShapedArray((2,), 'float32')] * 3
+        return describe(body, avals) == api_util.debug_info('jit', body, avals, {})
+
+    trace_direct.describe_ok = leaves_described_as_jax_does
     return trace_direct
 
 
 try:
     _trace_direct = _make_direct_trace()
-    DIRECT_TRACE = _check_direct_trace(_trace_direct)
+    DIRECT_TRACE = _trace_direct.describe_ok() and _check_direct_trace(_trace_direct)
 except Exception:  # pragma: no cover - JAX moved its tracer: the public path
     DIRECT_TRACE = False
 

@@ -75,6 +75,9 @@ def test_brainstate_traces_without_jax_make_jaxpr(monkeypatch):
     simulate, _ = _lif_step()
     currents = jnp.ones((5, 4)) * 3.
 
+    brainstate.transform.make_jaxpr(simulate)(currents)  # once-per-process lookups (the scan
+    # primitive's layout is learned from a jax.make_jaxpr, see ir/regions/_lowering.py)
+
     def refuse(*args, **kwargs):
         raise AssertionError('jax.make_jaxpr called')
 
@@ -191,3 +194,68 @@ def test_a_raw_jit_helper_holding_a_loop_is_copied_each_trace(monkeypatch):
         np.testing.assert_allclose(out, want)
         np.testing.assert_allclose(acc.value, xs.sum(axis=0))
     assert len(calls) >= 2
+
+
+def test_argument_names_read_from_the_code_object_as_inspect_gives_them():
+    import functools
+    import inspect
+    from brainstate.transform._program import _positional_parameters
+
+    class Model:
+        def step(self, x, /, y, *rest, scale=1., **options):
+            return x
+
+        def __call__(self, a, b):
+            return a
+
+    def plain(a, b=2, *, c):
+        return a
+
+    def star(*leaves):
+        return leaves
+
+    @functools.wraps(plain)
+    def wrapped(*args, **kwargs):
+        return plain(*args, **kwargs)
+
+    def expected(fun):
+        params = list(inspect.signature(fun).parameters.values())
+        return ([p.name for p in params if p.kind in (p.POSITIONAL_ONLY,
+                                                      p.POSITIONAL_OR_KEYWORD)],
+                next((p.name for p in params if p.kind == p.VAR_POSITIONAL), 'args'))
+
+    for fun in (plain, star, wrapped, Model().step, Model(), lambda u, *v: u,
+                functools.partial(plain, 1), Model.step):
+        assert _positional_parameters(fun) == expected(fun), fun
+
+
+def test_tracing_a_plain_function_and_loop_asks_inspect_nothing(monkeypatch):
+    """Argument names (ours for the function, JAX's for a loop body's wrapper) come from code
+    objects: ``inspect.signature`` costs 30-90us a call."""
+    if not _compat.DIRECT_TRACE:
+        pytest.skip('this JAX traces through jax.make_jaxpr (the self-check fell back)')
+    import inspect
+    simulate, _ = _lif_step()
+    currents = jnp.ones((5, 4))
+    brainstate.transform.make_jaxpr(simulate)(currents)  # first-in-process imports
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('inspect.signature called')
+
+    simulate, _ = _lif_step()
+    monkeypatch.setattr(inspect, 'signature', refuse)
+    brainstate.transform.make_jaxpr(simulate)(currents)
+
+
+def test_a_body_wrapper_is_described_as_jax_describes_it():
+    from jax._src import api_util
+
+    def body(*leaves):
+        return list(leaves)
+
+    avals = [jax.core.ShapedArray((2,), jnp.float32)] * 2
+    assert _compat._trace_direct.describe_ok()
+    got = _compat.trace_to_closed_jaxpr(body, avals).jaxpr.debug_info
+    want = jax.make_jaxpr(body)(*[jax.ShapeDtypeStruct((2,), jnp.float32)] * 2).jaxpr.debug_info
+    assert got.arg_names == want.arg_names == api_util.debug_info('jit', body, avals, {}).arg_names
+    assert got.func_src_info == want.func_src_info
