@@ -259,3 +259,42 @@ def test_a_body_wrapper_is_described_as_jax_describes_it():
     want = jax.make_jaxpr(body)(*[jax.ShapeDtypeStruct((2,), jnp.float32)] * 2).jaxpr.debug_info
     assert got.arg_names == want.arg_names == api_util.debug_info('jit', body, avals, {}).arg_names
     assert got.func_src_info == want.func_src_info
+
+
+def test_region_dce_skips_the_liveness_walk_when_every_carry_is_used(monkeypatch):
+    """Every carry of the lif loop ends in a state write: dce's liveness walk through the body
+    would find them all live, so it is not made (an unused carry still goes: below)."""
+    from brainstate.ir.regions import _dce
+    walks = []
+    original = _dce.BodyLiveness
+
+    def counting(graph):
+        walks.append(graph)
+        return original(graph)
+
+    monkeypatch.setattr(_dce, 'BodyLiveness', counting)
+    simulate, _ = _lif_step()
+    brainstate.transform.make_jaxpr(simulate)(jnp.ones((5, 4)))
+    assert walks == []
+
+    unused = brainstate.ShortTermState(jnp.zeros(()))
+
+    def loop(xs):
+        def body(x):
+            unused.value = unused.value + 1.  # its final value is used (written back) ...
+            return x * 2.
+        return brainstate.transform.for_loop(body, xs)
+
+    def pure_loop(xs):
+        def body(carry, x):
+            total, dead = carry
+            return (total + x, dead * 3.), x * 2.  # ... the carry `dead` is never used
+        return brainstate.transform.scan(body, (0., 1.), xs)[1]
+
+    xs = jnp.arange(4.)
+    np.testing.assert_array_equal(brainstate.transform.jit(loop)(xs), xs * 2.)
+    assert float(unused.value) == 4.
+    walks.clear()
+    text = str(brainstate.transform.make_jaxpr(pure_loop)(xs))
+    assert walks and 'num_carry=0' in text, text
+    np.testing.assert_array_equal(brainstate.transform.jit(pure_loop)(xs), xs * 2.)
