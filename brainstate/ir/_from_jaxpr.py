@@ -69,9 +69,15 @@ _PLAIN_PRIMITIVES: set = set()
 
 
 class _Converter:
-    def __init__(self, graph: Graph):
+    """Converts equations into nodes of ``graph``. ``own_bodies``: ``{id(body): body}`` of the
+    region bodies bound straight into the jaxpr being converted (see
+    :meth:`TraceContext.bind_region <brainstate.ir._trace.TraceContext.own_bodies>`): no JAX
+    cache holds them, so the region node takes them as they are instead of copies."""
+
+    def __init__(self, graph: Graph, own_bodies: dict | None = None):
         self.graph = graph
         self.state_op_cache: dict = {}
+        self.own_bodies = own_bodies if own_bodies is not None else {}
 
     def operand(self, env, atom):
         if isinstance(atom, jex_core.Literal):
@@ -161,13 +167,17 @@ class _Converter:
         """A state-aware loop or branch: one ``region`` node holding (copies of) its bodies.
 
         The bodies are copied because JAX may cache the jaxpr holding this equation (a raw
-        ``jax.jit`` helper traced twice), and passes edit bodies in place."""
+        ``jax.jit`` helper traced twice), and passes edit bodies in place; except the bodies
+        bound straight into the jaxpr being converted (``own_bodies``), each taken once."""
         params = dict(eqn.params)
         name, bodies = params.pop('name'), params.pop('bodies')
         params.pop('out_avals')
+        own = self.own_bodies
+        subgraphs = [body if own.pop(id(body), None) is body else body.copy()
+                     for body in bodies]
         node = Node('region', op=name, inputs=[self.operand(env, a) for a in eqn.invars],
                     output_avals=[v.aval for v in eqn.outvars], params=params,
-                    subgraphs=[body.copy() for body in bodies], source_info=eqn.source_info)
+                    subgraphs=subgraphs, source_info=eqn.source_info)
         self.graph.append(node)
         self.bind_outputs(env, eqn, node)
 
@@ -177,15 +187,18 @@ class _Converter:
         return node.outputs[0]
 
 
-def graph_from_jaxpr(closed_jaxpr, name: str = 'graph', input_names=None) -> Graph:
-    """Convert a ClosedJaxpr (possibly holding state primitives) into a Graph."""
+def graph_from_jaxpr(closed_jaxpr, name: str = 'graph', input_names=None,
+                     own_bodies: dict | None = None) -> Graph:
+    """Convert a ClosedJaxpr (possibly holding state primitives) into a Graph.
+
+    ``own_bodies``: region bodies no JAX cache holds, taken without a copy (the tracer's)."""
     with paused_gc():  # see _gc.py
-        return _graph_from_jaxpr(closed_jaxpr, name, input_names)
+        return _graph_from_jaxpr(closed_jaxpr, name, input_names, own_bodies)
 
 
-def _graph_from_jaxpr(closed_jaxpr, name, input_names) -> Graph:
+def _graph_from_jaxpr(closed_jaxpr, name, input_names, own_bodies=None) -> Graph:
     graph = Graph(name)
-    converter = _Converter(graph)
+    converter = _Converter(graph, own_bodies)
     jaxpr = closed_jaxpr.jaxpr
     env = {}
     names = list(input_names) if input_names is not None else [None] * len(jaxpr.invars)

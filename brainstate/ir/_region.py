@@ -24,6 +24,7 @@ import jax.extend.core as jex_core
 from jax.interpreters import ad, batching, mlir
 
 from .. import _state
+from .._compat import current_jax_trace, trace_to_closed_jaxpr
 from .._errors import BrainStateError
 from ._from_jaxpr import _Converter
 from ._graph import Graph
@@ -130,6 +131,7 @@ def trace_body(flat_fun: Callable, in_avals: Sequence, name: str, region: str):
 
     def traced(*leaves):
         _state.TRACE_STACK.append(ctx)
+        ctx.jax_trace = current_jax_trace()
         try:
             return list(flat_fun(*leaves))
         finally:
@@ -138,14 +140,14 @@ def trace_body(flat_fun: Callable, in_avals: Sequence, name: str, region: str):
             assert popped is ctx, 'brainstate trace stack corrupted'
 
     try:
-        closed = jax.make_jaxpr(traced)(
-            *[jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=getattr(a, 'weak_type', False))
-              for a in in_avals])
+        closed = trace_to_closed_jaxpr(traced, [
+            jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=getattr(a, 'weak_type', False))
+            for a in in_avals])
     finally:
         ctx.scrub_new_states()
     jaxpr = closed.jaxpr
     graph = Graph(name)
-    converter = _Converter(graph)
+    converter = _Converter(graph, ctx.take_own_bodies())
     env = {}
     # Deduplicate closed-over values (the same tracer captured twice is one operand).
     closure, seen = [], {}
@@ -166,7 +168,11 @@ def trace_body(flat_fun: Callable, in_avals: Sequence, name: str, region: str):
 def bind_region(name: str, operands: Sequence, bodies: Sequence[Graph], out_avals: Sequence,
                 **options):
     """Record a region in the enclosing trace; returns its results (tracers)."""
-    if _state.TRACE_STACK:  # the bodies may write any state: later reads record again
-        _state.TRACE_STACK[-1].forget_values()
+    if _state.TRACE_STACK:
+        ctx = _state.TRACE_STACK[-1]
+        ctx.forget_values()  # the bodies may write any state: later reads record again
+        trace = current_jax_trace()
+        if trace is not None and trace is ctx.jax_trace:  # straight into the context's jaxpr
+            ctx.own_bodies.update((id(body), body) for body in bodies)
     return region_p.bind(*operands, name=name, bodies=tuple(bodies),
                          out_avals=tuple(_aval(a) for a in out_avals), **options)

@@ -1,7 +1,7 @@
 """Tracing a Python function into the state IR.
 
 While a :class:`TraceContext` is active, ``State.value`` reads and writes bind the
-``state_read`` / ``state_write`` primitives, so ``jax.make_jaxpr`` records them in program order
+``state_read`` / ``state_write`` primitives, so JAX's tracer records them in program order
 between the ordinary primitives; the jaxpr is then converted into a :class:`Graph`.
 The States' stored values are never touched while tracing.
 """
@@ -16,7 +16,8 @@ import jax
 from jax.extend import source_info_util
 
 from .. import _state
-from .._compat import current_jax_trace, inside_brainstate_trace, set_debug_info
+from .._compat import (current_jax_trace, inside_brainstate_trace, set_debug_info,
+                       trace_to_closed_jaxpr)
 from .._errors import StateArgumentError, StateValueError
 from .._state import State
 from ._from_jaxpr import graph_from_jaxpr
@@ -55,6 +56,12 @@ class TraceContext:
         # where the graph as traced is what is asked for (``jit(f).ir()``,
         # ``brainstate.ir.trace``): there every read stands where the code made it.
         self._values: dict = {}
+        # The JAX trace this context records into (set when its function starts), and the
+        # region bodies bound straight into it, ``{id(body): body}``: no JAX cache holds
+        # those (a raw jax.jit helper's jaxpr, which a later trace may reuse, is another JAX
+        # trace), so converting the jaxpr takes them without a copy (see bind_region).
+        self.jax_trace = None
+        self.own_bodies: dict = {}
 
     def register_new_state(self, state: State):
         self.new_states.append(state)
@@ -94,6 +101,12 @@ class TraceContext:
             self._values[state] = (current_jax_trace(), list(leaves))
             return
         self._values.pop(state, None)
+
+    def take_own_bodies(self) -> dict:
+        """The bodies bound straight into this context's JAX trace (handed over once)."""
+        bodies, self.own_bodies = self.own_bodies, {}
+        self.jax_trace = None
+        return bodies
 
     def forget_values(self):
         """Forget the remembered state values (a region was bound: its bodies may have written
@@ -191,6 +204,7 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
 
     def traced(*leaves):
         _state.TRACE_STACK.append(ctx)
+        ctx.jax_trace = current_jax_trace()
         try:
             outs = flat_fun(*leaves)
             ctx.finish()
@@ -204,13 +218,14 @@ def trace_flat(flat_fun: Callable, in_avals: Sequence, name: str = 'graph',
         set_debug_info(traced, user_fun, arg_names)
     try:
         with inside_brainstate_trace():
-            closed = jax.make_jaxpr(traced)(*in_avals)
+            closed = trace_to_closed_jaxpr(traced, in_avals)
     except BaseException:
         ctx.scrub_new_states()
         raise
     ctx.scrub_new_states()
     start = time.perf_counter()
-    graph = graph_from_jaxpr(closed, name=name, input_names=input_names)
+    graph = graph_from_jaxpr(closed, name=name, input_names=input_names,
+                             own_bodies=ctx.take_own_bodies())
     ctx.convert_seconds = time.perf_counter() - start
     if ctx.reshaped:
         graph.meta['reshaped_states'] = frozenset(ctx.reshaped)

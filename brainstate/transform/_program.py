@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import types
 from typing import Callable, Sequence
 
 import jax
@@ -140,13 +141,7 @@ def argument_names(fun: Callable, sig: CallSignature) -> list[str]:
     ``"params['w']"``, ``'args[2]'``), for JAX's messages about traced values."""
     count = sig.treedef.num_leaves
     dyn_args, dyn_kwargs = jax.tree.unflatten(sig.treedef, list(range(count)))
-    try:
-        params = list(inspect.signature(fun).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY,
-                                                       p.POSITIONAL_OR_KEYWORD)]
-    varargs = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), 'args')
+    positional, varargs = _positional_parameters(fun)
     static = {i for i, _ in sig.static_args}
     positions = [i for i in range(len(dyn_args) + len(static)) if i not in static]
     names = [''] * count
@@ -154,9 +149,39 @@ def argument_names(fun: Callable, sig: CallSignature) -> list[str]:
               arg) for i, arg in zip(positions, dyn_args)]
     named += list(dyn_kwargs.items())
     for base, arg in named:
+        if type(arg) is int:  # the argument is one leaf (the common case): its own name
+            names[arg] = base
+            continue
         for path, index in jax.tree_util.tree_flatten_with_path(arg)[0]:
             names[index] = base + jax.tree_util.keystr(path)
     return names
+
+
+def _positional_parameters(fun: Callable) -> tuple[list[str], str]:
+    """The names of ``fun``'s positional parameters and of its ``*args`` (``'args'`` if none),
+    as ``inspect.signature`` gives them. A plain function or a method of one is read from its
+    code object (``inspect.signature`` costs 30-50us of every trace); anything else (a partial,
+    a wrapper with ``__wrapped__`` or ``__signature__``, a callable object) asks inspect."""
+    code, skip = None, 0
+    if type(fun) is types.MethodType and type(fun.__func__) is types.FunctionType:
+        fun, skip = fun.__func__, 1
+    if type(fun) is types.FunctionType and '__wrapped__' not in fun.__dict__ and \
+            '__signature__' not in fun.__dict__:
+        code = fun.__code__
+    if code is not None:
+        count = code.co_argcount
+        names = list(code.co_varnames[skip:count])
+        varargs = code.co_varnames[count + code.co_kwonlyargcount] \
+            if code.co_flags & inspect.CO_VARARGS else 'args'
+        return names, varargs
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY,
+                                                       p.POSITIONAL_OR_KEYWORD)]
+    varargs = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), 'args')
+    return positional, varargs
 
 
 def trace_program(fun: Callable, spec: ArgumentSpec, sig: CallSignature, *, passes=None,

@@ -24,8 +24,8 @@ __all__ = ['prune_region', 'dead_carries']
 def dead_carries(signature, dead_results: set) -> list:
     """The carries of ``signature`` that can go, given the non-carry results that go."""
     carries = signature.carries
-    if not carries:
-        return []
+    if not carries or all(c.final.users for c in carries):
+        return []  # every carry's final value is used: all live, no walk needed
     carry_results = {c.result for c in carries}
     live = {c.result for c in carries if c.final.users}
     bodies = signature.bodies

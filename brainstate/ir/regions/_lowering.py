@@ -17,6 +17,7 @@ from __future__ import annotations
 import jax
 import jax.extend.core as jex_core
 from jax import lax
+from ..._compat import trace_to_closed_jaxpr
 
 __all__ = ['cast', 'as_fun', 'splice', 'wrapper', 'lower_body', 'scan_equation']
 
@@ -74,8 +75,10 @@ def splice(node, wrapper: jex_core.ClosedJaxpr, invars, outvars) -> list:
 
 
 def wrapper(fun, invars):
-    """Trace ``fun`` on abstract values typed like ``invars`` into a ClosedJaxpr."""
-    return jax.make_jaxpr(fun)(*[_struct(v.aval) for v in invars])
+    """Trace ``fun`` on abstract values typed like ``invars`` into a ClosedJaxpr (its outputs:
+    the leaves of what ``fun`` returns, as ``jax.make_jaxpr`` gives them)."""
+    return trace_to_closed_jaxpr(lambda *ops: jax.tree.leaves(fun(*ops)),
+                                 [_struct(v.aval) for v in invars])
 
 
 def lower_body(graph) -> jex_core.ClosedJaxpr:
