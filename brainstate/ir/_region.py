@@ -2,7 +2,7 @@
 
 A state-aware loop or branch (``brainstate.transform.for_loop``, ``cond``, ...) traces each of
 its bodies into its own :class:`Graph` with :func:`trace_body`, then binds :data:`region_p` in the
-enclosing trace. The enclosing ``jax.make_jaxpr`` records that as one equation, which
+enclosing trace. The enclosing trace (``_compat.trace_to_closed_jaxpr``) records that as one equation, which
 :func:`~brainstate.ir.graph_from_jaxpr` turns into one ``region`` node whose ``subgraphs`` are the
 bodies. The bodies keep their ``state_read`` / ``state_write`` nodes: making them pure is the job
 of the hoist-states pass, and lowering them to ``lax.scan`` / ``lax.while_loop`` / ``lax.switch``
