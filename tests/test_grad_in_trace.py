@@ -370,3 +370,31 @@ def test_last_program_and_stateful_target_are_traced_when_asked(net):
     keys = sf._compilation_cache.keys()
     assert len(keys) == 1
     assert list(sf.get_states_by_cache(keys[0])) == [net.w]
+
+
+def test_random_draws_inside_the_function_match_the_ir_path(net):
+    def loss(x):
+        noise = brainstate.random.normal(size=x.shape)
+        return jnp.sum(jnp.tanh((x + noise) @ net.w.value))
+
+    results = []
+    for passes in (None, []):  # the direct run; a pipeline given: through the IR
+        brainstate.random.seed(7)
+        before = counts()
+        g = jit(grad(loss, net.w, passes=passes))(X)
+        ran(before, direct=1 if passes is None else 0)
+        results.append((g, jax.random.key_data(brainstate.random.DEFAULT.value)))
+    assert_same(results[0], results[1])
+
+
+def test_a_write_the_enclosing_context_refuses_is_its_error(net):
+    def loss(x):
+        net.calls.value = net.calls.value + 1
+        return jnp.sum(net.w.value * x.sum())
+
+    def cond(i):
+        return jnp.sum(grad(loss, net.w)(X)) > i
+
+    with pytest.raises(brainstate.StateValueError, match='condition function'):
+        jit(lambda: brainstate.transform.while_loop(cond, lambda i: i + 1., 0.))()
+    assert int(net.calls.value) == 0

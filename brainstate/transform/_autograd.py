@@ -433,11 +433,13 @@ class _StatefulTransform(TransformedFunction):
                 self._cache and self._cache.get(
                     self._spec.signature(args, kwargs, allow_tracers=True).key)):
             try:
-                found = self._run_direct(args, kwargs, call_extra, parent=stack[-1])
+                found, (states, values) = self._run_direct(args, kwargs, call_extra,
+                                                           parent=stack[-1])
             except Exception:
                 DIRECT_IN_TRACE['fallbacks'] += 1
             else:
                 DIRECT_IN_TRACE['direct'] += 1
+                write_back(states, values, f'{self.kind} of {self.fun_name}')
                 self._remember_direct_call(args, kwargs)
                 return found
         program, grad_values, diff_args, other_values = self._prepare(args, kwargs)
@@ -475,16 +477,20 @@ class _StatefulTransform(TransformedFunction):
                                                                           False):
             raise NotDirect()  # (debug_nan: the NaN check runs in the compiled program)
         self._ran_directly = True
-        return self._format(*self._run_direct(args, kwargs))
+        found, (states, values) = self._run_direct(args, kwargs)
+        write_back(states, values, f'{self.kind} of {self.fun_name}')
+        return self._format(*found)
 
     def _run_direct(self, args: tuple, kwargs: dict, call_extra=None, parent=None):
         """The user's function run under the JAX transform with the grad states' values (and
-        differentiated arguments) swapped in by a :class:`~._direct.DirectContext`: returns
-        ``(derivatives, output, result)`` as :meth:`_call` does. The states it writes (or
-        creates) leave the JAX transform with the result and are written back once, after
-        success, in the enclosing context (eagerly: stored; inside a trace: that trace's
-        writes). ``parent``: the enclosing brainstate context (None: eagerly); its reads are
-        bound in the JAX trace current now. Raises :class:`~._direct.NotDirect` (or the error)
+        differentiated arguments) swapped in by a :class:`~._direct.DirectContext`.
+
+        Returns ``((derivatives, output, result), (states, values))``: what :meth:`_call`
+        returns, and the states the function wrote (or created) with their new values, which
+        left the JAX transform with the result; the caller writes them back once
+        (:func:`._state_io.write_back`: eagerly stored, inside a trace that trace's writes).
+        ``parent``: the enclosing brainstate context (None: eagerly); its reads are bound in
+        the JAX trace current now. Raises :class:`~._direct.NotDirect` (or the error)
         without changing any State when the call must go through the IR."""
         self._check_args(args)
         states = self.grad.states
@@ -531,9 +537,8 @@ class _StatefulTransform(TransformedFunction):
         finally:
             for ctx in contexts:  # (their tracers: of JAX transforms that have returned)
                 ctx.release()
-        write_back(written_states + extra_states, list(written) + list(extra_out),
-                   f'{self.kind} of {self.fun_name}')
-        return derivs, out, result
+        return (derivs, out, result), (written_states + extra_states,
+                                       list(written) + list(extra_out))
 
     def _traced_call(self, *args, **kwargs):
         derivs, out, result = self._call(args, kwargs)
