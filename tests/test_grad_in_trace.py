@@ -398,3 +398,23 @@ def test_a_write_the_enclosing_context_refuses_is_its_error(net):
     with pytest.raises(brainstate.StateValueError, match='condition function'):
         jit(lambda: brainstate.transform.while_loop(cond, lambda i: i + 1., 0.))()
     assert int(net.calls.value) == 0
+
+
+def test_vjp_in_jit_matches_jax(net):
+    w0 = net.w.value
+
+    @jit
+    def f(x, ct):
+        def fun(x_):
+            net.calls.value = net.calls.value + 1
+            return jnp.tanh(x_ @ net.w.value)
+        out, pullback = brainstate.transform.vjp(fun, x, grad_states=net.w)
+        return out, pullback(ct)
+
+    ct = jnp.ones((2, 2))
+    before = counts()
+    got = f(X, ct)
+    ran(before, direct=1)
+    out, pullback = jax.vjp(lambda w, x: jnp.tanh(x @ w), w0, X)
+    assert_same(got, (out, pullback(ct)))
+    assert int(net.calls.value) == 1

@@ -823,15 +823,34 @@ class _Linearize(_StatefulTransform):
 class _VJP(_Linearize):
     kind = 'vjp'
 
+    def _apply(self, f, grad_values, diff_args, extra):
+        out, pullback, aux = jax.vjp(f, grad_values, diff_args, has_aux=True)
+        return pullback, out, aux, extra[0]
+
     def run(self, primals):
         args = tuple(primals)
         # Eagerly this runs op by op, like jax.vjp: the pullback it returns is a Python
-        # function, which no compiled program can hand back.
-        program, grad_values, diff_args, other_values = self._prepare(args, {})
-        pure = self._pure(program, program.consts, other_values, args, {})
-        out, pullback, (result, written) = jax.vjp(pure, grad_values, diff_args, has_aux=True)
-        write_back_leaves(program.written_states, program.written_treedefs, list(written),
-                    f'{self.kind} of {self.fun_name}')
+        # function, which no compiled program can hand back. Inside a trace, the function
+        # runs directly under jax.vjp where it can (see _StatefulTransform._call).
+        stack = _state.TRACE_STACK.stack
+        pullback = None
+        if stack and can_run_directly(self.passes):
+            try:
+                found, (states, values) = self._run_direct(args, {}, parent=stack[-1])
+            except Exception:
+                DIRECT_IN_TRACE['fallbacks'] += 1
+            else:
+                DIRECT_IN_TRACE['direct'] += 1
+                write_back(states, values, f'{self.kind} of {self.fun_name}')
+                self._remember_direct_call(args, {})
+                pullback, out, result = found
+        if pullback is None:
+            program, grad_values, diff_args, other_values = self._prepare(args, {})
+            pure = self._pure(program, program.consts, other_values, args, {})
+            out, pullback, (result, written) = jax.vjp(pure, grad_values, diff_args,
+                                                       has_aux=True)
+            write_back_leaves(program.written_states, program.written_treedefs, list(written),
+                              f'{self.kind} of {self.fun_name}')
         given, diff = self.grad.given, bool(self.arg_positions)
 
         def vjp_fn(cotangent):
