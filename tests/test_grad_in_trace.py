@@ -418,3 +418,22 @@ def test_vjp_in_jit_matches_jax(net):
     out, pullback = jax.vjp(lambda w, x: jnp.tanh(x @ w), w0, X)
     assert_same(got, (out, pullback(ct)))
     assert int(net.calls.value) == 1
+
+
+def test_a_state_the_enclosing_trace_created_is_read_and_written_inside(net):
+    @jit
+    def step(x):
+        acc = ShortTermState(jnp.zeros(()))
+
+        def loss(x_):
+            acc.value = acc.value + jnp.sum(x_)
+            return jnp.sum(net.w.value) * acc.value
+
+        g = grad(loss, net.w)(x)
+        return g, acc.value
+
+    before = counts()
+    g, acc = step(X)
+    ran(before, direct=1)
+    assert float(acc) == float(jnp.sum(X))
+    assert_same(g, jnp.full_like(net.w.value, jnp.sum(X)))
