@@ -15,6 +15,14 @@ Every transform here works the same way (see DESIGN.md, "transforms compose"):
 
 States the function writes (running statistics, counters, random keys) are thus written back
 once and never differentiated. Nothing is stored until the whole computation succeeded.
+
+Two kinds of call skip steps 1-2 and run the function itself under the JAX transform, as raw
+``jax.grad`` does (``_StatefulTransform._run_direct``, a :class:`~._direct.DirectContext`
+swapping in the grad states' values and recording the states read and written): an eager
+first call (:meth:`_StatefulTransform.run_directly`), and every call inside an enclosing
+brainstate trace (``grad`` inside ``jit``): there the enclosing trace then records only the JAX
+transform's primitives, and the written states are written into it in step 3. Where a direct
+run refuses or raises, the call takes the path above.
 """
 
 from __future__ import annotations
