@@ -13,7 +13,8 @@ import types
 import jax
 import jax.extend.core as jex_core
 
-__all__ = ['outside_any_jax_trace', 'current_jax_trace', 'inside_brainstate_trace', 'extend_axis_env',
+__all__ = ['outside_any_jax_trace', 'current_jax_trace', 'inside_of', 'inside_brainstate_trace',
+           'extend_axis_env',
            'debug_checks_enabled', 'include_frame', 'hide_brainstate_frames',
            'set_debug_info', 'DEBUG_CHECKS_SEEN']
 
@@ -40,6 +41,26 @@ except Exception:  # pragma: no cover - older/newer JAX without trace_ctx
         """True when no JAX jit is tracing right now (public, slower, jit-only check)."""
         return not jex_core.unsafe_am_i_under_a_jit_DO_NOT_USE()
 
+
+# Binding a primitive in an enclosing JAX trace while a nested one (jax.grad's) is current: a
+# state read made for an enclosing brainstate trace stands in that trace (its own tracers,
+# which the nested transform sees as constants), as if read just before the nested one began.
+try:
+    from jax._src.core import set_current_trace as _set_current_trace
+
+    def inside_of(trace):
+        """A context manager making ``trace`` (from :func:`current_jax_trace`) the current JAX
+        trace; none when ``trace`` is None (unknown on this JAX)."""
+        if trace is None:
+            return contextlib.nullcontext()
+        return _set_current_trace(trace)
+
+    with inside_of(current_jax_trace()):
+        pass
+except Exception:  # pragma: no cover - a JAX without it: the read is bound in the current
+    # trace, whose rules for a primitive without traced operands pass it to the enclosing one
+    def inside_of(trace):
+        return contextlib.nullcontext()
 
 # JAX caches the trace of a raw `jax.jit` helper by its arguments. A helper that reads a State,
 # traced once outside brainstate (the state's value baked in as a constant), would be reused

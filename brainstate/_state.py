@@ -496,7 +496,12 @@ class State(StateAPI):
                 f'traced code wrote one with structure {treedef}. Write a value of the same '
                 f'structure (e.g. update each entry of the dict), or create a new State.')
         for i, (leaf, aval) in enumerate(zip(leaves, self._avals if avals is None else avals)):
-            if isinstance(leaf, (jax.Array, _Tracer)):
+            if isinstance(leaf, _Tracer):
+                # (its aval directly: np.shape and result_type would ask it for them)
+                have = leaf.aval
+                if have.shape == aval.shape and have.dtype == aval.dtype:
+                    continue
+            elif isinstance(leaf, jax.Array):
                 pass  # (a weakly typed value is stored strong: see _Entry._pure in jit)
             elif isinstance(leaf, _PY_SCALARS):
                 # `state.value = 0` means "zero of the state's dtype", as in NumPy assignment.

@@ -15,6 +15,14 @@ Every transform here works the same way (see DESIGN.md, "transforms compose"):
 
 States the function writes (running statistics, counters, random keys) are thus written back
 once and never differentiated. Nothing is stored until the whole computation succeeded.
+
+Two kinds of call skip steps 1-2 and run the function itself under the JAX transform, as raw
+``jax.grad`` does (``_StatefulTransform._run_direct``, a :class:`~._direct.DirectContext`
+swapping in the grad states' values and recording the states read and written): an eager
+first call (:meth:`_StatefulTransform.run_directly`), and every call inside an enclosing
+brainstate trace (``grad`` inside ``jit``): there the enclosing trace then records only the JAX
+transform's primitives, and the written states are written into it in step 3. Where a direct
+run refuses or raises, the call takes the path above.
 """
 
 from __future__ import annotations
@@ -29,12 +37,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _state
+from .._compat import current_jax_trace
 from ..ir._eval import eval_jaxpr_shared
 from .._errors import (ArgumentTypeError, ArgumentValueError, GradientError,
                        StateArgumentError, TracerLeakError)
 from .._state import LongTermState, State
 from ._arguments import ArgumentSpec, CallSignature
-from ._direct import DirectContext, NotDirect, check_result
+from ._direct import DirectContext, NotDirect, can_run_directly, check_result
 from ._eager import run_eagerly
 from ._program import StatefulProgram, trace_program
 from ._state_io import write_back, write_back_leaves
@@ -46,6 +55,13 @@ __all__ = [
 ]
 
 _Tracer = jax.core.Tracer
+
+#: Calls of the grad family inside an enclosing brainstate trace: ``direct`` ran the function
+#: directly under the JAX transform, ``fallbacks`` went through the IR after that refused.
+DIRECT_IN_TRACE = {'direct': 0, 'fallbacks': 0}
+
+# Signatures of direct calls kept for last_program / stateful_target, per transform.
+_DIRECT_CALLS_KEPT = 16
 
 
 class GradientTypeError(GradientError, TypeError):
@@ -252,7 +268,9 @@ class _StatefulTransform(TransformedFunction):
         """The :class:`StatefulProgram` of the function as last traced (its graph, lowered
         jaxpr, timings; ``pass_manager.records`` say which passes ran). None before the first
         trace: an eager first call runs the function directly, without one (see
-        :meth:`run_directly`)."""
+        :meth:`run_directly`). A call inside an enclosing trace also runs it directly; its
+        program is traced when asked for here."""
+        self._trace_direct_calls()
         return self._last_program
 
     def _program(self, sig: CallSignature, args=None, kwargs=None) -> _Program:
@@ -275,6 +293,38 @@ class _StatefulTransform(TransformedFunction):
             self._cache.setdefault(sig.key, []).append(entry)
         return entry
 
+    def _remember_direct_call(self, args: tuple, kwargs: dict):
+        """Keep the avals of a call run directly inside a trace, so :attr:`last_program` and
+        :attr:`stateful_target` can trace its program when asked (:meth:`_trace_direct_calls`).
+        One entry per signature, the latest last."""
+        leaves, tree = jax.tree.flatten((args, kwargs))
+        abstract = tuple(
+            jax.ShapeDtypeStruct(jnp.shape(leaf), jnp.result_type(leaf),
+                                 weak_type=getattr(jax.typeof(leaf), 'weak_type', False))
+            if isinstance(leaf, (_Tracer, jax.Array, np.ndarray)) else leaf for leaf in leaves)
+        calls = self.__dict__.setdefault('_direct_calls', {})
+        key = (tree, abstract)
+        try:
+            calls.pop(key, None)
+        except TypeError:  # an unhashable static leaf: nothing to trace it from later
+            return
+        calls[key] = None
+        while len(calls) > _DIRECT_CALLS_KEPT:
+            calls.pop(next(iter(calls)))
+
+    def _trace_direct_calls(self):
+        """Trace the programs of the calls run directly inside a trace since the last ask
+        (their states' current values give the avals). A call whose program cannot be traced
+        now (it read a state only its enclosing trace had) is skipped."""
+        calls = self.__dict__.pop('_direct_calls', None)
+        for tree, abstract in calls or ():
+            args, kwargs = jax.tree.unflatten(tree, abstract)
+            try:
+                self._program(self._spec.signature(args, kwargs, allow_tracers=True), args,
+                              kwargs)
+            except Exception:
+                pass
+
     def _check_args(self, args: tuple):
         for n in self.arg_positions:
             if n >= len(args):
@@ -288,6 +338,7 @@ class _StatefulTransform(TransformedFunction):
         """A :class:`~brainstate.transform.StatefulFunction` view of the programs traced for
         the function (the published attribute): every signature differentiated so far is in
         its cache (``get_arg_cache_key``, ``get_states_by_cache``...)."""
+        self._trace_direct_calls()
         stateful = self.__dict__.get('_stateful_target')
         if stateful is None:
             from ._stateful_function import StatefulFunction
@@ -297,6 +348,7 @@ class _StatefulTransform(TransformedFunction):
 
     def clear_cache(self):
         """Forget every traced program."""
+        self.__dict__.pop('_direct_calls', None)
         self._cache.clear()
         if self.__dict__.get('_stateful_target') is not None:
             self._stateful_target.clear_cache()
@@ -374,6 +426,30 @@ class _StatefulTransform(TransformedFunction):
         return program, grad_values, diff_args, other_values
 
     def _call(self, args: tuple, kwargs: dict, call_extra=None):
+        """``(derivatives, output, result)`` of a call; the states written are written back.
+
+        Inside an enclosing brainstate trace, the function runs directly under the JAX
+        transform (:meth:`_run_direct`): the enclosing trace then records the JAX
+        transform's primitives and nothing else (no trace of the function into the IR, no
+        passes, no lowering, no re-evaluation of the lowered program, as raw ``jax.grad``
+        inside ``jax.jit``). Where that refuses (:class:`~._direct.NotDirect`: a form it does
+        not handle) or raises, nothing was written: the call goes through the IR below, which
+        also gives errors their messages. A signature traced before (an eager call's
+        program) is evaluated from its program, without running the function again."""
+        stack = _state.TRACE_STACK.stack
+        if stack and can_run_directly(self.passes) and not (
+                self._cache and self._cache.get(
+                    self._spec.signature(args, kwargs, allow_tracers=True).key)):
+            try:
+                found, (states, values) = self._run_direct(args, kwargs, call_extra,
+                                                           parent=stack[-1])
+            except Exception:
+                DIRECT_IN_TRACE['fallbacks'] += 1
+            else:
+                DIRECT_IN_TRACE['direct'] += 1
+                write_back(states, values, f'{self.kind} of {self.fun_name}')
+                self._remember_direct_call(args, kwargs)
+                return found
         program, grad_values, diff_args, other_values = self._prepare(args, kwargs)
         extra_states = self._extra_states()
         extra = ([s.value for s in extra_states], call_extra)
@@ -409,6 +485,21 @@ class _StatefulTransform(TransformedFunction):
                                                                           False):
             raise NotDirect()  # (debug_nan: the NaN check runs in the compiled program)
         self._ran_directly = True
+        found, (states, values) = self._run_direct(args, kwargs)
+        write_back(states, values, f'{self.kind} of {self.fun_name}')
+        return self._format(*found)
+
+    def _run_direct(self, args: tuple, kwargs: dict, call_extra=None, parent=None):
+        """The user's function run under the JAX transform with the grad states' values (and
+        differentiated arguments) swapped in by a :class:`~._direct.DirectContext`.
+
+        Returns ``((derivatives, output, result), (states, values))``: what :meth:`_call`
+        returns, and the states the function wrote (or created) with their new values, which
+        left the JAX transform with the result; the caller writes them back once
+        (:func:`._state_io.write_back`: eagerly stored, inside a trace that trace's writes).
+        ``parent``: the enclosing brainstate context (None: eagerly); its reads are bound in
+        the JAX trace current now. Raises :class:`~._direct.NotDirect` (or the error)
+        without changing any State when the call must go through the IR."""
         self._check_args(args)
         states = self.grad.states
         grad_values = self.grad.build([s.value for s in states]) if self.grad.given else ()
@@ -418,15 +509,18 @@ class _StatefulTransform(TransformedFunction):
         else:
             diff_args = ()
         extra_states = self._extra_states()
-        extra = ([s.value for s in extra_states], None)
+        extra = ([s.value for s in extra_states], call_extra)
         positions, single = self.arg_positions, isinstance(self.argnums, int)
-        runs = []
+        outer_trace = current_jax_trace() if parent is not None else None
+        contexts, runs = [], []
 
         def f(grad_values, diff_args):
             call_args = list(args)
             for i, n in enumerate(positions):
                 call_args[n] = diff_args if single else diff_args[i]
-            ctx = DirectContext(dict(zip(states, self.grad.split(grad_values))))
+            ctx = DirectContext(dict(zip(states, self.grad.split(grad_values))),
+                                parent=parent, outer_trace=outer_trace)
+            contexts.append(ctx)
             try:
                 with ctx:
                     result = self.fun(*call_args, **kwargs)
@@ -434,22 +528,25 @@ class _StatefulTransform(TransformedFunction):
                 written_states, written = ctx.outputs()
             finally:
                 ctx.scrub_new_states()
-            runs.append((ctx, written_states))
+            runs.append((ctx.read_states, written_states))
             if self.has_aux:
                 if not (isinstance(result, (tuple, list)) and len(result) == 2):
                     raise NotDirect()  # (the traced call explains)
                 return result[0], (result, written)
             return result, (result, written)
 
-        derivs, out, (result, written), extra_out = self._apply(f, grad_values, diff_args,
-                                                                extra)
-        ctx, written_states = runs[-1]
-        if getattr(self, 'check_states', True) and any(s not in ctx.read_states
-                                                        for s in states):
-            raise NotDirect()  # a grad state never read: the traced call names it
-        write_back(written_states + extra_states, list(written) + list(extra_out),
-                   f'{self.kind} of {self.fun_name}')
-        return self._format(derivs, out, result)
+        try:
+            derivs, out, (result, written), extra_out = self._apply(f, grad_values, diff_args,
+                                                                    extra)
+            read_states, written_states = runs[-1]
+            if getattr(self, 'check_states', True) and any(s not in read_states
+                                                            for s in states):
+                raise NotDirect()  # a grad state never read: the traced call names it
+        finally:
+            for ctx in contexts:  # (their tracers: of JAX transforms that have returned)
+                ctx.release()
+        return (derivs, out, result), (written_states + extra_states,
+                                       list(written) + list(extra_out))
 
     def _traced_call(self, *args, **kwargs):
         derivs, out, result = self._call(args, kwargs)
@@ -734,15 +831,34 @@ class _Linearize(_StatefulTransform):
 class _VJP(_Linearize):
     kind = 'vjp'
 
+    def _apply(self, f, grad_values, diff_args, extra):
+        out, pullback, aux = jax.vjp(f, grad_values, diff_args, has_aux=True)
+        return pullback, out, aux, extra[0]
+
     def run(self, primals):
         args = tuple(primals)
         # Eagerly this runs op by op, like jax.vjp: the pullback it returns is a Python
-        # function, which no compiled program can hand back.
-        program, grad_values, diff_args, other_values = self._prepare(args, {})
-        pure = self._pure(program, program.consts, other_values, args, {})
-        out, pullback, (result, written) = jax.vjp(pure, grad_values, diff_args, has_aux=True)
-        write_back_leaves(program.written_states, program.written_treedefs, list(written),
-                    f'{self.kind} of {self.fun_name}')
+        # function, which no compiled program can hand back. Inside a trace, the function
+        # runs directly under jax.vjp where it can (see _StatefulTransform._call).
+        stack = _state.TRACE_STACK.stack
+        pullback = None
+        if stack and can_run_directly(self.passes):
+            try:
+                found, (states, values) = self._run_direct(args, {}, parent=stack[-1])
+            except Exception:
+                DIRECT_IN_TRACE['fallbacks'] += 1
+            else:
+                DIRECT_IN_TRACE['direct'] += 1
+                write_back(states, values, f'{self.kind} of {self.fun_name}')
+                self._remember_direct_call(args, {})
+                pullback, out, result = found
+        if pullback is None:
+            program, grad_values, diff_args, other_values = self._prepare(args, {})
+            pure = self._pure(program, program.consts, other_values, args, {})
+            out, pullback, (result, written) = jax.vjp(pure, grad_values, diff_args,
+                                                       has_aux=True)
+            write_back_leaves(program.written_states, program.written_treedefs, list(written),
+                              f'{self.kind} of {self.fun_name}')
         given, diff = self.grad.given, bool(self.arg_positions)
 
         def vjp_fn(cotangent):

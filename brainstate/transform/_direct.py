@@ -16,6 +16,14 @@ eager runner then runs the call through the IR (the user's Python runs again): a
 the transform allows none (vmap: any write, whose batching needs the analysis), a state
 created where the transform cannot take one out, a loop or branch region that needs a body
 trace, observed states (hooks).
+
+The grad family runs the same way when called *inside* an enclosing brainstate trace (``grad``
+inside ``jit``, a loop body, ``vmap``, another grad): the context then has a ``parent`` (the
+enclosing context), reads of states it does not swap in are the parent's reads, bound in the
+JAX trace that was current when the transform was called (``outer_trace``), and the recorded
+writes are written into the parent once the JAX transform has returned. The enclosing trace so
+records only the JAX transform's primitives: the function is not traced into the IR, lowered
+and re-evaluated first (see ``_StatefulTransform._call`` in :mod:`._autograd`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import jax
 
 from .. import _state
+from .._compat import inside_of
 from .._state import State
 
 __all__ = ['DirectContext', 'NotDirect', 'direct_run_active', 'check_result']
@@ -50,14 +59,23 @@ class DirectContext:
       writes: whether the function may write states (recorded in :attr:`written`, in order of
         first write) and create them (:attr:`new_states`); False: either raises
         :class:`NotDirect`.
+      parent: the enclosing brainstate context (a trace's, or another direct run's), or None
+        outside any: a state not in ``values`` and not yet written is read from it (a traced
+        read of the enclosing trace) instead of its stored value.
+      outer_trace: the JAX trace current when the transform was called (from
+        :func:`~brainstate._compat.current_jax_trace`): the parent's reads are bound there,
+        not in the JAX transform's own trace (whose tracers must not reach the parent).
 
-    After the run, :attr:`read` holds every state read, :attr:`written` the value last written
-    to each state.
+    After the run, :attr:`read_states` holds every state read, :attr:`written` the value last
+    written to each state; :meth:`release` drops them once the transform has returned.
     """
 
-    def __init__(self, values: dict | None = None, writes: bool = True):
+    def __init__(self, values: dict | None = None, writes: bool = True, parent=None,
+                 outer_trace=None):
         self.values = dict(values or {})
         self.writes = writes
+        self.parent = parent
+        self.outer_trace = outer_trace
         self.read_states: set = set()
         self.written: dict = {}
         self.new_states: list[State] = []
@@ -73,6 +91,9 @@ class DirectContext:
             return self.written[state]
         if state in self.values:
             return self.values[state]
+        if self.parent is not None:
+            with inside_of(self.outer_trace):
+                return self.parent.read(state)
         state._exposed = True  # the stored buffer may reach the result (see _state_io)
         try:
             return state._value
@@ -82,7 +103,10 @@ class DirectContext:
     def write(self, state: State, value, reshape: bool = False):
         if not self.writes or reshape:
             raise NotDirect()
-        leaves = state.check_compatible(value)  # raises StateValueError naming the state
+        # (raises StateValueError naming the state; inside an enclosing trace, the avals it
+        # sees, e.g. vmap's per-lane view)
+        leaves = state.check_compatible(
+            value, None if self.parent is None else state.written_avals)
         value = state._treedef.unflatten(leaves)
         if id(state) in self._new_ids:
             state._value = value
@@ -124,6 +148,13 @@ class DirectContext:
         """Drop the tracers held by the states created during the run."""
         for state in self.new_states:
             state.__dict__.pop('_value', None)
+
+    def release(self):
+        """Forget the values of the run (tracers of the JAX transform, which has returned): a
+        context kept after its run must hold none of them."""
+        self.values = {}
+        self.written = {}
+        self.parent = self.outer_trace = None
 
 
 def check_result(out, fun_name: str):
