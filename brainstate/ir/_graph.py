@@ -97,19 +97,9 @@ class Value:
         """
         if new is self:
             return
-        new_type = type(new)
-        if new_type is not Value and new_type is not Literal and \
-                not isinstance(new, (Value, Literal)):
-            raise GraphEditError(
-                f'replace_all_uses_with: {_name(self)} can only be replaced by a Value or a '
-                f'Literal, not {new!r}.')
-        aval, new_aval = self.aval, new.aval
-        if new_aval is not aval and (new_aval is None or new_aval.shape != aval.shape or
-                                     new_aval.dtype != aval.dtype):
-            raise GraphEditError(
-                f'replace_all_uses_with: {_name(self)} cannot be replaced by {_name(new)}: '
-                f'the types differ. A replacement must have the same shape and dtype; insert a '
-                f'reshape, broadcast_in_dim or convert_element_type node to make one.')
+        why = _replacement_error(self, new)
+        if why is not None:
+            raise GraphEditError(f'replace_all_uses_with: {why}')
         users = self.users
         if not users:
             return
@@ -843,25 +833,12 @@ class Graph:
                 f'replace_node: {_describe(node)} has {len(outputs)} result(s) but '
                 f'{len(values)} replacement value(s) were given; give one per result.')
         for old, new in zip(outputs, values):
-            new_type = type(new)
-            if new_type is not Literal and (new_type is not Value or new.producer is node):
-                if not isinstance(new, (Value, Literal)):
-                    raise GraphEditError(
-                        f'replace_node: {_describe(node)}: its result {_name(old)} can only be '
-                        f'replaced by a Value or a Literal, not {new!r}.')
-                if getattr(new, 'producer', None) is node:
-                    raise GraphEditError(
-                        f'replace_node: {_describe(node)}: its result {_name(old)} cannot be '
-                        f'replaced by {_name(new)}, a result of the node itself (the node is '
-                        f'erased).')
-            aval, new_aval = old.aval, new.aval
-            if new_aval is not aval and (new_aval is None or new_aval.shape != aval.shape or
-                                         new_aval.dtype != aval.dtype):
-                raise GraphEditError(
-                    f'replace_node: {_describe(node)}: its result {_name(old)} cannot be '
-                    f'replaced by {_name(new)}: the types differ. A replacement must have the '
-                    f'same shape and dtype; insert a reshape, broadcast_in_dim or '
-                    f'convert_element_type node to make one.')
+            why = _replacement_error(old, new)
+            if why is None and getattr(new, 'producer', None) is node:
+                why = (f'{_name(old)} cannot be replaced by {_name(new)}, a result of the node '
+                       f'itself (the node is erased).')
+            if why is not None:
+                raise GraphEditError(f'replace_node: {_describe(node)}: its result {why}')
             if node in old.users:
                 raise GraphEditError(
                     f'replace_node: {_describe(node)} uses its own result {_name(old)}; it '
@@ -990,3 +967,20 @@ class _Sentinel:
 
     def __init__(self):
         self.kind = None
+
+
+def _replacement_error(old, new) -> str | None:
+    """Why ``new`` cannot take the place of the value ``old`` in its uses (None: it can): it
+    must be a Value or a Literal of the same shape and dtype (a weak type may differ). The one
+    check of ``replace_all_uses_with`` and ``Graph.replace_node``."""
+    new_type = type(new)
+    if new_type is not Value and new_type is not Literal and \
+            not isinstance(new, (Value, Literal)):
+        return f'{_name(old)} can only be replaced by a Value or a Literal, not {new!r}.'
+    aval, new_aval = old.aval, new.aval
+    if new_aval is not aval and (new_aval is None or new_aval.shape != aval.shape or
+                                 new_aval.dtype != aval.dtype):
+        return (f'{_name(old)} cannot be replaced by {_name(new)}: the types differ. A '
+                f'replacement must have the same shape and dtype; insert a reshape, '
+                f'broadcast_in_dim or convert_element_type node to make one.')
+    return None
