@@ -155,7 +155,10 @@ def test_a_cached_call_inside_another_trace_is_traced_into_it():
     np.testing.assert_allclose(s.value, 5.)
 
 
-def test_debug_infs_switched_on_after_arming_keeps_the_state():
+@pytest.fixture
+def armed_doubling_step():
+    """``(s, step)``: a jitted step doubling a donated state, called three times (s == 8,
+    the entry armed), with JAX's debug checks never seen before (restored afterwards)."""
     from brainstate import _compat
     before_flag = _compat.DEBUG_CHECKS_SEEN[0]
     _compat.DEBUG_CHECKS_SEEN[0] = False
@@ -169,14 +172,19 @@ def test_debug_infs_switched_on_after_arming_keeps_the_state():
 
         for _ in range(3):
             step(jnp.full(3, 2.))
-        assert step._last.armed == epoch()
-        bad = jnp.full(3, jnp.inf)
-        with jax.debug_infs(True):
-            with pytest.raises(FloatingPointError):
-                step(bad)
-        np.testing.assert_allclose(s.value, 8.)  # not donated away, not half-written
+        yield s, step
     finally:
         _compat.DEBUG_CHECKS_SEEN[0] = before_flag
+
+
+def test_debug_infs_switched_on_after_arming_keeps_the_state(armed_doubling_step):
+    s, step = armed_doubling_step
+    assert step._last.armed == epoch()
+    bad = jnp.full(3, jnp.inf)
+    with jax.debug_infs(True):
+        with pytest.raises(FloatingPointError):
+            step(bad)
+    np.testing.assert_allclose(s.value, 8.)  # not donated away, not half-written
 
 
 def test_an_environ_setting_first_read_on_a_later_retrace_is_checked():
@@ -305,42 +313,29 @@ def test_a_call_in_one_thread_does_not_arm_while_another_thread_traces():
     np.testing.assert_allclose(s.value, 5.)
 
 
-def test_a_call_in_one_thread_does_not_arm_donation_under_another_threads_debug_checks():
-    from brainstate import _compat
-    before_flag = _compat.DEBUG_CHECKS_SEEN[0]
-    _compat.DEBUG_CHECKS_SEEN[0] = False
-    try:
-        s = brainstate.ShortTermState(jnp.ones(3))
+def test_a_call_in_one_thread_does_not_arm_donation_under_another_threads_debug_checks(
+        armed_doubling_step):
+    s, step = armed_doubling_step  # s == 8
+    bad = jnp.full(3, jnp.inf)
+    inside, called, errors = threading.Event(), threading.Event(), []
 
-        @brainstate.transform.jit
-        def step(x):
-            s.value = s.value * x
-            return s.value.sum()
+    def checked_thread():
+        with jax.debug_infs(True):
+            inside.set()
+            called.wait(10)
+            try:
+                step(bad)
+            except FloatingPointError as error:
+                errors.append(error)
 
-        for _ in range(3):
-            step(jnp.full(3, 2.))  # s == 8
-        bad = jnp.full(3, jnp.inf)
-        inside, called, errors = threading.Event(), threading.Event(), []
-
-        def checked_thread():
-            with jax.debug_infs(True):
-                inside.set()
-                called.wait(10)
-                try:
-                    step(bad)
-                except FloatingPointError as error:
-                    errors.append(error)
-
-        thread = threading.Thread(target=checked_thread)
-        thread.start()
-        assert inside.wait(10)
-        step(jnp.full(3, 1.))  # this thread: no checks; it must not arm the donating call
-        called.set()
-        thread.join()
-        assert errors
-        np.testing.assert_allclose(s.value, 8.)  # the failed call donated and stored nothing
-    finally:
-        _compat.DEBUG_CHECKS_SEEN[0] = before_flag
+    thread = threading.Thread(target=checked_thread)
+    thread.start()
+    assert inside.wait(10)
+    step(jnp.full(3, 1.))  # this thread: no checks; it must not arm the donating call
+    called.set()
+    thread.join()
+    assert errors
+    np.testing.assert_allclose(s.value, 8.)  # the failed call donated and stored nothing
 
 
 @pytest.mark.skipif(sys.implementation.name != 'cpython', reason='CPython dict layout')
