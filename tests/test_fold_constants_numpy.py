@@ -144,3 +144,33 @@ def test_folding_in_a_jitted_program_gives_jax_results_and_dtypes():
     assert out.dtype == jnp.float32 and np.asarray(out).tobytes() == expected.tobytes()
     assert np.signbit(np.asarray(state.value)) and state.value.dtype == jnp.float32
     assert count.value.dtype == jnp.int32 and int(count.value) == -2 ** 31 + 2
+
+
+def test_a_fold_is_computed_once_across_traces_and_keeps_its_bits(monkeypatch):
+    # The same literal arithmetic recurs in every trace of a program (e.g. `neg 1.0` in a
+    # mean's gradient): the pass remembers it across runs instead of computing it again.
+    computed = []
+    compute = fold._compute
+    monkeypatch.setattr(fold, '_compute', lambda node: computed.append(node.op.name)
+                        or compute(node))
+    monkeypatch.setattr(fold, '_MEMO', {})
+
+    def step(x):
+        return x + lax.div(np.float32(-0.), np.float32(7.)) * lax.neg(np.float32(2.5))
+
+    outs = []
+    for _ in range(3):  # a fresh function each time: three traces, three pipeline runs
+        outs.append(brainstate.transform.jit(lambda x: step(x))(jnp.float32(1.)))
+    assert sorted(computed) == ['div', 'mul', 'neg']  # once each, not three times
+    expected = np.float32(1.) + np.float32(-0.) / np.float32(7.) * -np.float32(2.5)
+    for out in outs:
+        assert np.asarray(out).tobytes() == expected.tobytes()
+
+
+def test_the_fold_memo_is_bounded(monkeypatch):
+    monkeypatch.setattr(fold, '_MEMO', {})
+    monkeypatch.setattr(fold, '_MEMO_LIMIT', 2)
+    for k in range(6):
+        c = np.float32(k + 0.5)
+        brainstate.transform.jit(lambda x: x + lax.neg(c))(jnp.float32(1.))
+    assert 0 < len(fold._MEMO) <= 3

@@ -183,11 +183,24 @@ def _compute(node):
             for v, r in zip(node.outputs, results)]
 
 
+# Folds remembered across runs (the same few, e.g. ``neg 1.0`` of a mean's gradient, recur in
+# every trace of a program, and NumPy's scalar path costs ~10-25 us a fold): operation, params
+# and operands (Literals: dtype, shape and bits) -> result Literals (never changed once made,
+# so graphs may share them), or None for "not folded". Bounded: cleared when full.
+_MEMO: dict = {}
+_MEMO_LIMIT = 4096
+
+
 @register('fold-constants')
 def fold_constants(graph, stats=None, _cache=None):
     """Compute scalar operations on literal operands at compile time."""
     stats = PassStatistics() if stats is None else stats
-    cache = _cache if _cache is not None else {}
+    if _cache is not None:
+        cache = _cache
+    else:
+        cache = _MEMO
+        if len(cache) > _MEMO_LIMIT:
+            cache.clear()
     folded = 0
     for node in graph.nodes:
         # Most nodes have a first operand that is not a literal: rule them out first.
