@@ -25,6 +25,7 @@ import numpy as np
 
 import brainstate
 from brainstate import ir, passes
+from brainstate.passes import _fold_constants
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_first_call import mlp100_brainstate  # noqa: E402  (a sibling script)
@@ -84,6 +85,9 @@ def time_pipeline(graph, pipeline, repeats, verify=False):
         fresh = graph.copy()
         before = len(list(fresh.walk()))
         gc.collect()  # start each run with no collection owed from building the copy
+        # fold-constants remembers folds across runs: each repeat starts without them, as the
+        # first trace of a program does (the cold, slower case).
+        _fold_constants._MEMO.clear()
         marks = []
 
         def observe(p, record, graph):
