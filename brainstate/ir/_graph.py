@@ -103,24 +103,15 @@ class Value:
         users = self.users
         if not users:
             return
-        # What ``node.replace_input(self, new)`` does for each user, in as few steps as
-        # possible: this is the most frequent edit of the passes, with erase_node.
         touched = None
-        for node in users:
-            inputs = node.inputs
-            if inputs.count(self) == 1:  # a Value equals only itself
-                inputs[inputs.index(self)] = new
-            else:
-                inputs[:] = [new if value is self else value for value in inputs]
+        for node in users:  # each user's graph (and those enclosing it) counts an edit
             graph = node.graph
             if graph is not touched and graph is not None:
                 graph._edits += 1
                 if graph.parent is not None:
                     graph._touch_enclosing()
                 touched = graph
-        if isinstance(new, Value):
-            new.users.update(users)
-        users.clear()
+        _move_uses(self, new)
 
     def __repr__(self):
         # The printed IR's name: costs a walk of the graph, fine for messages and debugging.
@@ -844,20 +835,10 @@ class Graph:
                     f'replace_node: {_describe(node)} uses its own result {_name(old)}; it '
                     f'cannot be replaced.')
         # What value.replace_all_uses_with does, per result (the users are nodes of this graph:
-        # regions are closed), then what erase_node does.
+        # regions are closed; the erasure below counts the edit), then what erase_node does.
         for old, new in zip(outputs, values):
-            users = old.users
-            if not users:
-                continue
-            for user in users:
-                inputs = user.inputs
-                if inputs.count(old) == 1:  # a Value equals only itself
-                    inputs[inputs.index(old)] = new
-                else:
-                    inputs[:] = [new if value is old else value for value in inputs]
-            if type(new) is not Literal:
-                new.users.update(users)
-            users.clear()
+            if old.users:
+                _move_uses(old, new)
         self._remove(node)
 
     def _remove(self, node: Node):
@@ -984,3 +965,19 @@ def _replacement_error(old, new) -> str | None:
                 f'replacement must have the same shape and dtype; insert a reshape, '
                 f'broadcast_in_dim or convert_element_type node to make one.')
     return None
+
+
+def _move_uses(old, new) -> None:
+    """Make every node using the value ``old`` use ``new`` instead (checked by the callers;
+    counting the edit is theirs), in as few steps as possible: the most frequent edit of the
+    passes, with erasing a node."""
+    users = old.users
+    for node in users:
+        inputs = node.inputs
+        if inputs.count(old) == 1:  # a Value equals only itself
+            inputs[inputs.index(old)] = new
+        else:
+            inputs[:] = [new if value is old else value for value in inputs]
+    if type(new) is not Literal:  # a Value (or a subclass): it lists its users
+        new.users.update(users)
+    users.clear()
