@@ -71,3 +71,34 @@ def _reproducers_go_to_a_pytest_temporary_folder(tmp_path_factory):
     _manager.DEFAULTS['reproducer_dir'] = str(tmp_path_factory.mktemp('reproducers'))
     yield
     _manager.DEFAULTS['reproducer_dir'] = previous
+
+
+@pytest.fixture
+def restore_debug_flag():
+    """Put back brainstate's record of whether JAX's NaN/Inf checks were ever switched on (a
+    test switching them on would otherwise make every later cached call ask per call)."""
+    from brainstate import _compat
+    before = _compat.DEBUG_CHECKS_SEEN[0]
+    yield
+    _compat.DEBUG_CHECKS_SEEN[0] = before
+
+
+@pytest.fixture
+def armed_doubling_step(restore_debug_flag):
+    """``(s, step)``: a jitted step doubling a donated state, called three times (s == 8,
+    the entry armed), with JAX's debug checks never seen before (restored afterwards)."""
+    import jax.numpy as jnp
+
+    import brainstate
+    from brainstate import _compat
+    _compat.DEBUG_CHECKS_SEEN[0] = False
+    s = brainstate.ShortTermState(jnp.ones(3))
+
+    @brainstate.transform.jit
+    def step(x):
+        s.value = s.value * x
+        return s.value.sum()
+
+    for _ in range(3):
+        step(jnp.full(3, 2.))
+    return s, step

@@ -2,8 +2,6 @@
 the public API: they run through PassManager(verify=True) and jit(passes=...), and compute what
 passes=[] computes, final State values included."""
 
-import importlib.util
-import os
 
 import jax
 import jax.numpy as jnp
@@ -12,15 +10,12 @@ import pytest
 
 import brainstate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _project_files import load_project_file  # (tests/)
 
 
 def load_example():
-    spec = importlib.util.spec_from_file_location(
-        'custom_passes_example', os.path.join(ROOT, 'examples', 'custom_passes.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # registers its passes (again: the same definitions)
-    return module
+    # (registers its passes again: the same definitions)
+    return load_project_file('examples/custom_passes.py', 'custom_passes_example')
 
 
 @pytest.fixture(scope='module')

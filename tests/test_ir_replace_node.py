@@ -3,8 +3,6 @@ nothing), erase_node emptying the erased node's operand list in place, and the p
 on them giving the same IR as before."""
 
 import gc
-import importlib.util
-import os
 import textwrap
 
 import jax
@@ -16,16 +14,12 @@ import brainstate
 from brainstate import ir, passes
 from brainstate.transform import for_loop
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _project_files import load_project_file  # (tests/)
 
 
 def _generated_graph(n_nodes):
     """The benchmark graph of tools/bench_passes.py (every default pass has work there)."""
-    spec = importlib.util.spec_from_file_location(
-        '_bench_passes', os.path.join(_ROOT, 'tools', 'bench_passes.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.generated_graph(n_nodes)
+    return load_project_file('tools/bench_passes.py', '_bench_passes').generated_graph(n_nodes)
 
 
 V3 = jax.core.ShapedArray((3,), jnp.float32)

@@ -78,15 +78,10 @@ def test_a_brainstate_trace_starting_bumps_the_epoch():
     assert step._last.armed != epoch()  # disarmed: the next call checks again
 
 
-def test_debug_checks_switched_on_bump_the_epoch():
-    from brainstate import _compat
-    before_flag = _compat.DEBUG_CHECKS_SEEN[0]
+def test_debug_checks_switched_on_bump_the_epoch(restore_debug_flag):
     before = epoch()
-    try:
-        with jax.debug_infs(True):
-            assert epoch() > before
-    finally:
-        _compat.DEBUG_CHECKS_SEEN[0] = before_flag
+    with jax.debug_infs(True):
+        assert epoch() > before
 
 
 def test_packing_releasing_and_unpacking_bump_the_epoch():
@@ -155,28 +150,6 @@ def test_a_cached_call_inside_another_trace_is_traced_into_it():
     np.testing.assert_allclose(s.value, 5.)
 
 
-@pytest.fixture
-def armed_doubling_step():
-    """``(s, step)``: a jitted step doubling a donated state, called three times (s == 8,
-    the entry armed), with JAX's debug checks never seen before (restored afterwards)."""
-    from brainstate import _compat
-    before_flag = _compat.DEBUG_CHECKS_SEEN[0]
-    _compat.DEBUG_CHECKS_SEEN[0] = False
-    try:
-        s = brainstate.ShortTermState(jnp.ones(3))
-
-        @brainstate.transform.jit
-        def step(x):
-            s.value = s.value * x
-            return s.value.sum()
-
-        for _ in range(3):
-            step(jnp.full(3, 2.))
-        yield s, step
-    finally:
-        _compat.DEBUG_CHECKS_SEEN[0] = before_flag
-
-
 def test_debug_infs_switched_on_after_arming_keeps_the_state(armed_doubling_step):
     s, step = armed_doubling_step
     assert step._last.armed == epoch()
@@ -207,8 +180,6 @@ def test_an_environ_setting_first_read_on_a_later_retrace_is_checked():
 
 
 def test_threads_with_their_own_environ_contexts_get_their_own_programs():
-    s = brainstate.ShortTermState(jnp.zeros(()))
-
     @brainstate.transform.jit
     def step(x):
         return x * brainstate.environ.get('dt')

@@ -163,25 +163,9 @@ def test_an_error_on_a_retrace_from_the_cached_call_shows_the_users_frames():
     np.testing.assert_allclose(step(jnp.ones(3)), 3.)
 
 
-@pytest.fixture
-def restore_debug_flag():
+def test_inf_checks_switched_on_after_cached_calls_keep_the_states(armed_doubling_step):
     from brainstate import _compat
-    before = _compat.DEBUG_CHECKS_SEEN[0]
-    yield
-    _compat.DEBUG_CHECKS_SEEN[0] = before  # (the checks are off again: later calls may skip)
-
-
-def test_inf_checks_switched_on_after_cached_calls_keep_the_states(restore_debug_flag):
-    from brainstate import _compat
-    s = brainstate.ShortTermState(jnp.ones(3))
-
-    @brainstate.transform.jit
-    def step(x):
-        s.value = s.value * x
-        return s.value.sum()
-
-    for _ in range(3):
-        step(jnp.full(3, 2.))
+    s, step = armed_doubling_step
     entry = step._last
     assert entry._jitted_keep_states is None  # (only the donating program so far)
     bad = jnp.full(3, jnp.inf)  # (made before: JAX would check the making too)

@@ -2,8 +2,6 @@
 out of a for_loop body, written against the public region API."""
 
 import functools
-import importlib.util
-import os
 
 import jax
 import jax.numpy as jnp
@@ -11,16 +9,12 @@ import numpy as np
 
 import brainstate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _project_files import load_project_file  # (tests/)
 
 
 @functools.lru_cache(maxsize=None)  # registering the pass twice would be an error
 def load_example():
-    spec = importlib.util.spec_from_file_location(
-        'licm_pass_example', os.path.join(ROOT, 'examples', 'licm_pass.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_project_file('examples/licm_pass.py', 'licm_pass_example')
 
 
 def _loop(graph):

@@ -7,7 +7,6 @@ any per-node step that walks the whole graph (a use-list rebuild, a search of th
 an analysis recomputed per node) makes it grow with the square.
 """
 
-import importlib.util
 import os
 import sys
 
@@ -16,16 +15,11 @@ import pytest
 import brainstate
 from brainstate import passes
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_PACKAGE = os.path.join(_ROOT, 'brainstate')
+from _project_files import load_project_file  # (tests/)
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location(
-        '_bench_passes', os.path.join(_ROOT, 'tools', 'bench_passes.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_project_file('tools/bench_passes.py', '_bench_passes')
 
 
 def _lines_executed(graph, pipeline=passes.DEFAULT_PIPELINE) -> dict:

@@ -8,8 +8,6 @@ train step (a real program's gradient). The large generated graph is compared by
 """
 
 import hashlib
-import importlib.util
-import os
 import textwrap
 
 import jax
@@ -19,15 +17,11 @@ import brainstate
 from brainstate import ir, passes
 from brainstate.transform import cond, for_loop
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _project_files import load_project_file  # (tests/)
 
 
 def _generated_graph(n_nodes):
-    spec = importlib.util.spec_from_file_location(
-        '_bench_passes', os.path.join(_ROOT, 'tools', 'bench_passes.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.generated_graph(n_nodes)
+    return load_project_file('tools/bench_passes.py', '_bench_passes').generated_graph(n_nodes)
 
 
 def _optimized(graph):
