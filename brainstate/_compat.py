@@ -281,6 +281,7 @@ def _check_direct_trace(direct) -> bool:
 def _make_direct_trace():
     from jax._src import api_util, core as jcore, linear_util as lu
     from jax._src.interpreters import partial_eval as pe
+    from jax.extend.core import ClosedJaxpr as closed_jaxpr  # public since JAX 0.4.36
 
     varargs_flag = inspect.CO_VARARGS
 
@@ -307,7 +308,7 @@ def _make_direct_trace():
         dbg = describe(fun, in_avals)
         jaxpr, _, consts = pe.trace_to_jaxpr_dynamic(lu.wrap_init(fun, debug_info=dbg),
                                                      in_avals)
-        return jcore.ClosedJaxpr(jaxpr, consts)
+        return closed_jaxpr(jaxpr, consts)
 
     def leaves_described_as_jax_does():
         def body(*leaves):

@@ -512,7 +512,7 @@ class _StatefulTransform(TransformedFunction):
         extra = ([s.value for s in extra_states], call_extra)
         positions, single = self.arg_positions, isinstance(self.argnums, int)
         outer_trace = current_jax_trace() if parent is not None else None
-        contexts, runs = [], []
+        runs = []
 
         def f(grad_values, diff_args):
             call_args = list(args)
@@ -520,14 +520,16 @@ class _StatefulTransform(TransformedFunction):
                 call_args[n] = diff_args if single else diff_args[i]
             ctx = DirectContext(dict(zip(states, self.grad.split(grad_values))),
                                 parent=parent, outer_trace=outer_trace)
-            contexts.append(ctx)
             try:
                 with ctx:
                     result = self.fun(*call_args, **kwargs)
                 check_result(result, self.fun_name)
                 written_states, written = ctx.outputs()
             finally:
+                # Its values are tracers of the JAX transform's trace, which ends when f
+                # returns (JAX checks then, under jax.checking_leaks, that none outlives it).
                 ctx.scrub_new_states()
+                ctx.release()
             runs.append((ctx.read_states, written_states))
             if self.has_aux:
                 if not (isinstance(result, (tuple, list)) and len(result) == 2):
@@ -535,16 +537,10 @@ class _StatefulTransform(TransformedFunction):
                 return result[0], (result, written)
             return result, (result, written)
 
-        try:
-            derivs, out, (result, written), extra_out = self._apply(f, grad_values, diff_args,
-                                                                    extra)
-            read_states, written_states = runs[-1]
-            if getattr(self, 'check_states', True) and any(s not in read_states
-                                                            for s in states):
-                raise NotDirect()  # a grad state never read: the traced call names it
-        finally:
-            for ctx in contexts:  # (their tracers: of JAX transforms that have returned)
-                ctx.release()
+        derivs, out, (result, written), extra_out = self._apply(f, grad_values, diff_args, extra)
+        read_states, written_states = runs[-1]
+        if getattr(self, 'check_states', True) and any(s not in read_states for s in states):
+            raise NotDirect()  # a grad state never read: the traced call names it
         return (derivs, out, result), (written_states + extra_states,
                                        list(written) + list(extra_out))
 

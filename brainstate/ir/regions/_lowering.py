@@ -89,21 +89,49 @@ def lower_body(graph) -> jex_core.ClosedJaxpr:
 
 # -- scan without re-tracing: the equation built directly -----------------------------------------
 
-_SCAN_PARAMS = frozenset({'reverse', 'length', 'jaxpr', 'num_consts', 'num_carry', 'unroll'})
-_scan_template: list = []  # [scan primitive or None], learned once per process
+# JAX's scan equation has had two parameter layouts: the counts ``num_consts``/``num_carry``
+# (to JAX 0.10), and flat trees ``ft_in``/``ft_out`` saying which operands are consts, carries and
+# xs and which results carries and ys (JAX 0.11+). The layout is learned once per process from
+# a small ``lax.scan``, whose equation the builder for that layout must reproduce exactly.
+_COMMON_SCAN_PARAMS = frozenset({'reverse', 'length', 'jaxpr', 'unroll'})
+
+
+def _counts_layout(nc, nk, nx, ny):
+    return {'num_consts': nc, 'num_carry': nk}
+
+
+def _flat_tree_layout(nc, nk, nx, ny):
+    from jax._src import flattree as ft  # (private: checked against lax.scan's equation)
+    return {'ft_in': ft.pack((ft.nones(nc), ft.nones(nk), ft.nones(nx))),
+            'ft_out': ft.pack((ft.nones(nk), ft.nones(ny).filter_with_mask([True] * ny)))}
+
+
+_SCAN_LAYOUTS = {frozenset({'num_consts', 'num_carry'}): _counts_layout,
+                 frozenset({'ft_in', 'ft_out'}): _flat_tree_layout}
+_scan_template: list = []  # [(scan primitive, layout builder) or None], learned once
 
 
 def _scan_primitive():
-    """JAX's scan primitive, if its equation has the parameter layout :func:`scan_equation`
-    writes (``_SCAN_PARAMS``, learned from a tiny ``lax.scan`` traced once); else None."""
+    """``(scan primitive, layout builder)`` when this JAX's scan equation has a layout
+    :func:`scan_equation` can write (checked on a ``lax.scan`` with a const, two carries, an
+    x and two ys, traced once); else None (every scan goes through ``lax.scan``)."""
     if not _scan_template:
         try:
-            traced = jax.make_jaxpr(lambda c, xs: lax.scan(lambda c, x: (c, x), c, xs))(
-                jax.ShapeDtypeStruct((), 'float32'), jax.ShapeDtypeStruct((1,), 'float32'))
+            table = jax.numpy.arange(3.)
+
+            def body(c, x):
+                return (c[0] + x * table[0], c[1] * 2.), (x * 2., c[0])
+
+            traced = jax.make_jaxpr(lambda c, xs: lax.scan(body, c, xs))(
+                (jax.ShapeDtypeStruct((), 'float32'), jax.ShapeDtypeStruct((), 'float32')),
+                jax.ShapeDtypeStruct((3,), 'float32'))
             eqn, = traced.jaxpr.eqns
-            ok = set(eqn.params) == _SCAN_PARAMS and \
-                isinstance(eqn.params['jaxpr'], jex_core.ClosedJaxpr)
-            _scan_template.append(eqn.primitive if ok else None)
+            own = frozenset(eqn.params) - _COMMON_SCAN_PARAMS
+            layout = _SCAN_LAYOUTS.get(own)
+            ok = layout is not None and _COMMON_SCAN_PARAMS <= set(eqn.params) and \
+                isinstance(eqn.params['jaxpr'], jex_core.ClosedJaxpr) and \
+                layout(1, 2, 1, 2) == {k: eqn.params[k] for k in own}
+            _scan_template.append((eqn.primitive, layout) if ok else None)
         except Exception:  # pragma: no cover - another JAX layout
             _scan_template.append(None)
     return _scan_template[0]
@@ -126,9 +154,10 @@ def scan_equation(node, body: jex_core.ClosedJaxpr, invars, outvars, *, length, 
     carries' types and the results have the region's. Anything else, or a JAX whose scan
     equation has other parameters, returns None.
     """
-    scan_p = _scan_primitive()
-    if scan_p is None or body.consts or body.jaxpr.effects:
+    learned = _scan_primitive()
+    if learned is None or body.consts or body.jaxpr.effects:
         return None
+    scan_p, layout = learned
     if type(unroll) is bool:  # as lax.scan normalizes it
         unroll = max(length, 1) if unroll else 1
     if type(unroll) is not int or unroll < 1 or type(length) is not int or length < 0:
@@ -156,7 +185,8 @@ def scan_equation(node, body: jex_core.ClosedJaxpr, invars, outvars, *, length, 
         if not _same(var.aval, jax.core.ShapedArray((length,) + tuple(aval.shape), aval.dtype,
                                                     weak_type=aval.weak_type)):
             return None
-    params = dict(reverse=bool(reverse), length=length, jaxpr=body, num_consts=num_consts,
-                  num_carry=num_carry, unroll=unroll)
+    params = dict(reverse=bool(reverse), length=length, jaxpr=body, unroll=unroll,
+                  **layout(num_consts, num_carry, len(invars) - n_fixed,
+                           len(outvars) - num_carry))
     return jex_core.new_jaxpr_eqn(list(invars), list(outvars), scan_p, params, frozenset(),
                                   node.source_info)
