@@ -170,7 +170,7 @@ def test_converted_graph_matches_node_by_node_building():
         assert [v.aval for v in node.outputs] == [v.aval for v in eqn.outvars]
         assert [v.index for v in node.outputs] == list(range(len(eqn.outvars)))
         assert all(v.producer is node for v in node.outputs)
-        assert node.graph is graph and node.subgraphs == [] and node.meta == {}
+        assert node.graph is graph and not node.subgraphs and node.meta == {}
         for value in node.inputs:
             if not hasattr(value, 'val'):
                 assert node in value.users

@@ -31,7 +31,9 @@ def _copy(graph, value_map: dict):
     while node is not graph._root:
         copy = Node.__new__(Node)
         copy.kind, copy.op, copy.state = node.kind, node.op, node.state
-        copy.params, copy.extra, copy.meta = dict(node.params), node.extra, dict(node.meta)
+        copy.params, copy.extra = dict(node.params), node.extra
+        meta = node._meta
+        copy._meta = dict(meta) if meta else None
         copy.source_info = node.source_info
         typed = node._typed  # the same types: the verifier need not infer them again
         copy._typed = None if typed is None else (typed[0], copy.params, typed[2], typed[3])
@@ -46,9 +48,12 @@ def _copy(graph, value_map: dict):
             value_map[old] = fresh
             outputs.append(fresh)
         copy.outputs = outputs
-        copy.subgraphs = [_copy(sub, value_map) for sub in node.subgraphs]
-        for sub in copy.subgraphs:
-            sub.parent = copy
+        if node.subgraphs:
+            copy.subgraphs = [_copy(sub, value_map) for sub in node.subgraphs]
+            for sub in copy.subgraphs:
+                sub.parent = copy
+        else:
+            copy.subgraphs = ()
         copy.graph, copy._prev = new, prev
         prev._next = copy
         prev = copy
