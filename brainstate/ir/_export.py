@@ -70,7 +70,7 @@ def _body_input_roles(node, index, namer) -> dict:
                 else:
                     source = None
                 role = _ROLES.get(group, group)
-                roles[inputs[k].uid] = f'{role} of {source}' if source else role
+                roles[inputs[k]] = f'{role} of {source}' if source else role
         return roles
     except Exception:  # a region kind without a signature: no roles, the picture still draws
         return {}
@@ -81,7 +81,7 @@ def _label(node, namer, roles=None) -> str:
     from ._printer import short_type
     if node.kind == 'input' and roles:  # a region body's inputs: one line each, with its role
         text = 'input\\n' + '\\n'.join(
-            f'{namer(v)}:{short_type(v.aval)} {roles.get(v.uid, "")}'.rstrip()
+            f'{namer(v)}:{short_type(v.aval)} {roles.get(v, "")}'.rstrip()
             for v in node.outputs)
         return html.escape(text, quote=True).replace('&#x27;', "'")
     if node.is_state_op:
@@ -122,7 +122,7 @@ def _emit(graph, lines, ids, prefix, indent, namer, roles=None, fold=True):
             if node.kind == 'input':
                 for value in node.outputs:
                     if value.users and all(u in folded_set for u in value.users):
-                        roles[value.uid] = 'progress bar counter'
+                        roles[value] = 'progress bar counter'
     reads, writes = [], []
     for node in graph.nodes:
         if node in ids:  # folded into the box already drawn

@@ -25,7 +25,6 @@ enclosing it), which is how the PassManager knows whether a pass changed anythin
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections import deque
 from itertools import compress, count, islice, repeat
 from operator import attrgetter, is_
@@ -40,7 +39,6 @@ __all__ = ['Graph', 'Node', 'Value', 'Literal', 'NODE_KINDS', 'GraphEditError']
 NODE_KINDS = ('input', 'constant', 'state_read', 'state_write', 'primitive', 'region', 'output')
 _KINDS_AT_EXIT = ('state_write', 'output')  # find_nodes looks for these from the end
 
-_value_ids = itertools.count()
 _kind_of = attrgetter('kind')
 _graph_of = attrgetter('graph')
 _new_object = object.__new__
@@ -65,14 +63,18 @@ def _describe(node) -> str:
 class Value:
     """An SSA value: defined once, by ``producer`` (its ``index``-th result), typed by ``aval``."""
 
-    __slots__ = ('aval', 'producer', 'index', 'users', 'uid', '__weakref__')
+    __slots__ = ('aval', 'producer', 'index', 'users', '__weakref__')
 
     def __init__(self, aval, producer: 'Node | None' = None, index: int = 0):
         self.aval = aval
         self.producer = producer
         self.index = index
         self.users: dict[Node, None] = {}  # an ordered set of the nodes using this value
-        self.uid = next(_value_ids)
+
+    @property
+    def uid(self) -> int:
+        """A number identifying this value among the live ones (its ``id``)."""
+        return id(self)
 
     @property
     def shape(self):
@@ -250,7 +252,6 @@ class Node:
             value.producer = node
             value.index = i
             value.users = {}
-            value.uid = next(_value_ids)
             outputs.append(value)
         node.params = params
         node.state = None
@@ -362,14 +363,14 @@ class _Namer:
     """Gives values short sequential names (%0, %1, ...) in the order a printer meets them."""
 
     def __init__(self):
-        self.names: dict[int, str] = {}
+        self.names: dict = {}  # Value -> name (held: a live value keeps its name)
 
     def __call__(self, value) -> str:
         if isinstance(value, Literal):
             return repr(value)
-        name = self.names.get(value.uid)
+        name = self.names.get(value)
         if name is None:
-            name = self.names[value.uid] = f'%{len(self.names)}'
+            name = self.names[value] = f'%{len(self.names)}'
         return name
 
 

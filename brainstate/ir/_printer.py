@@ -215,7 +215,7 @@ def value_name(value, namer=None) -> str:
         if graph is None:
             return f'<detached {short_type(value.aval)}>'
         namer = name_values(root_graph(graph))
-    if value.uid not in namer.names and graph is None:
+    if value not in namer.names and graph is None:
         return f'<detached {short_type(value.aval)}>'
     return f'{namer(value)}:{short_type(value.aval)}'
 

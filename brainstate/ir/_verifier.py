@@ -184,7 +184,7 @@ def _check_graph(graph, where: str, names: _Names):
                 continue
             if not isinstance(value, Value):
                 raise IRVerificationError(f'{at}: operand {value!r} is not a Value or Literal.')
-            if value.uid not in defined:
+            if value not in defined:
                 other = value.graph
                 if other is not None and other is not graph:
                     raise IRVerificationError(
@@ -200,9 +200,9 @@ def _check_graph(graph, where: str, names: _Names):
         for index, value in enumerate(node.outputs):
             if value.producer is not node or value.index != index:
                 raise IRVerificationError(f'{at}: result {index} does not point back to it.')
-            if value.uid in defined:
+            if value in defined:
                 raise IRVerificationError(f'{at}: {names.value(value)} is defined twice.')
-            defined.add(value.uid)
+            defined.add(value)
         if kind == 'primitive':
             _check_primitive(node, at, names)
         elif kind == 'state_read' or kind == 'state_write':

@@ -91,8 +91,10 @@ def common_subexpression_elimination(graph, stats=None):
                 continue
             earlier = group.setdefault(params, node)
         # An operation with a JAX effect is never merged (its effect would run once); asked
-        # only of a match, since the same operation and params have the same effects.
-        if earlier is node or node.has_effect or earlier.has_effect:
+        # only of a match, since the same operation and params have the same effects. (What
+        # node.has_effect answers for a primitive, inline: this runs once per match.)
+        if earlier is node or (kind == 'primitive' and (node.extra.get('effects') or
+                                                        earlier.extra.get('effects'))):
             continue
         graph.replace_node(node, earlier.outputs)
         merged += 1
