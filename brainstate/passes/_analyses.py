@@ -17,9 +17,11 @@ __all__ = ['analyze_read_only_states', 'analyze_donation']
 def analyze_read_only_states(graph, stats=None):
     """Mark the reads of states that the graph never writes (meta read_only)."""
     stats = PassStatistics() if stats is None else stats
-    written = {n.state for n in graph.find_nodes('state_write')}
+    # A canonical graph holds its state operations at its edges, none in region bodies.
+    recursive = not graph.meta.get('canonical')
+    written = {n.state for n in graph.find_nodes('state_write', recursive=recursive)}
     read_only = 0
-    for node in graph.find_nodes('state_read'):
+    for node in graph.find_nodes('state_read', recursive=recursive):
         node.meta['read_only'] = node.state not in written
         read_only += node.meta['read_only']
     if read_only:

@@ -32,8 +32,11 @@ def eliminate_dead_writes(graph, stats=None):
     current = {}   # state -> the Values it is known to hold now
     removed = 0
     # Only state operations and regions matter (in program order); find_nodes reads no more
-    # of the graph than it needs to find them.
-    for node in graph.find_nodes(('state_read', 'state_write', 'region'), recursive=False):
+    # of the graph than it needs to find them. The regions of a canonical graph touch no
+    # state (hoist-states made their bodies pure): only the entry reads and exit writes.
+    kinds = ('state_read', 'state_write') if graph.meta.get('canonical') else \
+        ('state_read', 'state_write', 'region')
+    for node in graph.find_nodes(kinds, recursive=False):
         kind = node.kind
         if kind == 'state_read':
             pending.pop(node.state, None)
