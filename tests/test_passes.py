@@ -347,3 +347,22 @@ def test_hoisted_exit_write_keeps_the_users_source_line():
     assert 'test_passes.py' in ir.source_location(write)
     table = graph.state_table().splitlines()[2]
     assert table.split()[-1] != '-' and '?' not in table
+
+
+def test_read_only_states_sees_writes_inside_regions_before_hoisting():
+    # Before hoist-states a state may be written inside a loop body only: its reads are not
+    # read-only. (After it, the graph is canonical and every write stands at its exit.)
+    s = brainstate.State(jnp.zeros(()), name='s')
+    w = brainstate.State(jnp.ones(()), name='w')
+
+    def f():
+        def body(i):
+            s.value = s.value + w.value * i
+
+        brainstate.transform.for_loop(body, jnp.arange(3.0))
+        return s.value + w.value
+
+    for pipeline in ('read-only-states', 'hoist-states,read-only-states'):
+        graph = passes.PassManager(pipeline).run(ir.trace(f))
+        marks = {n.state: n.meta['read_only'] for n in graph.find_nodes('state_read')}
+        assert marks[s] is False and marks[w] is True, (pipeline, marks)

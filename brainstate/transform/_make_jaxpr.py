@@ -48,7 +48,7 @@ def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = (),
 
     @functools.wraps(fun)
     def make(*args, **kwargs):
-        key = stateful.make_jaxpr(*args, **kwargs).get_arg_cache_key(*args, **kwargs)
+        key = stateful._compile(args, kwargs)
         jaxpr, states = stateful.get_jaxpr_by_cache(key), stateful.get_states_by_cache(key)
         if return_shape:
             return jaxpr, states, stateful.get_out_shapes_by_cache(key)[0]

@@ -98,6 +98,16 @@ def _refuse_state(x, where: str):
             f'for you), or pass `state.value`.')
 
 
+def _is_state(x) -> bool:
+    return isinstance(x, State)
+
+
+def _check_leaves(dyn_args, dyn_kwargs, fn_to_check):
+    for path, leaf in jax.tree_util.tree_flatten_with_path((dyn_args, dyn_kwargs),
+                                                           is_leaf=_is_state)[0]:
+        fn_to_check(leaf, f'argument {jax.tree_util.keystr(path)}')
+
+
 def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict,
                       fn_to_check: Callable | None = _refuse_state) -> CacheKey:
     """The :class:`CacheKey` of a call: static values as given, dynamic ones by abstract value.
@@ -111,10 +121,13 @@ def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict
     static_kwargs, dyn_kwargs = [], []
     for k, v in sorted(kwargs.items()):
         (static_kwargs if k in static_argnames else dyn_kwargs).append((k, v))
-    if fn_to_check is not None:
-        for path, leaf in jax.tree_util.tree_flatten_with_path(
-                (dyn_args, dyn_kwargs), is_leaf=lambda x: isinstance(x, State))[0]:
-            fn_to_check(leaf, f'argument {jax.tree_util.keystr(path)}')
+    if fn_to_check is _refuse_state:
+        # The common case: the leaves' paths (costly to format) only for the error.
+        if any(isinstance(leaf, State) for leaf in jax.tree.leaves((dyn_args, dyn_kwargs),
+                                                                      is_leaf=_is_state)):
+            _check_leaves(dyn_args, dyn_kwargs, fn_to_check)
+    elif fn_to_check is not None:
+        _check_leaves(dyn_args, dyn_kwargs, fn_to_check)
     arg_leaves, arg_tree = jax.tree.flatten(tuple(dyn_args))
     kw_leaves, kw_tree = jax.tree.flatten(dict(dyn_kwargs))
     return CacheKey(static_args=make_hashable(tuple(static_args)),
@@ -400,6 +413,11 @@ class StatefulFunction:
 
     def make_jaxpr(self, *args, **kwargs) -> 'StatefulFunction':
         """Compile the function for these arguments (if not cached and current); returns self."""
+        self._compile(args, kwargs)
+        return self
+
+    def _compile(self, args: tuple, kwargs: dict) -> CacheKey:
+        """What :meth:`make_jaxpr` does; returns the call's cache key."""
         key = self.get_arg_cache_key(*args, **kwargs)
         if self.static_argnums and max(self.static_argnums) >= len(args):
             raise ValueError(
@@ -409,7 +427,7 @@ class StatefulFunction:
             entry = self._compilation_cache.get(key)
             if entry is not None and not entry.stale():
                 self._read_in_enclosing_trace(key)
-                return self
+                return key
             if entry is not None:
                 for state in entry.state_trace.states:  # resync avals after `_value` edits
                     if state.has_value():  # (not a retired pack buffer)
@@ -431,7 +449,7 @@ class StatefulFunction:
                 raise
             self._compilation_cache.set(key, _Compilation(program, self.return_only_write))
         self._read_in_enclosing_trace(key)
-        return self
+        return key
 
     def _read_in_enclosing_trace(self, key) -> None:
         """Inside another brainstate trace (``make_jaxpr`` of a function that itself calls
