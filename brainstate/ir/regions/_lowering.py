@@ -4,9 +4,11 @@ control-flow equation.
 Each rule lowers the region's (pure) bodies with :func:`~brainstate.ir.lower_subgraph`, then
 traces a small wrapper calling ``lax.scan`` / ``lax.while_loop`` / ``lax.switch`` /
 ``jax.checkpoint`` on the lowered bodies, and splices the wrapper's equations into the program
-(:func:`splice`). Going through the public ``lax`` functions (rather than writing ``scan_p``'s
-params by hand) keeps lowering correct across JAX releases, at the price of re-binding each
-body's equations once, which is cheap next to tracing the user's Python.
+(:func:`splice`). Going through the public ``lax`` functions keeps lowering correct across JAX
+releases, at the price of re-binding each body's equations once. The exception is a scan whose
+types already fit exactly: :func:`scan_equation` builds its equation directly, in the parameter
+layout this JAX uses (learned once and checked against an equation ``lax.scan`` built); any
+other layout takes the general path.
 
 Body results are cast to the types the region declared (:func:`cast`: JAX's loops reject a
 carry that comes back weakly typed when it went in strongly typed).
