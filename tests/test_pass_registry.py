@@ -109,3 +109,46 @@ def test_reproducer_folder_option(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError) as info:
         passes.PassManager([boom]).run(ir.trace(lambda x: x, 1.0))
     assert os.path.dirname(info.value.reproducer) == str(tmp_path / 'here')
+
+
+def test_a_pipeline_string_runs_the_pass_registered_under_each_name_now():
+    # Parsed pipeline strings are kept (tracing parses the default pipeline every time); a
+    # registration must not leave a kept pipeline running the pass it replaced.
+    ran = []
+
+    @passes.register('registry-cache-pass', replace=True)
+    def first(graph):
+        """Records that the first version ran."""
+        ran.append('first')
+
+    g = ir.trace(lambda x: x + 1, jnp.ones(2))
+    passes.PassManager('registry-cache-pass,dce').run(g.copy())
+    passes.PassManager('registry-cache-pass,dce').run(g.copy())
+
+    @passes.register('registry-cache-pass', replace=True)
+    def second(graph):
+        """Records that the second version ran."""
+        ran.append('second')
+
+    passes.PassManager('registry-cache-pass,dce').run(g.copy())
+    assert ran == ['first', 'first', 'second']
+
+
+def test_a_class_pass_gets_a_fresh_instance_per_pipeline():
+    # A class-based pass may keep state in its instance: pipelines never share one.
+    @passes.register('registry-class-pass', replace=True)
+    class Counting(passes.Pass):
+        """Counts its own runs."""
+
+        def __init__(self):
+            self.runs = 0
+
+        def run(self, graph, stats):
+            self.runs += 1
+
+    a = passes.PassManager('registry-class-pass').passes[0]
+    b = passes.PassManager('registry-class-pass').passes[0]
+    assert a is not b
+    g = ir.trace(lambda x: x + 1, jnp.ones(2))
+    a.run(g, passes.PassStatistics())
+    assert (a.runs, b.runs) == (1, 0)

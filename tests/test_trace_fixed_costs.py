@@ -299,3 +299,41 @@ def test_region_dce_skips_the_liveness_walk_when_every_carry_is_used(monkeypatch
     scan, = [e for e in closed.jaxpr.eqns if e.primitive.name == 'scan']
     assert walks and len(scan.outvars) == 1, closed  # no carry left: the ys alone
     np.testing.assert_array_equal(brainstate.transform.jit(pure_loop)(xs), xs * 2.)
+
+
+def test_jit_records_its_program_without_building_the_published_jaxpr():
+    # jit keeps each program it traces in its StatefulFunction's cache; the jaxpr in the
+    # published layout (arguments first, one group per state) is made only when asked for,
+    # and is then the one make_jaxpr gives.
+    simulate, (v, s) = _lif_step()
+    currents = jnp.ones((5, 4)) * 3.
+    jitted = brainstate.transform.jit(simulate)
+    jitted(currents)
+    entry, = jitted.stateful_fun._compilation_cache.data.values()
+    assert entry._layout is None
+    v.value, s.value = jnp.zeros(4), jnp.zeros(4)
+    jaxpr, states = brainstate.transform.make_jaxpr(simulate, return_only_write=True)(currents)
+    key, = jitted.stateful_fun._compilation_cache.data
+    recorded = jitted.stateful_fun.get_jaxpr_by_cache(key)
+    assert str(recorded) == str(jaxpr)
+    assert jitted.stateful_fun.get_states_by_cache(key) == states
+    shapes, state_shapes = jitted.stateful_fun.get_out_shapes_by_cache(key)
+    assert shapes.shape == (5,) and [x.shape for x in state_shapes] == [(4,), (4,)]
+
+
+def test_a_compilation_built_after_a_state_changed_tree_keeps_the_compiled_layout():
+    w = brainstate.ParamState({'a': jnp.ones(2), 'b': jnp.ones(3)})
+
+    def f(x):
+        w.value = {'a': w.value['a'] * 2, 'b': w.value['b'] + x}
+        return x * w.value['a'].sum()
+
+    sf = brainstate.transform.StatefulFunction(f)
+    key = sf.get_arg_cache_key(jnp.ones(1), compile_if_miss=True)
+    w.value = {'a': jnp.ones(2), 'b': jnp.ones(3), 'c': jnp.ones(4)}  # after compiling
+    jaxpr = sf.get_jaxpr_by_cache(key)
+    assert [v.aval.shape for v in jaxpr.jaxpr.invars] == [(1,), (2,), (3,)]
+    assert [v.aval.shape for v in jaxpr.jaxpr.outvars] == [(1,), (2,), (3,)]
+    out, (state_shape,) = sf.get_out_shapes_by_cache(key)
+    assert out.shape == (1,)
+    assert {k: v.shape for k, v in state_shape.items()} == {'a': (2,), 'b': (3,)}

@@ -29,7 +29,7 @@ from typing import NamedTuple
 from .._errors import BrainStateError
 from ..ir import GraphEditError, IRVerificationError
 from ..ir._gc import paused_gc
-from ._pass import Pass, PassStatistics, get_pass
+from ._pass import PARSED_PIPELINES, FunctionPass, Pass, PassStatistics, get_pass
 
 __all__ = ['PassManager', 'PassFailure', 'PassRecord', 'parse_pipeline']
 
@@ -70,8 +70,14 @@ def parse_pipeline(pipeline) -> list[Pass]:
     if isinstance(pipeline, PassManager):
         return list(pipeline.passes)
     if isinstance(pipeline, str):
+        known = PARSED_PIPELINES.get(pipeline)
+        if known is not None:
+            return list(known)
         names = [p.strip() for p in pipeline.split(',') if p.strip()]
-        return [get_pass(name) for name in names]
+        passes = [get_pass(name) for name in names]
+        if all(type(p) is FunctionPass for p in passes):  # (shared, stateless instances)
+            PARSED_PIPELINES[pipeline] = tuple(passes)
+        return passes
     return [get_pass(p) for p in pipeline]
 
 

@@ -133,6 +133,9 @@ class FunctionPass(Pass):
 
 
 _REGISTRY: dict[str, Callable[[], Pass]] = {}
+# Pipeline strings already parsed into passes whose instances hold no state between runs
+# (registered function passes): ``{string: tuple of passes}``; emptied by every registration.
+PARSED_PIPELINES: dict[str, tuple] = {}
 _REGISTERED_FROM: dict[str, tuple] = {}  # name -> (module, qualified name) of the definition
 
 
@@ -181,12 +184,16 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
             takes_stats = _takes_stats(obj, f'The pass function {name!r}')  # fail now
             pass_summary = _sentence(summary if summary is not None else _summary_of(obj))
 
-            def factory(fn=obj):
-                return FunctionPass(fn, name, pass_summary, _takes_stats_known=takes_stats)
+            # A function pass holds nothing between runs: one instance serves every pipeline.
+            instance = FunctionPass(obj, name, pass_summary, _takes_stats_known=takes_stats)
+
+            def factory(instance=instance):
+                return instance
         else:
             raise TypeError(f'@register({name!r}) decorates a function or a class, not {obj!r}.')
         _REGISTRY[name] = factory
         _REGISTERED_FROM[name] = origin
+        PARSED_PIPELINES.clear()  # a name may now mean another pass
         return obj
 
     return decorate

@@ -108,6 +108,9 @@ def _check_leaves(dyn_args, dyn_kwargs, fn_to_check):
         fn_to_check(leaf, f'argument {jax.tree_util.keystr(path)}')
 
 
+_NO_KWARGS = jax.tree.structure({})
+
+
 def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict,
                       fn_to_check: Callable | None = _refuse_state) -> CacheKey:
     """The :class:`CacheKey` of a call: static values as given, dynamic ones by abstract value.
@@ -121,15 +124,16 @@ def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict
     static_kwargs, dyn_kwargs = [], []
     for k, v in sorted(kwargs.items()):
         (static_kwargs if k in static_argnames else dyn_kwargs).append((k, v))
+    arg_leaves, arg_tree = jax.tree.flatten(tuple(dyn_args))
+    kw_leaves, kw_tree = jax.tree.flatten(dict(dyn_kwargs)) if dyn_kwargs else ([], _NO_KWARGS)
     if fn_to_check is _refuse_state:
-        # The common case: the leaves' paths (costly to format) only for the error.
-        if any(isinstance(leaf, State) for leaf in jax.tree.leaves((dyn_args, dyn_kwargs),
-                                                                      is_leaf=_is_state)):
+        # The common case: the leaves' paths (costly to format) only for the error. (A State
+        # is no pytree: it is one of the leaves.)
+        if any(isinstance(leaf, State) for leaf in arg_leaves) or \
+                any(isinstance(leaf, State) for leaf in kw_leaves):
             _check_leaves(dyn_args, dyn_kwargs, fn_to_check)
     elif fn_to_check is not None:
         _check_leaves(dyn_args, dyn_kwargs, fn_to_check)
-    arg_leaves, arg_tree = jax.tree.flatten(tuple(dyn_args))
-    kw_leaves, kw_tree = jax.tree.flatten(dict(dyn_kwargs))
     return CacheKey(static_args=make_hashable(tuple(static_args)),
                     dyn_args=(arg_tree, tuple(_abstract(x) for x in arg_leaves)),
                     static_kwargs=make_hashable(static_kwargs),
@@ -213,68 +217,121 @@ def _read_through(state, states) -> bool:
 
 
 class _Compilation:
-    """What one signature compiled to."""
+    """What one signature compiled to. The jaxpr in the published layout and the result shapes
+    are made on first use: ``jit`` records every program it traces here, and most are never
+    asked for them (their cost grows with the number of states)."""
 
-    __slots__ = ('program', 'jaxpr', 'out_shapes', 'out_treedef', 'state_trace', 'state_avals',
-                 'num_outputs', 'out_states', 'state_types')
+    __slots__ = ('program', 'return_only_write', 'state_trace', 'state_avals', 'state_types',
+                 '_layout')
 
     def __init__(self, program: StatefulProgram, return_only_write: bool):
         lowered = program.lowered
-        closed = lowered.closed_jaxpr
-        jaxpr = closed.jaxpr
         states = list(program.states)
         # A state read whose value turned out unused is still one of the function's states
         # (an input of the jaxpr), as published.
         known = set(states)
         states += [s for s in program.traced_reads
                    if s not in known and not _read_through(s, known)]
+        self.program = program
+        self.return_only_write = return_only_write
+        self.state_trace = StateTrace(states, set(lowered.written_states))
+        self.state_avals = tuple((s.treedef, tuple((a.shape, a.dtype) for a in s.avals))
+                                 for s in states)
+        # (Packing or unpacking a state swaps its class: see brainstate/_state_pack.py.)
+        self.state_types = tuple((type(s), s.__dict__.get('_pack_version')) for s in states)
+        self._layout = None
+
+    @property
+    def num_outputs(self) -> int:
+        return self.program.lowered.num_outputs
+
+    @property
+    def out_states(self) -> list:
+        """The states whose values the jaxpr returns after the results (the written ones with
+        ``return_only_write``, else every state)."""
+        return self._built()[1]
+
+    @property
+    def jaxpr(self):
+        """The ClosedJaxpr: the user's arguments, then one input group per state (in
+        ``state_trace.states`` order); the results, then one output group per ``out_states``."""
+        return self._built()[0]
+
+    @property
+    def out_shapes(self):
+        """``(result shapes, [shapes of each out state])`` as ShapeDtypeStructs."""
+        closed, out_states, shapes = self._built()
+        if shapes is None:
+            shapes = self._out_shapes()
+            self._layout = (closed, out_states, shapes)
+        return shapes
+
+    @property
+    def out_treedef(self):
+        return jax.tree.structure(self.out_shapes)
+
+    def _built(self):
+        if self._layout is None:
+            layout = self._build()
+            if self._layout is None:  # (another thread may have built it meanwhile: keep one)
+                self._layout = layout
+        return self._layout
+
+    def _build(self):
+        program = self.program
+        lowered = program.lowered
+        closed = lowered.closed_jaxpr
+        jaxpr = closed.jaxpr
+        states = self.state_trace.states
         written = list(lowered.written_states)
         written_set = set(written)
-        n_read_leaves = sum(s.treedef.num_leaves for s in lowered.read_states)
+        # (The tree structures as compiled: a state's may have changed since; see stale.)
+        treedefs = {s: treedef for s, (treedef, _) in zip(states, self.state_avals)}
+        n_read_leaves = sum(treedefs[s].num_leaves for s in lowered.read_states)
         read_vars = list(jaxpr.invars[:n_read_leaves])
         arg_vars = list(jaxpr.invars[n_read_leaves:])
         # One input group per state, in `states` order (only-written states get fresh ones).
         in_groups, offset = {}, 0
         for state in lowered.read_states:
-            count = state.treedef.num_leaves
+            count = treedefs[state].num_leaves
             in_groups[state] = read_vars[offset:offset + count]
             offset += count
-        for state in states:
+        for (treedef, avals), state in zip(self.state_avals, states):
             if state not in in_groups:
-                in_groups[state] = [jex_core.Var(jax.core.ShapedArray(a.shape, a.dtype))
-                                    for a in state.avals]
+                in_groups[state] = [jex_core.Var(jax.core.ShapedArray(shape, dtype))
+                                    for shape, dtype in avals]
         n = lowered.num_outputs
         out_groups, offset = {}, n
         for state in written:
-            count = state.treedef.num_leaves
+            count = treedefs[state].num_leaves
             out_groups[state] = list(jaxpr.outvars[offset:offset + count])
             offset += count
-        out_states = [s for s in states if s in written_set] if return_only_write else states
+        out_states = ([s for s in states if s in written_set] if self.return_only_write
+                      else list(states))
         invars = arg_vars + [v for s in states for v in in_groups[s]]
         outvars = list(jaxpr.outvars[:n]) + [v for s in out_states
                                              for v in out_groups.get(s, in_groups[s])]
-        self.jaxpr = jex_core.ClosedJaxpr(
+        closed_out = jex_core.ClosedJaxpr(
             jaxpr.replace(invars=invars, outvars=outvars,
-                          debug_info=_debug_info(jaxpr, program, len(invars), len(outvars))), closed.consts)
-        self.program = program
-        self.num_outputs = n
-        self.out_states = out_states
-        out_avals = closed.out_avals
-        out = program.out_tree.unflatten(
-            [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type)
-             for a in out_avals[:n]])
-        state_shapes = []
+                          debug_info=_debug_info(jaxpr, program, len(invars), len(outvars))),
+            closed.consts)
+        return closed_out, out_states, None
+
+    def _out_shapes(self):
+        closed, out_states, _ = self._built()
+        n = self.num_outputs
+        avals = closed.out_avals
+        out = self.program.out_tree.unflatten(
+            [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals[:n]])
+        treedefs = {s: treedef for s, (treedef, _) in zip(self.state_trace.states,
+                                                           self.state_avals)}
+        state_shapes, offset = [], n
         for state in out_states:
-            avals = [v.aval for v in out_groups.get(state, in_groups[state])]
-            state_shapes.append(state.treedef.unflatten(
-                [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals]))
-        self.out_shapes = (out, state_shapes)
-        self.out_treedef = jax.tree.structure((out, state_shapes))
-        self.state_trace = StateTrace(states, written_set)
-        self.state_avals = tuple((s.treedef, tuple((a.shape, a.dtype) for a in s.avals))
-                                 for s in states)
-        # (Packing or unpacking a state swaps its class: see brainstate/_state_pack.py.)
-        self.state_types = tuple((type(s), s.__dict__.get('_pack_version')) for s in states)
+            count = treedefs[state].num_leaves
+            state_shapes.append(treedefs[state].unflatten(
+                [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals[offset:offset + count]]))
+            offset += count
+        return out, state_shapes
 
     def stale(self) -> bool:
         if not self.program.environ_reads.hold():  # a brainstate.environ setting it read changed
