@@ -242,3 +242,29 @@ def test_node_list_after_erasing_appending_and_inserting_an_erased_node_again():
     graph.append(appended)
     assert graph.nodes == [graph.nodes[0], read, second, first, appended, graph.output_node]
     assert len(graph.nodes) == len(graph) == 6
+
+
+@pytest.mark.parametrize('layers', [3, 12, 13, 60])
+def test_find_nodes_gives_every_node_of_the_kinds_in_order_small_or_large(layers):
+    # find_nodes reads small graphs with one plain loop and large ones with early stops from
+    # both ends: both give exactly the nodes a plain walk gives, also after edits.
+    states = [brainstate.State(jnp.ones(3)) for _ in range(3)]
+
+    def f(x):
+        for i in range(layers):
+            s = states[i % 3]
+            s.value = jnp.tanh(s.value * x + i)
+        return states[0].value + 1.
+
+    graph = ir.trace(f, jnp.ones(3))
+    graph.erase_node(graph.find_nodes('state_write')[0])  # an erased node in the kept list
+    kinds_to_ask = [('state_read',), ('state_write',), ('input',), ('output',),
+                    ('state_read', 'state_write'), ('state_write', 'output'),
+                    ('input', 'state_read', 'state_write', 'output', 'primitive'),
+                    ('region',), ('constant', 'state_write')]
+    nodes = graph.nodes
+    assert (len(nodes) <= 64) == (layers <= 12)  # both ways of reading are exercised
+    for kinds in kinds_to_ask:
+        expected = [n for n in nodes if n.kind in kinds]
+        assert graph.find_nodes(kinds, recursive=False) == expected, kinds
+    assert graph.input_nodes == [n for n in nodes if n.kind == 'input']

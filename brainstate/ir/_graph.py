@@ -38,6 +38,11 @@ __all__ = ['Graph', 'Node', 'Value', 'Literal', 'NODE_KINDS', 'GraphEditError']
 
 NODE_KINDS = ('input', 'constant', 'state_read', 'state_write', 'primitive', 'region', 'output')
 _KINDS_AT_EXIT = ('state_write', 'output')  # find_nodes looks for these from the end
+# Up to this many nodes, find_nodes reads a graph with one plain loop: its early stops and scans
+# in C pay off on large graphs, but their setup costs more than the whole loop on a small one
+# (a loop body, most traced steps), which a trace reads many times, each time cold in the
+# CPU's caches.
+_SMALL_GRAPH = 64
 
 _kind_of = attrgetter('kind')
 _graph_of = attrgetter('graph')
@@ -493,6 +498,9 @@ class Graph:
             wanted += counts.get(kind, 0)
         if not wanted:
             return []
+        nodes = self._node_list()
+        if len(nodes) <= _SMALL_GRAPH:  # (a region body, a small step: one plain scan)
+            return [node for node in nodes if node.kind in kinds]
         # Kinds found at the exit (state writes, the output) are read from the end, the others
         # from the start: each read stops once it has found all of its kinds, so for a
         # canonical graph only the entry and exit are read. (The scans run in C: map,
@@ -501,7 +509,6 @@ class Graph:
         for kind in kinds:
             if kind in _KINDS_AT_EXIT:
                 at_exit += counts.get(kind, 0)
-        nodes = self._node_list()
         wanted_kind = frozenset(kinds).__contains__
         if not at_exit:
             return list(islice(compress(nodes, map(wanted_kind, map(_kind_of, nodes))), wanted))
