@@ -7,6 +7,7 @@ Whatever lowering needs to be legal (hoist-states) runs regardless of the pipeli
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 from ._manager import DEFAULTS as _MANAGER_DEFAULTS, PassManager, parse_pipeline
 from ._pass import get_pass
@@ -19,28 +20,47 @@ DEFAULT_PIPELINE = 'hoist-states,dead-writes,fold-constants,cse,dce,read-only-st
 _settings = {'pipeline': DEFAULT_PIPELINE, 'verify': False, 'print_ir': None, 'stream': None,
              'capture_reproducer': False}
 
+# The pipeline a ``with default_pipeline(...)`` block chooses, in force in that block's thread
+# (and asyncio task) only: a context variable, so that blocks entered and left by several threads
+# in any order never restore one another's choice into the global setting. ``_UNSET`` outside
+# any block: ``_settings['pipeline']`` (set by set_default_pipeline) applies.
+_UNSET = object()
+_scoped_pipeline = contextvars.ContextVar('brainstate_default_pipeline', default=_UNSET)
+
+
+def _current_pipeline():
+    """The default pipeline in force here: the innermost ``default_pipeline`` block's of this
+    thread, else the global one."""
+    scoped = _scoped_pipeline.get()
+    return _settings['pipeline'] if scoped is _UNSET else scoped
+
 
 def set_default_pipeline(pipeline) -> None:
     """Choose the pipeline every transform uses when not given ``passes=``: a string, a list
-    of names / passes, or ``[]`` for only what lowering needs."""
+    of names / passes, or ``[]`` for only what lowering needs. A global setting, for every
+    thread; inside a :func:`default_pipeline` block that block's pipeline still applies until
+    the block ends."""
     PassManager(pipeline)  # fail now on an unknown name
     _settings['pipeline'] = pipeline
 
 
 def get_default_pipeline():
-    """The pipeline transforms use when not given ``passes=``."""
-    return _settings['pipeline']
+    """The pipeline transforms use when not given ``passes=`` (here: in this thread, inside
+    any :func:`default_pipeline` block)."""
+    return _current_pipeline()
 
 
 @contextlib.contextmanager
 def default_pipeline(pipeline):
-    """Use ``pipeline`` as the default inside a ``with`` block."""
-    previous = _settings['pipeline']
-    set_default_pipeline(pipeline)
+    """Use ``pipeline`` as the default inside a ``with`` block, in the thread (or asyncio task)
+    running it: other threads keep theirs, blocks nest, and leaving a block (also by an
+    exception) restores what was in force when it was entered."""
+    PassManager(pipeline)  # fail now on an unknown name
+    token = _scoped_pipeline.set(pipeline)
     try:
         yield
     finally:
-        _settings['pipeline'] = previous
+        _scoped_pipeline.reset(token)
 
 
 def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unchanged',
@@ -71,7 +91,7 @@ def optimize(graph, passes=None, analyses=()):
     Returns the PassManager that ran, so its records can be inspected.
     """
     if passes is None:
-        passes = _settings['pipeline']
+        passes = _current_pipeline()
     if isinstance(passes, PassManager):
         manager = passes
         if analyses or 'hoist-states' not in [p.name for p in manager.passes]:

@@ -171,8 +171,8 @@ def can_run_directly(passes) -> bool:
     preserve what the function computes (a user's pipeline or pass may change it, or be
     there to print it), plain state reads and writes (no hooks or state observers), and JAX
     compiling as usual."""
-    from ..passes._default_pipeline import DEFAULT_PIPELINE, _settings
-    return (passes is None and _settings['pipeline'] == DEFAULT_PIPELINE and
+    from ..passes._default_pipeline import DEFAULT_PIPELINE, _current_pipeline, _settings
+    return (passes is None and _current_pipeline() == DEFAULT_PIPELINE and
             not _settings['print_ir'] and not _settings['verify'] and
             not _settings['capture_reproducer'] and not _state._observed and
             not jax.config.jax_disable_jit)
