@@ -61,3 +61,27 @@ def test_default_pipeline_block_nested_with_an_exception_restores_and_is_used():
                 raise RuntimeError('inside')
     assert passes.get_default_pipeline() == before
     np.testing.assert_array_equal(out, (np.ones(3) + 1) * 2)
+
+
+def test_a_user_pass_registered_under_a_builtin_name_runs_on_the_first_eager_call():
+    """``register('dce', replace=True)``: the default pipeline string is unchanged, but it now
+    names the user's pass, which must run on the first eager ``grad`` call as on later ones
+    (a first call may skip only brainstate's own passes)."""
+    from brainstate.passes import _pass
+    builtin_origin = _pass._REGISTERED_FROM['dce']
+    builtin = passes.get_pass('dce')
+    ran = []
+
+    @passes.register('dce', replace=True)
+    def counting_dce(graph, stats):
+        ran.append(True)
+        builtin.run(graph, stats)
+
+    try:
+        weight = brainstate.ParamState(jnp.arange(3.0))
+        grads = brainstate.transform.grad(lambda x: jnp.sum(weight.value * x), weight)
+        np.testing.assert_array_equal(grads(jnp.full(3, 2.0)), np.full(3, 2.0))
+        assert ran, 'the first eager call skipped the pass registered as dce'
+    finally:
+        passes.register('dce', replace=True)(builtin.function)
+    assert _pass._REGISTERED_FROM['dce'] == builtin_origin and _pass.BUILTINS['intact']

@@ -137,6 +137,17 @@ _REGISTRY: dict[str, Callable[[], Pass]] = {}
 # (registered function passes): ``{string: tuple of passes}``; emptied by every registration.
 PARSED_PIPELINES: dict[str, tuple] = {}
 _REGISTERED_FROM: dict[str, tuple] = {}  # name -> (module, qualified name) of the definition
+# The names brainstate itself registers, and whether each still names brainstate's own pass
+# (``register(name, replace=True)`` by a user changes that): a transform may skip a pipeline of
+# built-in passes on a first eager call (they preserve results and print nothing), never a
+# user's pass registered under a built-in name. See brainstate/transform/_direct.py.
+_BUILTIN_NAMES: set = set()
+BUILTINS = {'intact': True}
+
+
+def _is_ours(origin: tuple) -> bool:
+    module = origin[0] or ''
+    return module == 'brainstate' or module.startswith('brainstate.')
 
 
 def _origin(obj) -> tuple:
@@ -191,8 +202,11 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
                 return instance
         else:
             raise TypeError(f'@register({name!r}) decorates a function or a class, not {obj!r}.')
+        if _is_ours(origin) and name not in _REGISTRY:
+            _BUILTIN_NAMES.add(name)
         _REGISTRY[name] = factory
         _REGISTERED_FROM[name] = origin
+        BUILTINS['intact'] = all(_is_ours(_REGISTERED_FROM[n]) for n in _BUILTIN_NAMES)
         PARSED_PIPELINES.clear()  # a name may now mean another pass
         return obj
 
