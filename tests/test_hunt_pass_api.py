@@ -85,3 +85,71 @@ def test_a_user_pass_registered_under_a_builtin_name_runs_on_the_first_eager_cal
     finally:
         passes.register('dce', replace=True)(builtin.function)
     assert _pass._REGISTERED_FROM['dce'] == builtin_origin and _pass.BUILTINS['intact']
+
+
+def _affine(x):
+    return jnp.sin(x * 2.0 + 1.0)
+
+
+def _primitives(graph):
+    return [n for n in graph.nodes if n.kind == 'primitive']
+
+
+def test_replace_input_replaces_a_literal_operand():
+    """A user pass swaps the ``1.0`` of ``x * 2 + 1`` for ``3.0`` with ``node.replace_input``
+    (before: AttributeError, a Literal has no users); the result equals pure JAX's."""
+    from brainstate.ir import Literal
+
+    def three_instead_of_one(graph):
+        add = next(n for n in _primitives(graph) if n.name == 'add')
+        one = add.inputs[1]
+        add.replace_input(one, Literal(np.float32(3.0), one.aval))
+
+    x = jnp.linspace(-1.0, 1.0, 5)
+    out = brainstate.transform.jit(_affine, passes=[three_instead_of_one])(x)
+    np.testing.assert_array_equal(out, jax_sin_affine(x, 3.0))
+
+
+def jax_sin_affine(x, offset):
+    import jax
+    return jax.jit(lambda x: jnp.sin(x * 2.0 + offset))(x)
+
+
+def test_replace_input_of_a_value_that_is_not_an_operand_is_refused():
+    """Before: it silently recorded the node as a user of ``new`` (a use that does not exist),
+    so removing that input was then refused with 'still used by' a node that does not use
+    it."""
+    from brainstate.ir import GraphEditError
+    graph = brainstate.ir.trace(lambda x, y: jnp.sin(x * 2.0), jnp.ones(3), jnp.ones(3))
+    mul, sin = _primitives(graph)
+    x, y = graph.inputs
+    with pytest.raises(GraphEditError, match=r'%0:f32\[3\] is not an operand of .*sin'):
+        sin.replace_input(x, y)
+    assert sin not in y.users
+    graph.remove_input(y)  # y is unused
+    graph.verify()
+
+
+@pytest.mark.parametrize('val, shape, dtype', [
+    (1.0, (3,), jnp.float32),             # a scalar typed as an array
+    (np.int32(1), (), jnp.float32),       # another dtype
+    (np.float64(1.0), (), jnp.float32),
+    (np.ones(3, np.float32), (), jnp.float32),
+])
+def test_a_literal_whose_value_does_not_hold_its_type_is_refused(val, shape, dtype):
+    """Before: ``Literal(1.0, f32[3])`` replaced a node's result, the verifier (which reads
+    avals) accepted the graph, and XLA failed ('stablehlo.add op requires the same shape')."""
+    import jax
+    from brainstate.ir import GraphEditError, Literal
+    with pytest.raises(GraphEditError, match=r'Literal\(.*the value .* not the type'):
+        Literal(val, jax.core.ShapedArray(shape, dtype))
+
+
+def test_literals_of_their_own_type_are_accepted():
+    import jax
+    from brainstate.ir import Literal
+    for val, aval in [(1.0, jax.core.ShapedArray((), jnp.float32, weak_type=True)),
+                      (np.float32(1.0), jax.core.ShapedArray((), jnp.float32)),
+                      (np.ones(3, np.float32), jax.core.ShapedArray((3,), jnp.float32)),
+                      (np.bool_(True), jax.core.ShapedArray((), jnp.bool_))]:
+        assert Literal(val, aval).aval is aval
