@@ -153,3 +153,24 @@ def test_literals_of_their_own_type_are_accepted():
                       (np.ones(3, np.float32), jax.core.ShapedArray((3,), jnp.float32)),
                       (np.bool_(True), jax.core.ShapedArray((), jnp.bool_))]:
         assert Literal(val, aval).aval is aval
+
+
+def test_complex_literals_survive_print_parse_print_bit_for_bit():
+    """``graph.format(exact=True)`` prints a complex literal as ``(1+2j):c64[]``; before,
+    ``brainstate.ir.parse`` (and so ``brainstate-ir replay`` of a reproducer) could not read it
+    back."""
+    from brainstate.ir import Literal
+
+    def f(c):
+        return c * (1 + 2j), c + complex(-0.0, float('nan')), c - 3j
+
+    graph = brainstate.ir.trace(f, jnp.ones(3, jnp.complex64))
+    text = graph.format(exact=True)
+    again = brainstate.ir.parse(text)
+    again.verify()
+    assert again.format(exact=True) == text
+    literals = [(a, b) for n1, n2 in zip(graph.walk(), again.walk())
+                for a, b in zip(n1.inputs, n2.inputs) if isinstance(a, Literal)]
+    assert len(literals) == 3
+    for a, b in literals:
+        assert a.key() == b.key()

@@ -152,6 +152,11 @@ def _parse_value(text: str, where: str):
         raise IRParseError(
             f'{where}: the value {text!r} was printed in short form and cannot be read back; '
             f'print the graph with graph.format(exact=True) (reproducers do).')
+    if text.endswith(('j', 'j)')):  # a complex number as Python prints it: (1+2j), (nan-infj)
+        try:
+            return complex(text)
+        except ValueError:
+            pass
     try:
         tree = ast.parse(text, mode='eval').body
     except SyntaxError:
