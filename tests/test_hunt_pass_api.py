@@ -174,3 +174,37 @@ def test_complex_literals_survive_print_parse_print_bit_for_bit():
     assert len(literals) == 3
     for a, b in literals:
         assert a.key() == b.key()
+
+
+def test_replay_of_a_reproducer_naming_an_unregistered_pass_says_to_import_it(tmp_path,
+                                                                               capsys):
+    """A reproducer of a pass given as a function (not registered): replay without --import
+    used to end in a traceback (exit status 1, read as 'the failure reproduced'); now a message
+    naming the pass and --import, exit status 2."""
+    from brainstate._cli import ir_tool
+
+    def hunt_unregistered_boom(graph):
+        raise RuntimeError('boom')
+
+    state = brainstate.State(jnp.zeros(3), name='acc')
+
+    def step(x):
+        state.value = state.value + x
+        return x * 2.0
+
+    manager = passes.PassManager(['cse', hunt_unregistered_boom], reproducer_dir=str(tmp_path))
+    with pytest.raises(RuntimeError) as info:
+        manager.run(brainstate.ir.trace(step, jnp.ones(3)))
+    assert ir_tool.main(['replay', info.value.reproducer]) == 2
+    err = capsys.readouterr().err
+    assert "No pass named 'hunt-unregistered-boom'" in err and '--import' in err
+    assert 'Traceback' not in err
+
+
+def test_replay_of_an_unreadable_ir_says_so(tmp_path, capsys):
+    from brainstate._cli import ir_tool
+    path = tmp_path / 'bad.txt'
+    path.write_text('// failing pass: dce (replay: dce)\ngraph g(%0:f32[3]) {\n'
+                    '  %1:f32[3] = frobnicate %0\n  return %1\n}\n')
+    assert ir_tool.main(['replay', str(path)]) == 2
+    assert 'cannot read the IR' in capsys.readouterr().err
