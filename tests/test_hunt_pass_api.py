@@ -208,3 +208,23 @@ def test_replay_of_an_unreadable_ir_says_so(tmp_path, capsys):
                     '  %1:f32[3] = frobnicate %0\n  return %1\n}\n')
     assert ir_tool.main(['replay', str(path)]) == 2
     assert 'cannot read the IR' in capsys.readouterr().err
+
+
+def test_the_shared_registered_function_pass_cannot_be_changed_through_one_pipeline():
+    """``get_pass('dce')`` is the instance every pipeline naming 'dce' runs; renaming it (or
+    swapping its function) through one handle used to rename 'dce' in every other pipeline's
+    records and reports."""
+    import copy
+    shared = passes.get_pass('dce')
+    with pytest.raises(brainstate.BrainStateError, match="shared by every pipeline"):
+        shared.name = 'my-dce'
+    with pytest.raises(brainstate.BrainStateError, match="FunctionPass"):
+        passes.PassManager('cse,dce').passes[1].function = lambda graph: None
+    mine = copy.copy(shared)
+    mine.name = 'my-dce'
+    own = passes.FunctionPass(shared.function, name='other-dce')
+    own.summary = 'Mine.'
+    manager = passes.PassManager('dce')
+    manager.run(brainstate.ir.trace(lambda x: x * 2.0, jnp.ones(3)))
+    assert [r.name for r in manager.records] == ['dce']
+    assert passes.get_pass('dce').name == 'dce' and mine.name == 'my-dce'

@@ -131,6 +131,24 @@ class FunctionPass(Pass):
         else:
             self.function(graph)
 
+    def __setattr__(self, attribute, value):
+        # A registered function pass is one instance shared by every pipeline naming it
+        # (get_pass('dce'), PassManager('dce').passes[0]): changing it would change them all.
+        if self.__dict__.get('_shared'):
+            raise BrainStateError(
+                f'The pass {self.name!r} is the registered one, shared by every pipeline that '
+                f'names it: its {attribute!r} is not changed here. Make your own copy, e.g. '
+                f'FunctionPass(get_pass({self.name!r}).function, name=...), or register '
+                f'another pass.')
+        object.__setattr__(self, attribute, value)
+
+    def __copy__(self):
+        """A copy of one's own (of a registered pass too: the copy can be changed)."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.pop('_shared', None)
+        return copy
+
 
 _REGISTRY: dict[str, Callable[[], Pass]] = {}
 # Pipeline strings already parsed into passes whose instances hold no state between runs
@@ -197,6 +215,7 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
 
             # A function pass holds nothing between runs: one instance serves every pipeline.
             instance = FunctionPass(obj, name, pass_summary, _takes_stats_known=takes_stats)
+            instance._shared = True  # read-only from now on (see FunctionPass.__setattr__)
 
             def factory(instance=instance):
                 return instance
