@@ -228,3 +228,21 @@ def test_the_shared_registered_function_pass_cannot_be_changed_through_one_pipel
     manager.run(brainstate.ir.trace(lambda x: x * 2.0, jnp.ones(3)))
     assert [r.name for r in manager.records] == ['dce']
     assert passes.get_pass('dce').name == 'dce' and mine.name == 'my-dce'
+
+
+def test_a_pass_manager_given_to_jit_reports_what_ran():
+    """``jit(f, passes=PassManager('cse,dce'))``: lowering adds hoist-states, so the transform
+    runs a manager of its own; the user's manager used to keep no records at all."""
+    state = brainstate.State(jnp.ones(3))
+
+    def step(x):
+        a, b = x * 2.0, x * 2.0
+        state.value = state.value + a + b
+        return a
+
+    manager = passes.PassManager('cse,dce')
+    out = brainstate.transform.jit(step, passes=manager)(jnp.ones(3))
+    np.testing.assert_array_equal(out, np.full(3, 2.0))
+    np.testing.assert_array_equal(state.value, np.full(3, 5.0))
+    assert [r.name for r in manager.records] == ['cse', 'dce', 'hoist-states']
+    assert 'cse' in manager.report() and manager.statistics()['cse']

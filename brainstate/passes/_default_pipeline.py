@@ -99,7 +99,13 @@ def optimize(graph, passes=None, analyses=()):
     else:
         chosen = parse_pipeline(passes)
         manager = _with_requirements(None, chosen, analyses)
-    manager.run(graph)
+    try:
+        manager.run(graph)
+    finally:
+        if manager is not passes and isinstance(passes, PassManager):
+            # The user's manager (``jit(f, passes=manager)``) reports what ran for it, the
+            # passes added for lowering included: ``manager.report()`` after the call.
+            passes.records = manager.records
     return manager
 
 

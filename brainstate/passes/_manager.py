@@ -108,6 +108,8 @@ class PassManager:
         collect the IR per pass while the one pipeline runs.
 
     After ``run``, ``records`` holds a :class:`PassRecord` per pass and ``report()`` formats them.
+    Given to a transform (``jit(f, passes=manager)``), it holds those of the transform's last
+    trace, the passes the transform adds (hoist-states, its analyses) included.
 
     Example::
 
