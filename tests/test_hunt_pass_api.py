@@ -84,7 +84,8 @@ def test_a_user_pass_registered_under_a_builtin_name_runs_on_the_first_eager_cal
         assert ran, 'the first eager call skipped the pass registered as dce'
     finally:
         passes.register('dce', replace=True)(builtin.function)
-    assert _pass._REGISTERED_FROM['dce'] == builtin_origin and _pass.BUILTINS['intact']
+    assert _pass._REGISTERED_FROM['dce'] == builtin_origin
+    assert _pass.names_builtin_passes(['dce'])
 
 
 def _affine(x):
@@ -246,3 +247,37 @@ def test_a_pass_manager_given_to_jit_reports_what_ran():
     np.testing.assert_array_equal(state.value, np.full(3, 5.0))
     assert [r.name for r in manager.records] == ['cse', 'dce', 'hoist-states']
     assert 'cse' in manager.report() and manager.statistics()['cse']
+
+
+def test_a_pipeline_string_parsed_while_its_pass_is_replaced_is_not_kept(monkeypatch):
+    """Another thread registers ``replace=True`` while this one parses a pipeline string naming
+    that pass (simulated: the registration happens inside get_pass). The parse may return the
+    pass it read, but must not keep it: before, the next PassManager of that string ran the
+    replaced pass until some other registration emptied the cache."""
+    from brainstate.passes import _manager
+
+    @passes.register('hunt-racy')
+    def old_pass(graph):
+        """The old one."""
+
+    def new_pass(graph):
+        """The new one."""
+
+    real_get_pass = _manager.get_pass
+
+    def get_pass_while_another_thread_registers(name):
+        found = real_get_pass(name)
+        if name == 'hunt-racy' and found.function is old_pass:
+            passes.register('hunt-racy', replace=True)(new_pass)
+        return found
+
+    from brainstate.passes import _pass
+    try:
+        monkeypatch.setattr(_manager, 'get_pass', get_pass_while_another_thread_registers)
+        _manager.parse_pipeline('dce,hunt-racy')
+        monkeypatch.setattr(_manager, 'get_pass', real_get_pass)
+        assert passes.PassManager('dce,hunt-racy').passes[1].function is new_pass
+    finally:  # leave the registry as it was
+        _pass._REGISTRY.pop('hunt-racy', None)
+        _pass._REGISTERED_FROM.pop('hunt-racy', None)
+        _pass.PARSED_PIPELINES.clear()

@@ -16,6 +16,7 @@ __all__ = ['DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
            'default_pipeline', 'set_pass_options', 'optimize']
 
 DEFAULT_PIPELINE = 'hoist-states,dead-writes,fold-constants,cse,dce,read-only-states,donation'
+DEFAULT_PASS_NAMES = tuple(DEFAULT_PIPELINE.split(','))
 
 _settings = {'pipeline': DEFAULT_PIPELINE, 'verify': False, 'print_ir': None, 'stream': None,
              'capture_reproducer': False}

@@ -29,7 +29,8 @@ from typing import NamedTuple
 from .._errors import BrainStateError
 from ..ir import GraphEditError, IRVerificationError
 from ..ir._gc import paused_gc
-from ._pass import PARSED_PIPELINES, FunctionPass, Pass, PassStatistics, get_pass
+from ._pass import (PARSED_PIPELINES, REGISTRATIONS, FunctionPass, Pass, PassStatistics,
+                    get_pass)
 
 __all__ = ['PassManager', 'PassFailure', 'PassRecord', 'parse_pipeline']
 
@@ -70,13 +71,14 @@ def parse_pipeline(pipeline) -> list[Pass]:
     if isinstance(pipeline, PassManager):
         return list(pipeline.passes)
     if isinstance(pipeline, str):
+        generation = REGISTRATIONS[0]  # read before the registry (see PARSED_PIPELINES)
         known = PARSED_PIPELINES.get(pipeline)
-        if known is not None:
-            return list(known)
+        if known is not None and known[0] == generation:
+            return list(known[1])
         names = [p.strip() for p in pipeline.split(',') if p.strip()]
         passes = [get_pass(name) for name in names]
         if all(type(p) is FunctionPass for p in passes):  # (shared, stateless instances)
-            PARSED_PIPELINES[pipeline] = tuple(passes)
+            PARSED_PIPELINES[pipeline] = (generation, tuple(passes))
         return passes
     return [get_pass(p) for p in pipeline]
 

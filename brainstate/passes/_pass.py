@@ -152,20 +152,26 @@ class FunctionPass(Pass):
 
 _REGISTRY: dict[str, Callable[[], Pass]] = {}
 # Pipeline strings already parsed into passes whose instances hold no state between runs
-# (registered function passes): ``{string: tuple of passes}``; emptied by every registration.
+# (registered function passes): ``{string: (registration count, tuple of passes)}``; emptied by
+# every registration. An entry counts only while the registration count is still the one it was
+# parsed under: a string parsed in one thread while another registers a pass may have read the
+# registry before that registration, and must not be kept (see _manager.parse_pipeline).
 PARSED_PIPELINES: dict[str, tuple] = {}
+REGISTRATIONS = [0]  # how many registrations so far (bumped after each changed the registry)
 _REGISTERED_FROM: dict[str, tuple] = {}  # name -> (module, qualified name) of the definition
-# The names brainstate itself registers, and whether each still names brainstate's own pass
-# (``register(name, replace=True)`` by a user changes that): a transform may skip a pipeline of
-# built-in passes on a first eager call (they preserve results and print nothing), never a
-# user's pass registered under a built-in name. See brainstate/transform/_direct.py.
-_BUILTIN_NAMES: set = set()
-BUILTINS = {'intact': True}
 
 
 def _is_ours(origin: tuple) -> bool:
     module = origin[0] or ''
     return module == 'brainstate' or module.startswith('brainstate.')
+
+
+def names_builtin_passes(names) -> bool:
+    """Whether each of ``names`` still names a pass brainstate itself defines (a user's
+    ``register('dce', replace=True)`` makes 'dce' name the user's pass). A transform may skip a
+    pipeline of built-in passes on a first eager call (they preserve results and print
+    nothing), never a user's pass: see brainstate/transform/_direct.py."""
+    return all(_is_ours(_REGISTERED_FROM.get(name, (None, None))) for name in names)
 
 
 def _origin(obj) -> tuple:
@@ -221,11 +227,9 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
                 return instance
         else:
             raise TypeError(f'@register({name!r}) decorates a function or a class, not {obj!r}.')
-        if _is_ours(origin) and name not in _REGISTRY:
-            _BUILTIN_NAMES.add(name)
         _REGISTRY[name] = factory
         _REGISTERED_FROM[name] = origin
-        BUILTINS['intact'] = all(_is_ours(_REGISTERED_FROM[n]) for n in _BUILTIN_NAMES)
+        REGISTRATIONS[0] += 1
         PARSED_PIPELINES.clear()  # a name may now mean another pass
         return obj
 
