@@ -281,3 +281,25 @@ def test_a_pipeline_string_parsed_while_its_pass_is_replaced_is_not_kept(monkeyp
         _pass._REGISTRY.pop('hunt-racy', None)
         _pass._REGISTERED_FROM.pop('hunt-racy', None)
         _pass.PARSED_PIPELINES.clear()
+
+
+def test_region_edit_errors_name_values_as_the_printed_ir_does():
+    """A refused region edit names the region node with the ``%n`` of ``print(graph)`` (it
+    used the node's repr, which numbers values afresh from %0), and is a GraphEditError."""
+    from brainstate.ir import GraphEditError
+    state = brainstate.State(jnp.zeros(4))
+
+    def run(xs):
+        def step(x):
+            state.value = state.value + x
+            return state.value
+        return brainstate.transform.for_loop(step, xs) * 2.0
+
+    graph = brainstate.ir.trace(run, jnp.ones((3, 4)))
+    passes.PassManager('hoist-states').run(graph)
+    loop = next(n for n in graph.nodes if n.kind == 'region')
+    printed = next(line.strip() for line in str(graph).splitlines() if ' = scan[' in line)
+    printed = printed.rstrip(' {')
+    with pytest.raises(GraphEditError) as info:
+        brainstate.ir.remove_region_operand(loop, 0)  # the initial value of the carry
+    assert f'`{printed}` in graph' in str(info.value)
