@@ -303,3 +303,26 @@ def test_region_edit_errors_name_values_as_the_printed_ir_does():
     with pytest.raises(GraphEditError) as info:
         brainstate.ir.remove_region_operand(loop, 0)  # the initial value of the carry
     assert f'`{printed}` in graph' in str(info.value)
+
+
+def test_passes_may_be_a_single_pass():
+    """``jit(f, passes=my_pass)`` (a function, a Pass object or class, not in a list) used to
+    fail with "'function' object is not iterable"; a non-pipeline says what a pipeline is."""
+    ran = []
+
+    def my_pass(graph):
+        ran.append('function')
+
+    class MyPass(passes.Pass):
+        name = 'hunt-single'
+
+        def run(self, graph, stats):
+            ran.append('class')
+
+    for spec in (my_pass, MyPass, MyPass(), passes.get_pass('cse')):
+        out = brainstate.transform.jit(lambda x: x * 2.0, passes=spec)(jnp.arange(3.0))
+        np.testing.assert_array_equal(out, np.arange(3.0) * 2.0)
+    assert ran == ['function', 'class', 'class']
+    assert [p.name for p in passes.PassManager(my_pass).passes] == ['my-pass']
+    with pytest.raises(TypeError, match='is not a pipeline'):
+        passes.PassManager(42)

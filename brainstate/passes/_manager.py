@@ -65,11 +65,19 @@ def reproducer_folder(explicit: str | None = None) -> str:
 
 
 def parse_pipeline(pipeline) -> list[Pass]:
-    """Passes from a string ``"a,b,c"``, a list of names / Pass objects / functions, or None."""
+    """Passes from a string ``"a,b,c"``, a list of names / Pass objects / functions, a single
+    Pass object, Pass class or function, another PassManager, or None."""
     if pipeline is None:
         return []
     if isinstance(pipeline, PassManager):
         return list(pipeline.passes)
+    if isinstance(pipeline, Pass) or isinstance(pipeline, type) or (
+            callable(pipeline) and not hasattr(pipeline, '__iter__')):
+        return [get_pass(pipeline)]  # one pass: passes=my_pass
+    if not isinstance(pipeline, str) and not hasattr(pipeline, '__iter__'):
+        raise TypeError(f'{pipeline!r} is not a pipeline: give a string such as "cse,dce", a '
+                        f'list of pass names, Pass objects or functions, a single pass, or a '
+                        f'PassManager.')
     if isinstance(pipeline, str):
         generation = REGISTRATIONS[0]  # read before the registry (see PARSED_PIPELINES)
         known = PARSED_PIPELINES.get(pipeline)
@@ -94,7 +102,8 @@ class PassManager:
 
     Args:
       pipeline: ``"hoist-states,dead-writes,dce,cse"``, a list of names, Pass objects or
-        functions, or another PassManager. ``str(manager)`` prints it back as a string.
+        functions, a single Pass object, Pass class or function, or another PassManager.
+        ``str(manager)`` prints it back as a string.
       verify: run the IR verifier after each pass (a broken edit is caught at the pass that
         made it, as a :class:`PassFailure` naming it).
       print_ir: ``None``, ``'before'``, ``'after'``, ``'both'`` or ``'changed'`` (after a pass
