@@ -326,3 +326,34 @@ def test_passes_may_be_a_single_pass():
     assert [p.name for p in passes.PassManager(my_pass).passes] == ['my-pass']
     with pytest.raises(TypeError, match='is not a pipeline'):
         passes.PassManager(42)
+
+
+def test_two_states_of_one_label_print_apart_and_parse_back_apart():
+    """Two instances of one Module class (a model and its copy) both label their state
+    'Net.V'. The printed IR said ``@Net.V`` for both, so it could not be read, and parsing it
+    (a reproducer's replay) merged them into one State: a different program, which the
+    verifier then rejected ('State Net.V is read twice')."""
+
+    class Net(brainstate.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.V = brainstate.ShortTermState(jnp.zeros(2))
+
+    first, second = Net(), Net()
+
+    def step(x):
+        first.V.value = first.V.value + x
+        second.V.value = second.V.value * 2.0 + x
+        return x
+
+    graph = brainstate.ir.trace(step, jnp.ones(2))
+    passes.PassManager('hoist-states').run(graph)
+    text = graph.format(exact=True)
+    assert 'state_read @Net.V\n' in text + '\n' and 'state_read @Net.V#2' in text
+    again = brainstate.ir.parse(text)
+    assert len(again.states()) == 2
+    again.verify(canonical=True)
+    assert again.format(exact=True) == text
+    # error messages name the state as the print does
+    second_write = [n for n in graph.nodes if n.kind == 'state_write'][1]
+    assert '@Net.V#2' in brainstate.ir.describe_node(second_write)

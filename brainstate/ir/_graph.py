@@ -395,6 +395,8 @@ class _Namer:
 
     def __init__(self):
         self.names: dict = {}  # Value -> name (held: a live value keeps its name)
+        self.state_labels: dict = {}  # State -> its label in this print
+        self._label_owner: dict = {}  # label -> the State it names in this print
 
     def __call__(self, value) -> str:
         if isinstance(value, Literal):
@@ -403,6 +405,22 @@ class _Namer:
         if name is None:
             name = self.names[value] = f'%{len(self.names)}'
         return name
+
+    def state_label(self, state) -> str:
+        """``state.label()``, made unique within one print: two distinct States of the same
+        label (two instances of one Module class, two States named alike) print as
+        ``@Net.V`` and ``@Net.V#2``, so the text (and a reproducer parsed back) keeps them
+        apart."""
+        label = self.state_labels.get(state)
+        if label is None:
+            base = label = state.label()
+            serial = 1
+            while label in self._label_owner:
+                serial += 1
+                label = f'{base}#{serial}'
+            self._label_owner[label] = state
+            self.state_labels[state] = label
+        return label
 
 
 class Graph:
