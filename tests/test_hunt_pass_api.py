@@ -357,3 +357,37 @@ def test_two_states_of_one_label_print_apart_and_parse_back_apart():
     # error messages name the state as the print does
     second_write = [n for n in graph.nodes if n.kind == 'state_write'][1]
     assert '@Net.V#2' in brainstate.ir.describe_node(second_write)
+
+
+@pytest.mark.parametrize('edit', ['remove an unused parameter', 'add a parameter',
+                                  'drop a result'])
+def test_a_pass_changing_the_traced_functions_signature_is_named(edit):
+    """A user pass removing an unused parameter of the top-level graph (or adding one, or
+    dropping a result) passed the verifier, and the call then failed inside JAX with
+    'foreach() argument 2 is longer than argument 1'. Under a transform the signature is fixed:
+    the PassManager names the pass (with or without verification)."""
+    import jax
+
+    def edit_signature(graph):
+        if edit == 'remove an unused parameter':
+            graph.remove_input(graph.inputs[0])
+        elif edit == 'add a parameter':
+            graph.add_input(jax.core.ShapedArray((3,), jnp.float32))
+        else:
+            graph.set_outputs(graph.outputs[:1])
+
+    def f(unused, y):
+        return y * 2.0, y + 1.0
+
+    was = passes._default_pipeline._settings['verify']
+    for verify in (False, True):
+        passes.set_pass_options(verify=verify)
+        try:
+            with pytest.raises(passes.PassFailure, match=r"Pass 'edit-signature' failed.*"
+                               r"\(f32\[3\], f32\[3\]\) -> 2 result\(s\)"):
+                brainstate.transform.jit(f, passes=[edit_signature])(jnp.ones(3), jnp.ones(3))
+        finally:
+            passes.set_pass_options(verify=was)
+    # outside a transform, a graph's signature is the user's to change
+    graph = brainstate.ir.trace(f, jnp.ones(3), jnp.ones(3))
+    passes.PassManager([edit_signature]).run(graph)

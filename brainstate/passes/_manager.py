@@ -26,6 +26,8 @@ import time
 import traceback
 from typing import NamedTuple
 
+import jax
+
 from .._errors import BrainStateError
 from ..ir import GraphEditError, IRVerificationError
 from ..ir._gc import paused_gc
@@ -89,6 +91,33 @@ def parse_pipeline(pipeline) -> list[Pass]:
             PARSED_PIPELINES[pipeline] = (generation, tuple(passes))
         return passes
     return [get_pass(p) for p in pipeline]
+
+
+def fixed_signature(graph) -> tuple:
+    """The top-level graph's parameter types and number of results, as
+    ``graph.meta['fixed_signature']`` takes them: a transform sets it before its pipeline runs,
+    since the compiled function is called with the traced function's arguments and its results
+    are unflattened into the traced function's output structure. A pass that changes them
+    (removes an unused parameter, adds a result) is then stopped, by name."""
+    return tuple([(v.aval.shape, v.aval.dtype) for v in graph.inputs]), len(graph.outputs)
+
+
+def signature_change(graph, fixed) -> str | None:
+    """Why ``graph`` no longer has the signature ``fixed`` (see :func:`fixed_signature`), or
+    None."""
+    now = fixed_signature(graph)
+    if now == fixed:
+        return None
+    from ..ir._printer import short_type
+
+    def show(sig):
+        types = ', '.join(f'{short_type(jax.core.ShapedArray(s, d))}' for s, d in sig[0])
+        return f'({types}) -> {sig[1]} result(s)'
+
+    return (f"graph '{graph.name}' is the traced function, called with its arguments: its "
+            f"parameters and results must stay as traced, {show(fixed)}, but are now "
+            f"{show(now)}. A pass may change a region body's inputs and outputs (with its "
+            f"region: brainstate.ir.region_kind(node)), not the top-level graph's.")
 
 
 def _is_users_mistake(error) -> bool:
@@ -184,6 +213,11 @@ class PassManager:
                 # Which passes changed the graph since it was last verified: lowering names them
                 # if it fails (see brainstate/ir/_lower.py).
                 meta['unverified_passes'] = meta.get('unverified_passes', ()) + (p.name,)
+                fixed = meta.get('fixed_signature')
+                if fixed is not None:  # checked with or without verify: it is cheap
+                    why = signature_change(graph, fixed)
+                    if why is not None:
+                        raise self._failure(graph, snapshot, index, IRVerificationError(why))
             if self.verify:
                 try:
                     graph.verify()
