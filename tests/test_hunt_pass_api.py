@@ -391,3 +391,24 @@ def test_a_pass_changing_the_traced_functions_signature_is_named(edit):
     # outside a transform, a graph's signature is the user's to change
     graph = brainstate.ir.trace(f, jnp.ones(3), jnp.ones(3))
     passes.PassManager([edit_signature]).run(graph)
+
+
+def test_an_unverified_pass_writing_a_state_with_another_shape_is_an_error_not_a_new_value():
+    """With verification off (the transforms' default), a pass that made a state write take a
+    value of another shape lowered fine, and the State then silently held an f32[] instead of
+    its f32[3]. Lowering now refuses, naming the state, and the State keeps its value."""
+    acc = brainstate.State(jnp.zeros(3), name='acc')
+
+    def step(x):
+        acc.value = acc.value + x
+        return x.sum()
+
+    def write_the_sum(graph):
+        write, = graph.find_nodes('state_write')
+        total = next(n for n in graph.nodes if n.name == 'reduce_sum')
+        write.set_inputs([total.outputs[0]])
+
+    with pytest.raises(brainstate.BrainStateError,
+                       match=r'writes State acc, which holds \(f32\[3\]\), with \(%\d+:f32\[\]\)'):
+        brainstate.transform.jit(step, passes=['hoist-states', write_the_sum])(jnp.ones(3))
+    np.testing.assert_array_equal(acc.value, np.zeros(3))
