@@ -360,7 +360,7 @@ def test_two_states_of_one_label_print_apart_and_parse_back_apart():
 
 
 @pytest.mark.parametrize('edit', ['remove an unused parameter', 'add a parameter',
-                                  'drop a result'])
+                                  'drop a result', 'return a value of another shape'])
 def test_a_pass_changing_the_traced_functions_signature_is_named(edit):
     """A user pass removing an unused parameter of the top-level graph (or adding one, or
     dropping a result) passed the verifier, and the call then failed inside JAX with
@@ -373,8 +373,14 @@ def test_a_pass_changing_the_traced_functions_signature_is_named(edit):
             graph.remove_input(graph.inputs[0])
         elif edit == 'add a parameter':
             graph.add_input(jax.core.ShapedArray((3,), jnp.float32))
-        else:
+        elif edit == 'drop a result':
             graph.set_outputs(graph.outputs[:1])
+        else:
+            total = graph.create_node('primitive', op=jax.lax.reduce_sum_p,
+                                      inputs=[graph.outputs[0]], output_avals=[
+                                          jax.core.ShapedArray((), jnp.float32)],
+                                      params={'axes': (0,), 'out_sharding': None})
+            graph.set_outputs([total.outputs[0], graph.outputs[1]])
 
     def f(unused, y):
         return y * 2.0, y + 1.0
@@ -384,7 +390,7 @@ def test_a_pass_changing_the_traced_functions_signature_is_named(edit):
         passes.set_pass_options(verify=verify)
         try:
             with pytest.raises(passes.PassFailure, match=r"Pass 'edit-signature' failed.*"
-                               r"\(f32\[3\], f32\[3\]\) -> 2 result\(s\)"):
+                               r"\(f32\[3\], f32\[3\]\) -> \(f32\[3\], f32\[3\]\)"):
                 brainstate.transform.jit(f, passes=[edit_signature])(jnp.ones(3), jnp.ones(3))
         finally:
             passes.set_pass_options(verify=was)

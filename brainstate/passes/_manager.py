@@ -94,12 +94,13 @@ def parse_pipeline(pipeline) -> list[Pass]:
 
 
 def fixed_signature(graph) -> tuple:
-    """The top-level graph's parameter types and number of results, as
-    ``graph.meta['fixed_signature']`` takes them: a transform sets it before its pipeline runs,
-    since the compiled function is called with the traced function's arguments and its results
-    are unflattened into the traced function's output structure. A pass that changes them
-    (removes an unused parameter, adds a result) is then stopped, by name."""
-    return tuple([(v.aval.shape, v.aval.dtype) for v in graph.inputs]), len(graph.outputs)
+    """The top-level graph's parameter and result types, as ``graph.meta['fixed_signature']``
+    takes them: a transform sets it before its pipeline runs, since the compiled function is
+    called with the traced function's arguments and its results are unflattened into the
+    traced function's output structure. A pass that changes them (removes an unused
+    parameter, drops a result, returns a value of another shape) is then stopped, by name."""
+    return (tuple([(v.aval.shape, v.aval.dtype) for v in graph.inputs]),
+            tuple([(v.aval.shape, v.aval.dtype) for v in graph.outputs]))
 
 
 def signature_change(graph, fixed) -> str | None:
@@ -111,8 +112,9 @@ def signature_change(graph, fixed) -> str | None:
     from ..ir._printer import short_type
 
     def show(sig):
-        types = ', '.join(f'{short_type(jax.core.ShapedArray(s, d))}' for s, d in sig[0])
-        return f'({types}) -> {sig[1]} result(s)'
+        ins, outs = (', '.join(short_type(jax.core.ShapedArray(s, d)) for s, d in types)
+                     for types in sig)
+        return f'({ins}) -> ({outs})'
 
     return (f"graph '{graph.name}' is the traced function, called with its arguments: its "
             f"parameters and results must stay as traced, {show(fixed)}, but are now "
