@@ -72,6 +72,10 @@ def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unch
     reproducer, and choose the folder reproducers are written to (when a pass fails; default:
     ``$BRAINSTATE_REPRODUCER_DIR`` or the temporary folder; it applies to every PassManager not
     given its own ``reproducer_dir``). Verification and capture are off by default for speed."""
+    if print_ir not in ('unchanged', None, 'before', 'after', 'both', 'changed'):
+        # (checked here, not at every transform's next trace)
+        raise ValueError(f"print_ir must be None, 'before', 'after', 'both' or 'changed', "
+                         f"got {print_ir!r}.")
     if reproducer_dir is not None:
         _MANAGER_DEFAULTS['reproducer_dir'] = str(reproducer_dir)
     if verify is not None:
