@@ -432,3 +432,11 @@ def test_set_pass_options_refuses_an_unknown_print_ir_at_once():
         settings.update(before)
     out = brainstate.transform.jit(lambda x: x + 1.0)(jnp.ones(2))
     np.testing.assert_array_equal(out, np.full(2, 2.0))
+
+
+def test_brainstate_ir_with_an_unknown_pass_says_so_without_a_traceback(tmp_path, capsys):
+    from brainstate._cli import ir_tool
+    program = tmp_path / 'hunt_prog.py'
+    program.write_text('import jax.numpy as jnp\n\ndef step(x):\n    return x * 2.0\n')
+    assert ir_tool.main([f'{program}:step', '--args', 'f32[3]', '--passes', 'cse,nope']) == 2
+    assert "No pass named 'nope'" in capsys.readouterr().err
