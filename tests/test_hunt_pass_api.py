@@ -440,3 +440,23 @@ def test_brainstate_ir_with_an_unknown_pass_says_so_without_a_traceback(tmp_path
     program.write_text('import jax.numpy as jnp\n\ndef step(x):\n    return x * 2.0\n')
     assert ir_tool.main([f'{program}:step', '--args', 'f32[3]', '--passes', 'cse,nope']) == 2
     assert "No pass named 'nope'" in capsys.readouterr().err
+
+
+def test_the_verifier_sees_params_changed_in_place():
+    """``node.params['axes'] = (1,)`` (against the advice to assign a new dict) after the
+    verifier had typed the node: its memo compared only the dict's identity, so
+    ``verify=True`` let the graph through and XLA failed ('stablehlo.reduce op inferred
+    type(s) ...'). Now the pass is named."""
+
+    def f(x):
+        return jnp.sum(x, axis=0) * 2.0
+
+    def axes_in_place(graph):
+        node = next(n for n in graph.nodes if n.name == 'reduce_sum')
+        node.params['axes'] = (1,)
+
+    graph = brainstate.ir.trace(f, jnp.ones((2, 3)))
+    manager = passes.PassManager(['cse', axes_in_place], verify=True)
+    with pytest.raises(passes.PassFailure, match=r"Pass 'axes-in-place' failed.*"
+                       r"reduce_sum\[axes=\(1,\)\].*gives \(f32\[2\]\)"):
+        manager.run(graph)
