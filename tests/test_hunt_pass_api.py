@@ -460,3 +460,31 @@ def test_the_verifier_sees_params_changed_in_place():
     with pytest.raises(passes.PassFailure, match=r"Pass 'axes-in-place' failed.*"
                        r"reduce_sum\[axes=\(1,\)\].*gives \(f32\[2\]\)"):
         manager.run(graph)
+
+
+def test_a_registered_pass_class_is_named_as_registered_so_its_reproducer_replays(tmp_path,
+                                                                                 capsys):
+    """A class registered as 'hunt-renamed' whose ``name`` says otherwise (its own, or one
+    inherited from the pass it extends) ran as that other name: records and the reproducer
+    said 'dce2', which ``brainstate-ir replay`` could not find."""
+    from brainstate._cli import ir_tool
+
+    @passes.register('hunt-renamed')
+    class Renamed(passes.Pass):
+        name = 'dce2'
+
+        def run(self, graph, stats):
+            raise RuntimeError('boom')
+
+    from brainstate.passes import _pass
+    try:
+        manager = passes.PassManager('cse,hunt-renamed', reproducer_dir=str(tmp_path))
+        assert [p.name for p in manager.passes] == ['cse', 'hunt-renamed']
+        with pytest.raises(RuntimeError) as info:
+            manager.run(brainstate.ir.trace(lambda x: x + 1.0, jnp.ones(2)))
+        assert info.value.pass_name == 'hunt-renamed'
+        assert ir_tool.main(['replay', info.value.reproducer]) == 1  # reproduced
+        assert 'boom' in capsys.readouterr().err
+    finally:
+        _pass._REGISTRY.pop('hunt-renamed', None)
+        _pass._REGISTERED_FROM.pop('hunt-renamed', None)

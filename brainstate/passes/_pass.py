@@ -183,7 +183,9 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
 
     A function ``f(graph)`` / ``f(graph, stats)``, a :class:`Pass` subclass, or any class whose
     instances have ``run(graph, stats)`` / ``run(graph)``. The summary (shown by
-    :func:`registered_passes`) defaults to the docstring's first sentence.
+    :func:`registered_passes`) defaults to the docstring's first sentence. The pass is named
+    ``name`` in every pipeline that names it (a class's own ``name`` attribute is for
+    ``get_pass(TheClass)``).
 
     Registering a different pass under a name already taken raises
     :class:`~brainstate.BrainStateError` (it would silently change every pipeline naming it,
@@ -208,7 +210,10 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
                 if not isinstance(instance, Pass):
                     instance = _ObjectPass(instance, name, summary or _summary_of(cls))
                 else:
-                    instance.name = instance.name or name
+                    # The registered name, whatever the class says (its own ``name``, or one
+                    # inherited from the pass it extends): records, reports and reproducers
+                    # name the pass as pipelines do, so ``brainstate-ir replay`` finds it.
+                    instance.name = name
                     instance.summary = _sentence(instance.summary or summary or
                                                  _summary_of(cls))
                 return instance
