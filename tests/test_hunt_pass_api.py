@@ -488,3 +488,15 @@ def test_a_registered_pass_class_is_named_as_registered_so_its_reproducer_replay
     finally:
         _pass._REGISTRY.pop('hunt-renamed', None)
         _pass._REGISTERED_FROM.pop('hunt-renamed', None)
+
+
+def test_a_graph_broken_before_the_pipeline_is_not_blamed_on_the_first_pass():
+    """The user's own edit broke the graph before ``PassManager('cse,dce').run``; the failure
+    said "Pass 'cse' failed: it left a graph the verifier rejects"."""
+    graph = brainstate.ir.trace(lambda x: jnp.sin(x) + 1.0, jnp.ones(2))
+    sin = next(n for n in graph.nodes if n.name == 'sin')
+    sin.set_inputs([])
+    with pytest.raises(passes.PassFailure,
+                       match=r"already invalid before pass 'cse' ran.*do not fit sin") as info:
+        passes.PassManager('cse,dce').run(graph)
+    assert "Pass 'cse' failed" not in str(info.value)

@@ -285,6 +285,17 @@ class PassManager:
         failing = self.passes[index]
         path = self._write_reproducer(graph, snapshot, index, error)
         what = 'the IR before the pass' if snapshot is not None else 'the IR as it left it'
+        if snapshot is not None:
+            # Not the pass's fault if the graph it received was already broken (by an edit
+            # made before the pipeline, or an earlier pass run without verification).
+            try:
+                snapshot.verify()
+            except IRVerificationError as before:
+                return PassFailure(
+                    f"The graph was already invalid before pass '{failing.name}' ran (it "
+                    f"was given to the PassManager so, or broken by an edit made without "
+                    f"verification before): {before} The pipeline and {what} are in {path}.",
+                    reproducer=path, pass_name=failing.name)
         return PassFailure(
             f"Pass '{failing.name}' failed: it left a graph the verifier rejects. {error} "
             f"The pipeline and {what} are in {path}; replay with `brainstate-ir replay {path}`.",
