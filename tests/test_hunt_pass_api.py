@@ -500,3 +500,20 @@ def test_a_graph_broken_before_the_pipeline_is_not_blamed_on_the_first_pass():
                        match=r"already invalid before pass 'cse' ran.*do not fit sin") as info:
         passes.PassManager('cse,dce').run(graph)
     assert "Pass 'cse' failed" not in str(info.value)
+
+
+def test_replay_says_when_a_large_constant_comes_back_as_zeros(tmp_path, capsys):
+    """A reproducer prints a constant of more than 4096 elements as ``array<...>``; replay
+    read it as zeros without a word (a failure that depends on the values would not
+    reproduce, unexplained)."""
+    from brainstate._cli import ir_tool
+    weights = np.random.RandomState(0).randn(100, 100).astype(np.float32)
+
+    def hunt_large_constant_boom(graph):
+        raise RuntimeError('boom')
+
+    with pytest.raises(RuntimeError) as info:
+        passes.PassManager(['cse', hunt_large_constant_boom], reproducer_dir=str(tmp_path)).run(
+            brainstate.ir.trace(lambda x: jnp.asarray(weights) @ x, jnp.ones(100)))
+    assert ir_tool.main(['replay', info.value.reproducer, '--passes', 'cse']) == 0
+    assert 'is read as zeros' in capsys.readouterr().out

@@ -85,6 +85,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     print(f'// replaying {pipeline} on graph {graph.name} ({len(graph)} nodes)')
+    for note in graph.meta.get('parse_notes', ()):  # e.g. a large constant read as zeros
+        print(f'// note: {note}')
     with tempfile.TemporaryDirectory() as scratch:  # a failure's new reproducer is not kept
         try:
             manager = brainstate.passes.PassManager(pipeline, verify=True,
