@@ -354,6 +354,9 @@ def test_two_states_of_one_label_print_apart_and_parse_back_apart():
     assert len(again.states()) == 2
     again.verify(canonical=True)
     assert again.format(exact=True) == text
+    # read back onto the very States
+    same = brainstate.ir.parse(text, states=brainstate.ir.state_labels(graph))
+    assert same.states() == graph.states()
     # error messages name the state as the print does
     second_write = [n for n in graph.nodes if n.kind == 'state_write'][1]
     assert '@Net.V#2' in brainstate.ir.describe_node(second_write)

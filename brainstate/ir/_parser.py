@@ -469,7 +469,9 @@ def parse(text: str, states=None, primitives: dict | None = None) -> Graph:
 
     Args:
       text: the text; ``//`` lines (a reproducer's header) and ``# ...`` comments are skipped.
-      states: ``{label: State}`` for the states the text names (``@Net.w``). A state not given
+      states: ``{label: State}`` for the states the text names (``@Net.w``; a print keeps two
+        States of one label apart as ``@Net.V`` and ``@Net.V#2``: take the mapping from
+        :func:`brainstate.ir.state_labels`). A state not given
         becomes a new placeholder :class:`~brainstate.State` holding zeros of the printed types
         (enough to run passes, verify and lower; ``graph.meta['parsed_states']`` lists them).
       primitives: ``{name: Primitive}`` for primitives of modules not imported.
@@ -483,7 +485,7 @@ def parse(text: str, states=None, primitives: dict | None = None) -> Graph:
     Example::
 
         text = graph.format(exact=True)
-        again = brainstate.ir.parse(text, states={s.label(): s for s in graph.states()})
+        again = brainstate.ir.parse(text, states=brainstate.ir.state_labels(graph))
         assert again.format(exact=True) == text
     """
     parser = _Parser(text, states, primitives)

@@ -204,6 +204,14 @@ def name_values(graph):
     return namer
 
 
+def state_labels(graph) -> dict:
+    """``{label: State}`` with the labels the printed IR of ``graph`` gives its states
+    (``Net.V``, and ``Net.V#2`` for a second State of the same label): the ``states=``
+    :func:`brainstate.ir.parse` takes to read a print of ``graph`` back onto the same States."""
+    namer = name_values(root_graph(graph))
+    return {label: state for state, label in namer.state_labels.items()}
+
+
 def _graph_of(value):
     producer = getattr(value, 'producer', None)
     return producer.graph if producer is not None else None
