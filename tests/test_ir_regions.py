@@ -376,7 +376,7 @@ def test_remove_region_operand_removes_the_body_input_and_updates_params():
         brainstate.ir.remove_region_operand(loop, 0)
     body = loop.subgraphs[0]
     w_in = body.inputs[0]
-    w_in.replace_all_uses_with(brainstate.ir.Literal(np.float32(2.), w_in.aval))
+    w_in.replace_all_uses_with(brainstate.ir.Literal(np.full(4, 2., np.float32), w_in.aval))
     brainstate.ir.remove_region_operand(loop, 0)
     assert loop.params['num_consts'] == 0 and const not in loop.inputs
     assert len(body.inputs) == len(loop.inputs)

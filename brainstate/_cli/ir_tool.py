@@ -180,7 +180,12 @@ def run(args: argparse.Namespace) -> int:
     # (with hoist-states if the pipeline lacks it), lowering.
     pipeline = args.passes if args.passes is not None else \
         brainstate.passes.get_default_pipeline()
-    manager = brainstate.passes.PassManager(pipeline, verify=True, observer=print_pass)
+    try:
+        manager = brainstate.passes.PassManager(pipeline, verify=True, observer=print_pass)
+    except brainstate.BrainStateError as error:  # a pass name not registered
+        print(f'brainstate-ir: --passes: {error} (The target file may register its own.)',
+              file=sys.stderr)
+        return 2
     spec = ArgumentSpec(fun)
     sig = spec.signature(tuple(a.spec() for a in args.args), {})
     pack = None

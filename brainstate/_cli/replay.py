@@ -8,7 +8,8 @@ A reproducer (written by the PassManager when a pass fails) holds the pipeline f
 pass on and the IR in its exact text form. Replay reads the IR back with
 :func:`brainstate.ir.parse` (states become placeholders of the printed types), runs that
 pipeline with verification after every pass, and prints the error again, or the final IR if
-the failure did not reproduce. Exit status: 1 when the failure reproduced, 0 when it did not.
+the failure did not reproduce. Exit status: 1 when the failure reproduced, 0 when it did not,
+2 when the replay could not start (an unreadable IR, a pass not registered: see --import).
 """
 
 from __future__ import annotations
@@ -75,11 +76,27 @@ def main(argv=None) -> int:
     if not pipeline:
         raise SystemExit('brainstate-ir replay: the reproducer names no pipeline; give one with '
                          '--passes.')
-    graph = brainstate.ir.parse(text)
+    # What stops the replay before any pass runs is not the failure reproducing: a message and
+    # exit status 2 (1 means "reproduced").
+    try:
+        graph = brainstate.ir.parse(text)
+    except brainstate.ir.IRParseError as error:
+        print(f'brainstate-ir replay: cannot read the IR of {args.file}: {error}',
+              file=sys.stderr)
+        return 2
     print(f'// replaying {pipeline} on graph {graph.name} ({len(graph)} nodes)')
+    for note in graph.meta.get('parse_notes', ()):  # e.g. a large constant read as zeros
+        print(f'// note: {note}')
     with tempfile.TemporaryDirectory() as scratch:  # a failure's new reproducer is not kept
-        manager = brainstate.passes.PassManager(pipeline, verify=True, capture_reproducer=False,
-                                                reproducer_dir=scratch)
+        try:
+            manager = brainstate.passes.PassManager(pipeline, verify=True,
+                                                    capture_reproducer=False,
+                                                    reproducer_dir=scratch)
+        except brainstate.BrainStateError as error:  # a pass name not registered here
+            print(f'brainstate-ir replay: {error} A pass of your own is registered by the '
+                  f'file that defines it: give it with --import FILE.py (or a module name).',
+                  file=sys.stderr)
+            return 2
         try:
             manager.run(graph)
         except Exception as error:

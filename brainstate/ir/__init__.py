@@ -6,7 +6,7 @@ Public face of the IR; the implementation lives in the private modules.
 from ._graph import Graph, GraphEditError, Literal, NODE_KINDS, Node, Value
 from ._lower import LoweredGraph, LoweringError, lower_subgraph, lower_to_jaxpr
 from ._primitives import state_read_p, state_write_p
-from ._printer import describe_node, format_graph, source_location, value_name
+from ._printer import describe_node, format_graph, source_location, state_labels, value_name
 from ._trace import TraceContext, trace, trace_flat
 from ._from_jaxpr import graph_from_jaxpr
 from ._region import bind_region, region_p, trace_body
@@ -20,7 +20,7 @@ from ._verifier import IRVerificationError, infer_result_types, verify
 
 __all__ = [
     'Graph', 'Node', 'Value', 'Literal', 'NODE_KINDS', 'GraphEditError', 'value_name',
-    'describe_node', 'progress_bar_nodes', 'scope_nodes',
+    'describe_node', 'state_labels', 'progress_bar_nodes', 'scope_nodes',
     'trace', 'trace_flat', 'TraceContext', 'graph_from_jaxpr',
     'lower_to_jaxpr', 'lower_subgraph', 'LoweredGraph', 'LoweringError',
     'parse', 'IRParseError',

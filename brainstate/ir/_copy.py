@@ -36,7 +36,7 @@ def _copy(graph, value_map: dict):
         copy._meta = dict(meta) if meta else None
         copy.source_info = node.source_info
         typed = node._typed  # the same types: the verifier need not infer them again
-        copy._typed = None if typed is None else (typed[0], copy.params, typed[2], typed[3])
+        copy._typed = None if typed is None else (typed[0], copy.params) + typed[2:]
         inputs = [get(v, v) for v in node.inputs]  # Literals (immutable) are shared
         copy.inputs = inputs
         for value in inputs:

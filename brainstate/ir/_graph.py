@@ -138,6 +138,21 @@ class Literal:
     __slots__ = ('val', 'aval', '_key', '_hash')
 
     def __init__(self, val, aval):
+        # The value must hold the type it is printed and lowered with: a NumPy / JAX value of
+        # the aval's dtype and shape, or a Python scalar for a scalar aval. Anything else
+        # (``Literal(1.0, f32[3])``, ``Literal(np.int32(1), f32[])``) would pass the type
+        # checks, which read the aval, and fail in XLA with an error naming no value.
+        dtype = getattr(val, 'dtype', None)
+        if (aval.shape != () if dtype is None else
+                (dtype != aval.dtype or getattr(val, 'shape', ()) != aval.shape)):
+            from ._printer import short_type
+            held = (f'is a Python {type(val).__name__} (a scalar)' if dtype is None else
+                    f'has dtype {dtype} and shape {tuple(getattr(val, "shape", ()))}')
+            raise GraphEditError(
+                f'Literal({val!r}, {short_type(aval)}): the value {held}, not the type '
+                f'{short_type(aval)}. Give a value of that dtype and shape '
+                f'(np.asarray(value, dtype)[()] for a scalar); an array operand is a '
+                f"'constant' node (or broadcast_in_dim of a scalar Literal).")
         self.val = val
         self.aval = aval
         self._key = None  # key(), computed once: a Literal is never changed after creation
@@ -287,13 +302,29 @@ class Node:
 
     # -- operands ----------------------------------------------------------------------------
 
-    def replace_input(self, old: Value, new: 'Value | Literal'):
+    def replace_input(self, old: 'Value | Literal', new: 'Value | Literal'):
         """Replace every use of ``old`` among this node's operands by ``new`` (no type check:
-        a rewrite may retype a node in several steps; the verifier checks the result)."""
-        for i, value in enumerate(self.inputs):
-            if value is old:
-                self.inputs[i] = new
-        old.users.pop(self, None)
+        a rewrite may retype a node in several steps; the verifier checks the result).
+
+        ``old`` is a Value or a Literal operand (a Literal also matches an equal one: the same
+        constant, see :meth:`Literal.key`). ``old`` not among the operands, or ``new`` neither a
+        Value nor a Literal, raises :class:`GraphEditError` naming them, and changes nothing.
+        """
+        if not isinstance(new, (Value, Literal)):
+            raise GraphEditError(
+                f'replace_input: {_describe(self)}: an operand is replaced by a Value or a '
+                f'Literal, not {new!r}.')
+        literal = type(old) is Literal
+        positions = [i for i, value in enumerate(self.inputs)
+                     if value is old or (literal and type(value) is Literal and value == old)]
+        if not positions:
+            raise GraphEditError(
+                f'replace_input: {_name(old)} is not an operand of {_describe(self)}; '
+                f'nothing to replace.')
+        for i in positions:
+            self.inputs[i] = new
+        if not literal:
+            old.users.pop(self, None)
         if isinstance(new, Value):
             new.users[self] = None
         if self.graph is not None:
@@ -369,6 +400,8 @@ class _Namer:
 
     def __init__(self):
         self.names: dict = {}  # Value -> name (held: a live value keeps its name)
+        self.state_labels: dict = {}  # State -> its label in this print
+        self._label_owner: dict = {}  # label -> the State it names in this print
 
     def __call__(self, value) -> str:
         if isinstance(value, Literal):
@@ -377,6 +410,22 @@ class _Namer:
         if name is None:
             name = self.names[value] = f'%{len(self.names)}'
         return name
+
+    def state_label(self, state) -> str:
+        """``state.label()``, made unique within one print: two distinct States of the same
+        label (two instances of one Module class, two States named alike) print as
+        ``@Net.V`` and ``@Net.V#2``, so the text (and a reproducer parsed back) keeps them
+        apart."""
+        label = self.state_labels.get(state)
+        if label is None:
+            base = label = state.label()
+            serial = 1
+            while label in self._label_owner:
+                serial += 1
+                label = f'{base}#{serial}'
+            self._label_owner[label] = state
+            self.state_labels[state] = label
+        return label
 
 
 class Graph:

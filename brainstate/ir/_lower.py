@@ -131,6 +131,25 @@ def lower_to_jaxpr(graph: Graph) -> LoweredGraph:
                             f'{hint}') from error
 
 
+def _check_write_types(graph: Graph, node) -> None:
+    """A state is written with the types it holds (the values written back after the call are
+    stored without another check): a pass that broke this, unverified, would otherwise leave
+    a State holding a value of another shape or dtype."""
+    avals = node.state.avals
+    values = node.inputs
+    if len(values) == len(avals) and all(
+            v.aval.shape == a.shape and v.aval.dtype == a.dtype for v, a in zip(values, avals)):
+        return
+    if len(values) == len(avals) and node.state in graph.meta.get('reshaped_states', ()):
+        return  # a write giving the state new avals on purpose (vmap's out_states)
+    from ._printer import describe_node, short_type, value_name
+    want = ', '.join(short_type(a) for a in avals)
+    got = ', '.join(value_name(v) for v in values)
+    raise BrainStateError(
+        f'{describe_node(node)} writes State {node.state.label()}, which holds ({want}), with '
+        f'({got}). A state keeps its shape and dtype.')
+
+
 def _lower_to_jaxpr(graph: Graph) -> LoweredGraph:
     if not graph.meta.get('canonical'):
         raise BrainStateError('lower_to_jaxpr needs a canonical graph: run hoist_states first.')
@@ -157,6 +176,7 @@ def _lower_to_jaxpr(graph: Graph) -> LoweredGraph:
         elif node.kind == 'state_write':
             written_states.append(node.state)
             write_values.extend(node.inputs)
+            _check_write_types(graph, node)
     eqns: list = []
     atom = _lower_body(graph, env, eqns, edge_state_ops=True)
     outputs = graph.outputs

@@ -152,6 +152,11 @@ def _parse_value(text: str, where: str):
         raise IRParseError(
             f'{where}: the value {text!r} was printed in short form and cannot be read back; '
             f'print the graph with graph.format(exact=True) (reproducers do).')
+    if text.endswith(('j', 'j)')):  # a complex number as Python prints it: (1+2j), (nan-infj)
+        try:
+            return complex(text)
+        except ValueError:
+            pass
     try:
         tree = ast.parse(text, mode='eval').body
     except SyntaxError:
@@ -464,7 +469,9 @@ def parse(text: str, states=None, primitives: dict | None = None) -> Graph:
 
     Args:
       text: the text; ``//`` lines (a reproducer's header) and ``# ...`` comments are skipped.
-      states: ``{label: State}`` for the states the text names (``@Net.w``). A state not given
+      states: ``{label: State}`` for the states the text names (``@Net.w``; a print keeps two
+        States of one label apart as ``@Net.V`` and ``@Net.V#2``: take the mapping from
+        :func:`brainstate.ir.state_labels`). A state not given
         becomes a new placeholder :class:`~brainstate.State` holding zeros of the printed types
         (enough to run passes, verify and lower; ``graph.meta['parsed_states']`` lists them).
       primitives: ``{name: Primitive}`` for primitives of modules not imported.
@@ -478,7 +485,7 @@ def parse(text: str, states=None, primitives: dict | None = None) -> Graph:
     Example::
 
         text = graph.format(exact=True)
-        again = brainstate.ir.parse(text, states={s.label(): s for s in graph.states()})
+        again = brainstate.ir.parse(text, states=brainstate.ir.state_labels(graph))
         assert again.format(exact=True) == text
     """
     parser = _Parser(text, states, primitives)

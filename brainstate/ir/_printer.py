@@ -58,8 +58,11 @@ def _format_param(value, exact: bool = False) -> str:
     return text
 
 
-def _state_label(state) -> str:
-    label = '@' + state.label()
+def _state_label(state, namer=None) -> str:
+    """``@Net.w`` (``@Net.V{['a'] ['b']}`` for a structured value): the state as printed, its
+    label made unique within the print by ``namer`` (see ``_Namer.state_label``)."""
+    unique = getattr(namer, 'state_label', None)
+    label = '@' + (unique(state) if unique is not None else state.label())
     treedef = state.treedef
     if treedef.num_leaves != 1 or treedef.num_nodes != 1:
         paths, _ = jax.tree_util.tree_flatten_with_path(treedef.unflatten(range(treedef.num_leaves)))
@@ -92,7 +95,7 @@ def format_node(node, namer, meta: bool = False, source: bool = False,
     elif node.kind == 'constant':
         text = f'{outs} = constant {_format_param(node.params["value"], exact)}'
     elif node.is_state_op:
-        text = f'{node.kind} {_state_label(node.state)}'
+        text = f'{node.kind} {_state_label(node.state, namer)}'
         if ins:
             text += f' {ins}'
         if outs:
@@ -184,6 +187,8 @@ def name_values(graph):
         for node in g.nodes:
             if node.kind == 'input':
                 continue
+            if node.state is not None:  # state labels too, in print order (see _Namer)
+                namer.state_label(node.state)
             for v in node.outputs:
                 name(v)
             for v in node.inputs:
@@ -197,6 +202,14 @@ def name_values(graph):
         name(v)
     body(graph)
     return namer
+
+
+def state_labels(graph) -> dict:
+    """``{label: State}`` with the labels the printed IR of ``graph`` gives its states
+    (``Net.V``, and ``Net.V#2`` for a second State of the same label): the ``states=``
+    :func:`brainstate.ir.parse` takes to read a print of ``graph`` back onto the same States."""
+    namer = name_values(root_graph(graph))
+    return {label: state for state, label in namer.state_labels.items()}
 
 
 def _graph_of(value):

@@ -132,14 +132,21 @@ def infer_result_types(node, avals=None):
 def _check_primitive(node, at, names):
     # A node whose operation, params dict and operand and result types are those it had when
     # last found well typed needs no inference (the PassManager verifies after every pass, and
-    # most nodes survive a pass untouched). Params are compared by identity: a pass that
-    # changes them assigns a new dict (``node.params = {...}``).
+    # most nodes survive a pass untouched). Params are compared by identity: the dict and each
+    # of its values (a pass should assign a new dict, ``node.params = {...}``, but one that
+    # sets ``node.params['axes'] = ...`` in place is checked too).
     in_avals = tuple([v.aval for v in node.inputs])
     out_avals = tuple([v.aval for v in node.outputs])
     memo = node._typed
-    if memo is not None and memo[0] is node.op and memo[1] is node.params and \
+    params = node.params
+    if memo is not None and memo[0] is node.op and memo[1] is params and \
             memo[2] == in_avals and memo[3] == out_avals:
-        return
+        try:
+            same = tuple(params.values()) == memo[4]  # (identical values compare at once)
+        except Exception:  # a changed value whose == is not a bool (an array)
+            same = False
+        if same:
+            return
     inferred = infer_result_types(node, in_avals)
     if inferred is None:
         return
@@ -154,8 +161,8 @@ def _check_primitive(node, at, names):
         raise IRVerificationError(
             f'{at}: the results are typed ({have}) but {node.name} of these operands gives '
             f'({want}). A rewrite changed an operand\'s type (a value replaced by one of another '
-            f'shape or dtype?).')
-    node._typed = (node.op, node.params, in_avals, out_avals)
+            f'shape or dtype?) or the node\'s params.')
+    node._typed = (node.op, params, in_avals, out_avals, tuple(params.values()))
 
 
 def _check_graph(graph, where: str, names: _Names):

@@ -7,6 +7,7 @@ Whatever lowering needs to be legal (hoist-states) runs regardless of the pipeli
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 from ._manager import DEFAULTS as _MANAGER_DEFAULTS, PassManager, parse_pipeline
 from ._pass import get_pass
@@ -15,32 +16,52 @@ __all__ = ['DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
            'default_pipeline', 'set_pass_options', 'optimize']
 
 DEFAULT_PIPELINE = 'hoist-states,dead-writes,fold-constants,cse,dce,read-only-states,donation'
+DEFAULT_PASS_NAMES = tuple(DEFAULT_PIPELINE.split(','))
 
 _settings = {'pipeline': DEFAULT_PIPELINE, 'verify': False, 'print_ir': None, 'stream': None,
              'capture_reproducer': False}
 
+# The pipeline a ``with default_pipeline(...)`` block chooses, in force in that block's thread
+# (and asyncio task) only: a context variable, so that blocks entered and left by several threads
+# in any order never restore one another's choice into the global setting. ``_UNSET`` outside
+# any block: ``_settings['pipeline']`` (set by set_default_pipeline) applies.
+_UNSET = object()
+_scoped_pipeline = contextvars.ContextVar('brainstate_default_pipeline', default=_UNSET)
+
+
+def _current_pipeline():
+    """The default pipeline in force here: the innermost ``default_pipeline`` block's of this
+    thread, else the global one."""
+    scoped = _scoped_pipeline.get()
+    return _settings['pipeline'] if scoped is _UNSET else scoped
+
 
 def set_default_pipeline(pipeline) -> None:
     """Choose the pipeline every transform uses when not given ``passes=``: a string, a list
-    of names / passes, or ``[]`` for only what lowering needs."""
+    of names / passes, or ``[]`` for only what lowering needs. A global setting, for every
+    thread; inside a :func:`default_pipeline` block that block's pipeline still applies until
+    the block ends."""
     PassManager(pipeline)  # fail now on an unknown name
     _settings['pipeline'] = pipeline
 
 
 def get_default_pipeline():
-    """The pipeline transforms use when not given ``passes=``."""
-    return _settings['pipeline']
+    """The pipeline transforms use when not given ``passes=`` (here: in this thread, inside
+    any :func:`default_pipeline` block)."""
+    return _current_pipeline()
 
 
 @contextlib.contextmanager
 def default_pipeline(pipeline):
-    """Use ``pipeline`` as the default inside a ``with`` block."""
-    previous = _settings['pipeline']
-    set_default_pipeline(pipeline)
+    """Use ``pipeline`` as the default inside a ``with`` block, in the thread (or asyncio task)
+    running it: other threads keep theirs, blocks nest, and leaving a block (also by an
+    exception) restores what was in force when it was entered."""
+    PassManager(pipeline)  # fail now on an unknown name
+    token = _scoped_pipeline.set(pipeline)
     try:
         yield
     finally:
-        _settings['pipeline'] = previous
+        _scoped_pipeline.reset(token)
 
 
 def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unchanged',
@@ -51,6 +72,10 @@ def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unch
     reproducer, and choose the folder reproducers are written to (when a pass fails; default:
     ``$BRAINSTATE_REPRODUCER_DIR`` or the temporary folder; it applies to every PassManager not
     given its own ``reproducer_dir``). Verification and capture are off by default for speed."""
+    if print_ir not in ('unchanged', None, 'before', 'after', 'both', 'changed'):
+        # (checked here, not at every transform's next trace)
+        raise ValueError(f"print_ir must be None, 'before', 'after', 'both' or 'changed', "
+                         f"got {print_ir!r}.")
     if reproducer_dir is not None:
         _MANAGER_DEFAULTS['reproducer_dir'] = str(reproducer_dir)
     if verify is not None:
@@ -71,7 +96,7 @@ def optimize(graph, passes=None, analyses=()):
     Returns the PassManager that ran, so its records can be inspected.
     """
     if passes is None:
-        passes = _settings['pipeline']
+        passes = _current_pipeline()
     if isinstance(passes, PassManager):
         manager = passes
         if analyses or 'hoist-states' not in [p.name for p in manager.passes]:
@@ -79,7 +104,13 @@ def optimize(graph, passes=None, analyses=()):
     else:
         chosen = parse_pipeline(passes)
         manager = _with_requirements(None, chosen, analyses)
-    manager.run(graph)
+    try:
+        manager.run(graph)
+    finally:
+        if manager is not passes and isinstance(passes, PassManager):
+            # The user's manager (``jit(f, passes=manager)``) reports what ran for it, the
+            # passes added for lowering included: ``manager.report()`` after the call.
+            passes.records = manager.records
     return manager
 
 

@@ -26,10 +26,13 @@ import time
 import traceback
 from typing import NamedTuple
 
+import jax
+
 from .._errors import BrainStateError
 from ..ir import GraphEditError, IRVerificationError
 from ..ir._gc import paused_gc
-from ._pass import PARSED_PIPELINES, FunctionPass, Pass, PassStatistics, get_pass
+from ._pass import (PARSED_PIPELINES, REGISTRATIONS, FunctionPass, Pass, PassStatistics,
+                    get_pass)
 
 __all__ = ['PassManager', 'PassFailure', 'PassRecord', 'parse_pipeline']
 
@@ -64,21 +67,59 @@ def reproducer_folder(explicit: str | None = None) -> str:
 
 
 def parse_pipeline(pipeline) -> list[Pass]:
-    """Passes from a string ``"a,b,c"``, a list of names / Pass objects / functions, or None."""
+    """Passes from a string ``"a,b,c"``, a list of names / Pass objects / functions, a single
+    Pass object, Pass class or function, another PassManager, or None."""
     if pipeline is None:
         return []
     if isinstance(pipeline, PassManager):
         return list(pipeline.passes)
+    if isinstance(pipeline, Pass) or isinstance(pipeline, type) or (
+            callable(pipeline) and not hasattr(pipeline, '__iter__')):
+        return [get_pass(pipeline)]  # one pass: passes=my_pass
+    if not isinstance(pipeline, str) and not hasattr(pipeline, '__iter__'):
+        raise TypeError(f'{pipeline!r} is not a pipeline: give a string such as "cse,dce", a '
+                        f'list of pass names, Pass objects or functions, a single pass, or a '
+                        f'PassManager.')
     if isinstance(pipeline, str):
+        generation = REGISTRATIONS[0]  # read before the registry (see PARSED_PIPELINES)
         known = PARSED_PIPELINES.get(pipeline)
-        if known is not None:
-            return list(known)
+        if known is not None and known[0] == generation:
+            return list(known[1])
         names = [p.strip() for p in pipeline.split(',') if p.strip()]
         passes = [get_pass(name) for name in names]
         if all(type(p) is FunctionPass for p in passes):  # (shared, stateless instances)
-            PARSED_PIPELINES[pipeline] = tuple(passes)
+            PARSED_PIPELINES[pipeline] = (generation, tuple(passes))
         return passes
     return [get_pass(p) for p in pipeline]
+
+
+def fixed_signature(graph) -> tuple:
+    """The top-level graph's parameter and result types, as ``graph.meta['fixed_signature']``
+    takes them: a transform sets it before its pipeline runs, since the compiled function is
+    called with the traced function's arguments and its results are unflattened into the
+    traced function's output structure. A pass that changes them (removes an unused
+    parameter, drops a result, returns a value of another shape) is then stopped, by name."""
+    return (tuple([(v.aval.shape, v.aval.dtype) for v in graph.inputs]),
+            tuple([(v.aval.shape, v.aval.dtype) for v in graph.outputs]))
+
+
+def signature_change(graph, fixed) -> str | None:
+    """Why ``graph`` no longer has the signature ``fixed`` (see :func:`fixed_signature`), or
+    None."""
+    now = fixed_signature(graph)
+    if now == fixed:
+        return None
+    from ..ir._printer import short_type
+
+    def show(sig):
+        ins, outs = (', '.join(short_type(jax.core.ShapedArray(s, d)) for s, d in types)
+                     for types in sig)
+        return f'({ins}) -> ({outs})'
+
+    return (f"graph '{graph.name}' is the traced function, called with its arguments: its "
+            f"parameters and results must stay as traced, {show(fixed)}, but are now "
+            f"{show(now)}. A pass may change a region body's inputs and outputs (with its "
+            f"region: brainstate.ir.region_kind(node)), not the top-level graph's.")
 
 
 def _is_users_mistake(error) -> bool:
@@ -92,7 +133,8 @@ class PassManager:
 
     Args:
       pipeline: ``"hoist-states,dead-writes,dce,cse"``, a list of names, Pass objects or
-        functions, or another PassManager. ``str(manager)`` prints it back as a string.
+        functions, a single Pass object, Pass class or function, or another PassManager.
+        ``str(manager)`` prints it back as a string.
       verify: run the IR verifier after each pass (a broken edit is caught at the pass that
         made it, as a :class:`PassFailure` naming it).
       print_ir: ``None``, ``'before'``, ``'after'``, ``'both'`` or ``'changed'`` (after a pass
@@ -108,6 +150,8 @@ class PassManager:
         collect the IR per pass while the one pipeline runs.
 
     After ``run``, ``records`` holds a :class:`PassRecord` per pass and ``report()`` formats them.
+    Given to a transform (``jit(f, passes=manager)``), it holds those of the transform's last
+    trace, the passes the transform adds (hoist-states, its analyses) included.
 
     Example::
 
@@ -171,6 +215,11 @@ class PassManager:
                 # Which passes changed the graph since it was last verified: lowering names them
                 # if it fails (see brainstate/ir/_lower.py).
                 meta['unverified_passes'] = meta.get('unverified_passes', ()) + (p.name,)
+                fixed = meta.get('fixed_signature')
+                if fixed is not None:  # checked with or without verify: it is cheap
+                    why = signature_change(graph, fixed)
+                    if why is not None:
+                        raise self._failure(graph, snapshot, index, IRVerificationError(why))
             if self.verify:
                 try:
                     graph.verify()
@@ -236,6 +285,17 @@ class PassManager:
         failing = self.passes[index]
         path = self._write_reproducer(graph, snapshot, index, error)
         what = 'the IR before the pass' if snapshot is not None else 'the IR as it left it'
+        if snapshot is not None:
+            # Not the pass's fault if the graph it received was already broken (by an edit
+            # made before the pipeline, or an earlier pass run without verification).
+            try:
+                snapshot.verify()
+            except IRVerificationError as before:
+                return PassFailure(
+                    f"The graph was already invalid before pass '{failing.name}' ran (it "
+                    f"was given to the PassManager so, or broken by an edit made without "
+                    f"verification before): {before} The pipeline and {what} are in {path}.",
+                    reproducer=path, pass_name=failing.name)
         return PassFailure(
             f"Pass '{failing.name}' failed: it left a graph the verifier rejects. {error} "
             f"The pipeline and {what} are in {path}; replay with `brainstate-ir replay {path}`.",

@@ -131,12 +131,47 @@ class FunctionPass(Pass):
         else:
             self.function(graph)
 
+    def __setattr__(self, attribute, value):
+        # A registered function pass is one instance shared by every pipeline naming it
+        # (get_pass('dce'), PassManager('dce').passes[0]): changing it would change them all.
+        if self.__dict__.get('_shared'):
+            raise BrainStateError(
+                f'The pass {self.name!r} is the registered one, shared by every pipeline that '
+                f'names it: its {attribute!r} is not changed here. Make your own copy, e.g. '
+                f'FunctionPass(get_pass({self.name!r}).function, name=...), or register '
+                f'another pass.')
+        object.__setattr__(self, attribute, value)
+
+    def __copy__(self):
+        """A copy of one's own (of a registered pass too: the copy can be changed)."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.pop('_shared', None)
+        return copy
+
 
 _REGISTRY: dict[str, Callable[[], Pass]] = {}
 # Pipeline strings already parsed into passes whose instances hold no state between runs
-# (registered function passes): ``{string: tuple of passes}``; emptied by every registration.
+# (registered function passes): ``{string: (registration count, tuple of passes)}``; emptied by
+# every registration. An entry counts only while the registration count is still the one it was
+# parsed under: a string parsed in one thread while another registers a pass may have read the
+# registry before that registration, and must not be kept (see _manager.parse_pipeline).
 PARSED_PIPELINES: dict[str, tuple] = {}
+REGISTRATIONS = [0]  # how many registrations so far (bumped after each changed the registry)
 _REGISTERED_FROM: dict[str, tuple] = {}  # name -> (module, qualified name) of the definition
+
+
+def _is_ours(origin: tuple) -> bool:
+    module = origin[0] or ''
+    return module == 'brainstate' or module.startswith('brainstate.')
+
+
+def names_builtin_passes(names) -> bool:
+    """Whether each of ``names`` still names a pass brainstate itself defines (a user's
+    ``register('dce', replace=True)`` makes 'dce' name the user's pass). A transform may skip a
+    pipeline of built-in passes on a first eager call (they preserve results and print
+    nothing), never a user's pass: see brainstate/transform/_direct.py."""
+    return all(_is_ours(_REGISTERED_FROM.get(name, (None, None))) for name in names)
 
 
 def _origin(obj) -> tuple:
@@ -148,7 +183,9 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
 
     A function ``f(graph)`` / ``f(graph, stats)``, a :class:`Pass` subclass, or any class whose
     instances have ``run(graph, stats)`` / ``run(graph)``. The summary (shown by
-    :func:`registered_passes`) defaults to the docstring's first sentence.
+    :func:`registered_passes`) defaults to the docstring's first sentence. The pass is named
+    ``name`` in every pipeline that names it (a class's own ``name`` attribute is for
+    ``get_pass(TheClass)``).
 
     Registering a different pass under a name already taken raises
     :class:`~brainstate.BrainStateError` (it would silently change every pipeline naming it,
@@ -173,7 +210,10 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
                 if not isinstance(instance, Pass):
                     instance = _ObjectPass(instance, name, summary or _summary_of(cls))
                 else:
-                    instance.name = instance.name or name
+                    # The registered name, whatever the class says (its own ``name``, or one
+                    # inherited from the pass it extends): records, reports and reproducers
+                    # name the pass as pipelines do, so ``brainstate-ir replay`` finds it.
+                    instance.name = name
                     instance.summary = _sentence(instance.summary or summary or
                                                  _summary_of(cls))
                 return instance
@@ -186,6 +226,7 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
 
             # A function pass holds nothing between runs: one instance serves every pipeline.
             instance = FunctionPass(obj, name, pass_summary, _takes_stats_known=takes_stats)
+            instance._shared = True  # read-only from now on (see FunctionPass.__setattr__)
 
             def factory(instance=instance):
                 return instance
@@ -193,6 +234,7 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
             raise TypeError(f'@register({name!r}) decorates a function or a class, not {obj!r}.')
         _REGISTRY[name] = factory
         _REGISTERED_FROM[name] = origin
+        REGISTRATIONS[0] += 1
         PARSED_PIPELINES.clear()  # a name may now mean another pass
         return obj
 

@@ -169,10 +169,12 @@ def check_result(out, fun_name: str):
 def can_run_directly(passes) -> bool:
     """Whether a first call may run directly: the default pipeline of built-in passes, which
     preserve what the function computes (a user's pipeline or pass may change it, or be
-    there to print it), plain state reads and writes (no hooks or state observers), and JAX
-    compiling as usual."""
-    from ..passes._default_pipeline import DEFAULT_PIPELINE, _settings
-    return (passes is None and _settings['pipeline'] == DEFAULT_PIPELINE and
+    there to print it: also one registered under a built-in's name, ``replace=True``), plain
+    state reads and writes (no hooks or state observers), and JAX compiling as usual."""
+    from ..passes._default_pipeline import (DEFAULT_PASS_NAMES, DEFAULT_PIPELINE,
+                                            _current_pipeline, _settings)
+    from ..passes._pass import names_builtin_passes
+    return (passes is None and _current_pipeline() == DEFAULT_PIPELINE and
             not _settings['print_ir'] and not _settings['verify'] and
             not _settings['capture_reproducer'] and not _state._observed and
-            not jax.config.jax_disable_jit)
+            not jax.config.jax_disable_jit and names_builtin_passes(DEFAULT_PASS_NAMES))

@@ -27,6 +27,7 @@ from .._state import State, lane_view
 from .._state_pack import packed_slots
 from ..ir import LoweredGraph, lower_to_jaxpr, trace_flat
 from ..ir._gc import paused_gc
+from ..passes._manager import fixed_signature
 from ._arguments import ArgumentSpec, CallSignature, leaf_aval
 from ._environ_key import EnvironReads, recording_reads
 
@@ -257,6 +258,9 @@ def _trace_program(fun, spec, sig, *, passes, lower, in_avals, lanes, analyses, 
     if 'pack-states' in analyses and not _touches_packed_state(graph):
         # (Packs exist, but this function touches none of their states: nothing to rewrite.)
         analyses = tuple(a for a in analyses if a != 'pack-states')
+    # The compiled function takes the traced function's arguments and gives its results: no
+    # pass may change the top-level graph's signature (the PassManager names one that does).
+    graph.meta['fixed_signature'] = fixed_signature(graph)
     start = time.perf_counter()
     manager = passes_lib.optimize(graph, passes, analyses=analyses)
     timings['passes'] = time.perf_counter() - start

@@ -13,6 +13,8 @@ __all__ = ['insert_operand', 'remove_operand', 'remove_result', 'remove_carry', 
            'insert_region_operand', 'remove_region_operand', 'remove_region_result',
            'remove_region_carry']
 
+from .._graph import GraphEditError
+
 _PURE_KINDS = ('primitive', 'constant', 'state_read', 'region')
 
 
@@ -109,12 +111,21 @@ def finish_removal(kind, node, signature, operands: set, results: set):
 
 
 def _name(value) -> str:
-    return repr(value)
+    """A value as the printed IR names it (``%3:f32[4]``)."""
+    from .._printer import value_name
+    return value_name(value)
+
+
+def _describe(node) -> str:
+    """A node as its printed line, with the printed IR's ``%n`` names (a node's repr names
+    values afresh, unlike ``print(graph)``)."""
+    from .._printer import describe_node
+    return describe_node(node)
 
 
 def insert_operand(kind, node, group, value, name=None) -> list:
     if group not in kind.insertable_groups:
-        raise ValueError(
+        raise GraphEditError(
             f'Cannot insert an operand into group {group!r} of a {kind.name} region; the groups '
             f'that take new operands are {list(kind.insertable_groups)}.')
     sig = kind.signature(node)
@@ -137,19 +148,19 @@ def remove_operand(kind, node, position: int):
     _check_position(node.inputs, position, 'operand', node)
     carry = sig.carry_of_operand(position)
     if carry is not None:
-        raise ValueError(
-            f'Operand {position} of {node!r} is the initial value of loop carry '
+        raise GraphEditError(
+            f'Operand {position} of {_describe(node)} is the initial value of loop carry '
             f'{sig.carries.index(carry)}; remove the whole carry with remove_carry.')
     if not kind.removable_operand(sig, position):
-        raise ValueError(f'Operand {position} ({sig.operand_group(position)}) of a '
-                         f'{kind.name} region cannot be removed.')
+        raise GraphEditError(f'Operand {position} ({sig.operand_group(position)}) of a '
+                             f'{kind.name} region cannot be removed.')
     for b, k in sig.body_inputs_of(position):
         value = node.subgraphs[b].inputs[k]
         if value.users:
-            raise ValueError(
-                f'Cannot remove operand {position} of {node!r}: body {b} still uses the input '
-                f'it feeds ({_name(value)}), e.g. in {next(iter(value.users))!r}. Replace those '
-                f'uses first.')
+            raise GraphEditError(
+                f'Cannot remove operand {position} of {_describe(node)}: body {b} still uses '
+                f'the input it feeds ({_name(value)}), e.g. in '
+                f'{_describe(next(iter(value.users)))}. Replace those uses first.')
     finish_removal(kind, node, sig, {position}, set())
 
 
@@ -158,13 +169,13 @@ def remove_result(kind, node, position: int):
     _check_position(node.outputs, position, 'result', node)
     carry = sig.carry_of_result(position)
     if carry is not None:
-        raise ValueError(
-            f'Result {position} of {node!r} is the final value of loop carry '
+        raise GraphEditError(
+            f'Result {position} of {_describe(node)} is the final value of loop carry '
             f'{sig.carries.index(carry)}; remove the whole carry with remove_carry.')
     value = node.outputs[position]
     if value.users:
-        raise ValueError(f'Cannot remove result {position} of {node!r}: it is still used by '
-                         f'{next(iter(value.users))!r}.')
+        raise GraphEditError(f'Cannot remove result {position} of {_describe(node)}: it is '
+                             f'still used by {_describe(next(iter(value.users)))}.')
     drop_body_outputs(sig, {position})
     for body in node.subgraphs:
         erase_dead_nodes(body)
@@ -174,16 +185,18 @@ def remove_result(kind, node, position: int):
 def remove_carry(kind, node, index: int):
     sig = kind.signature(node)
     if not 0 <= index < len(sig.carries):
-        raise IndexError(f'{node!r} has {len(sig.carries)} loop carries, no carry {index}.')
+        raise IndexError(f'{_describe(node)} has {len(sig.carries)} loop carries, no carry '
+                         f'{index}.')
     carry = sig.carries[index]
     if carry.final.users:
-        raise ValueError(f'Cannot remove carry {index} of {node!r}: its final value is used by '
-                         f'{next(iter(carry.final.users))!r}.')
+        raise GraphEditError(f'Cannot remove carry {index} of {_describe(node)}: its final '
+                             f'value is used by {_describe(next(iter(carry.final.users)))}.')
     for b, (body, k) in enumerate(zip(sig.bodies, carry.body_inputs)):
         keep = [i for i, r in enumerate(body.output_results) if r != carry.result]
         if k in live_body_inputs(body.graph, keep):
-            raise ValueError(
-                f'Cannot remove carry {index} of {node!r}: in body {b} ({body.graph.name}) '
+            raise GraphEditError(
+                f'Cannot remove carry {index} of {_describe(node)}: in body {b} '
+                f'({body.graph.name}) '
                 f'another output or an effect depends on its current value '
                 f'({_name(body.graph.inputs[k])}).')
     drop_body_outputs(sig, {carry.result})
@@ -194,7 +207,8 @@ def remove_carry(kind, node, index: int):
 
 def _check_position(values, position, what, node):
     if not isinstance(position, int) or not 0 <= position < len(values):
-        raise IndexError(f'{node!r} has {len(values)} {what}s, no {what} {position!r}.')
+        raise IndexError(f'{_describe(node)} has {len(values)} {what}s, no {what} '
+                         f'{position!r}.')
 
 
 # -- the same, from the node --------------------------------------------------------------------
