@@ -81,7 +81,7 @@ class _Converter:
 
     def operand(self, env, atom):
         if isinstance(atom, jex_core.Literal):
-            return Literal(atom.val, atom.aval)
+            return Literal._of_jaxpr(atom)
         return env[atom]
 
     def bind_outputs(self, env, eqn, node):
@@ -100,6 +100,7 @@ class _Converter:
                        graph.output_node is None else graph.append)
         make_node = Node._primitive
         literal_type = jex_core.Literal
+        of_literal = Literal._of_jaxpr
         for eqn in jaxpr.eqns:
             if scope:  # keep the caller's jax.named_scope on inlined equations
                 eqn = in_name_scope(eqn, scope)
@@ -142,7 +143,7 @@ class _Converter:
             if params:
                 for sub in _jaxprs_in(params):
                     self.check_no_state_ops(sub, prim)
-            inputs = [Literal(a.val, a.aval) if type(a) is literal_type else env[a]
+            inputs = [of_literal(a) if type(a) is literal_type else env[a]
                       for a in eqn.invars]
             outvars = eqn.outvars
             node = make_node(prim, inputs, [v.aval for v in outvars], dict(params),

@@ -158,6 +158,14 @@ class Literal:
         self._key = None  # key(), computed once: a Literal is never changed after creation
         self._hash = None
 
+    @classmethod
+    def _of_jaxpr(cls, literal) -> 'Literal':
+        """The Literal of a jaxpr's literal operand, which JAX made with a value of its type
+        (no check: the jaxpr converter makes one per literal operand)."""
+        made = _new_object(cls)
+        made.val, made.aval, made._key, made._hash = literal.val, literal.aval, None, None
+        return made
+
     def __eq__(self, other):
         # Asked often with a Value (list.count / index over a node's operands): answered first.
         if type(other) is not Literal:
