@@ -259,7 +259,9 @@ class _Compilation:
 
     @property
     def out_shapes(self):
-        """``(result shapes, [shapes of each out state])`` as ShapeDtypeStructs."""
+        """``(result shapes, state shapes)`` as ShapeDtypeStructs: the latter a tuple with one
+        entry per state of ``state_trace.states``, None for a state the jaxpr does not return
+        (one only read, with ``return_only_write``)."""
         closed, out_states, shapes = self._built()
         if shapes is None:
             shapes = self._out_shapes()
@@ -325,13 +327,15 @@ class _Compilation:
             [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals[:n]])
         treedefs = {s: treedef for s, (treedef, _) in zip(self.state_trace.states,
                                                            self.state_avals)}
-        state_shapes, offset = [], n
+        by_state, offset = {}, n
         for state in out_states:
             count = treedefs[state].num_leaves
-            state_shapes.append(treedefs[state].unflatten(
-                [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals[offset:offset + count]]))
+            by_state[state] = treedefs[state].unflatten(
+                [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals[offset:offset + count]])
             offset += count
-        return out, state_shapes
+        # One entry per state, in `state_trace.states` order (None: a state the jaxpr does not
+        # return, i.e. not written, with return_only_write), as published.
+        return out, tuple(by_state.get(s) for s in self.state_trace.states)
 
     def stale(self) -> bool:
         if not self.program.environ_reads.hold():  # a brainstate.environ setting it read changed
@@ -443,6 +447,7 @@ class StatefulFunction:
         self._compilation_cache = _BoundedCache(128)
         self._cache_lock = threading.RLock()
         self._spec = None
+        self._statics = None
         # Read and write packed states through their buffer, as jit does (make_jaxpr sets it:
         # the jaxpr shown is the one jit compiles; see brainstate.pack_states).
         self.packed = False
@@ -454,9 +459,26 @@ class StatefulFunction:
 
     # -- keys and compilation ------------------------------------------------------------------
 
+    def _key_statics(self) -> tuple:
+        """``(static_argnums, static_argnames)`` as the trace splits the arguments (the
+        argument spec: a static argument named by position or by name is the same argument,
+        negative positions count from the end), so the cache key keys exactly the values the
+        trace baked in."""
+        statics = self._statics
+        if statics is None:
+            statics = (self.static_argnums, self.static_argnames)
+            if statics != ((), ()):
+                try:
+                    spec = self._argument_spec(0)
+                    statics = (spec.static_argnums, spec.static_argnames)
+                except ValueError:
+                    pass  # (a bad static_argnums: the compile reports it)
+            self._statics = statics
+        return statics
+
     def get_arg_cache_key(self, *args, compile_if_miss: bool = False, **kwargs) -> CacheKey:
         """The :class:`CacheKey` of a call; with ``compile_if_miss`` also compile it."""
-        key = get_arg_cache_key(self.static_argnums, self.static_argnames, args, kwargs)
+        key = get_arg_cache_key(*self._key_statics(), args, kwargs)
         if compile_if_miss:
             entry = self._compilation_cache.data.get(key)
             if entry is None or entry.stale():
@@ -535,8 +557,7 @@ class StatefulFunction:
     def record(self, args, kwargs, program: StatefulProgram):
         """Keep a program another transform traced for these arguments (``jit`` shares its
         traces this way)."""
-        key = get_arg_cache_key(self.static_argnums, self.static_argnames, args, kwargs,
-                                fn_to_check=None)
+        key = get_arg_cache_key(*self._key_statics(), args, kwargs, fn_to_check=None)
         with self._cache_lock:
             self._compilation_cache.set(key, _Compilation(program, self.return_only_write))
 
@@ -576,7 +597,9 @@ class StatefulFunction:
         return self._by_call(args, kwargs, compile_if_miss).jaxpr
 
     def get_out_shapes_by_cache(self, cache_key: Hashable):
-        """``(result shapes, state shapes)`` as ShapeDtypeStructs."""
+        """``(result shapes, state shapes)`` as ShapeDtypeStructs; the state shapes have one
+        entry per state of :meth:`get_states_by_cache` (None for a state only read, with
+        ``return_only_write``)."""
         return self._get(cache_key).out_shapes
 
     def get_out_shapes(self, *args, compile_if_miss: bool = True, **kwargs):
@@ -705,7 +728,8 @@ class StatefulFunction:
             from ._eager import run_eagerly
             return run_eagerly(self._traced_call, args, kwargs,
                                name=getattr(self.fun, '__name__', 'stateful_function'),
-                               static_argnums=self.static_argnums)
+                               static_argnums=self._key_statics()[0],
+                               static_argnames=self._key_statics()[1])
         return self._traced_call(*args, **kwargs)
 
     def _traced_call(self, *args, **kwargs):

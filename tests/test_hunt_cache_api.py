@@ -1,0 +1,114 @@
+"""The StatefulFunction / make_jaxpr / jit compilation-cache API under adversarial use: the
+cache key keys what the trace baked in, jit records every program it traces, and the published
+layout of the result shapes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import brainstate
+from brainstate.transform import StatefulFunction
+
+
+def _run(closed, *leaves):
+    return jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *leaves)
+
+
+def test_a_static_argname_given_by_position_keys_the_cache():
+    # The trace treats `n` as static whether it comes by name or by position; the cache key
+    # must too, or a later call with another `n` gets the jaxpr baked for the first one.
+    def f(x, n):
+        return x * n
+
+    sf = StatefulFunction(f, static_argnames='n')
+    x = jnp.ones(3)
+    for n in (2., 5.):
+        out, = _run(sf.get_jaxpr(x, n), x)
+        np.testing.assert_array_equal(out, x * n)
+        np.testing.assert_array_equal(sf(x, n), x * n)
+    assert len(sf._compilation_cache) == 2
+
+
+def test_a_negative_static_argnum_keys_the_cache():
+    def f(x, n):
+        return x * n
+
+    sf = StatefulFunction(f, static_argnums=-1)
+    x = jnp.ones(3)
+    for n in (2., 5.):
+        out, = _run(sf.get_jaxpr(x, n), x)
+        np.testing.assert_array_equal(out, x * n)
+    assert sf.get_arg_cache_key(x, 2.) != sf.get_arg_cache_key(x, 5.)
+
+
+def test_jit_records_the_programs_jax_retraces_for_new_shapes_and_static_values():
+    # Calls after the first go through the cached entry, whose jax.jit retraces for new
+    # argument shapes or static values: those programs are in `stateful_fun` too, and are the
+    # ones the function computes.
+    acc = brainstate.State(jnp.zeros(()))
+
+    def f(x, n):
+        acc.value = acc.value + x.sum()
+        return x * n
+
+    jitted = brainstate.transform.jit(f, static_argnums=1)
+    calls = [(jnp.ones(3), 2.), (jnp.ones(4), 3.), (jnp.ones(4), 2.)]
+    for args in calls:
+        jitted(*args)
+    sf = jitted.stateful_fun
+    assert len(sf._compilation_cache) == 3
+    for x, n in calls:
+        closed = sf.get_jaxpr(x, n, compile_if_miss=False)
+        assert sf.get_states(x, n, compile_if_miss=False) == (acc,)
+        out, new_acc = _run(closed, x, jnp.float32(1.))
+        np.testing.assert_allclose(out, x * n)
+        np.testing.assert_allclose(new_acc, 1. + x.sum())
+
+
+def test_out_shapes_have_one_entry_per_state_in_the_published_layout():
+    # (result shapes, one entry per state of get_states: None where the jaxpr returns no value,
+    # i.e. a state only read with return_only_write=True), so zip(states, shapes) lines up.
+    a = brainstate.State(jnp.ones(3))
+    b = brainstate.State(jnp.ones((2, 2)))
+    c = brainstate.State(jnp.ones(5))
+
+    def f(x):
+        a.value = a.value + x
+        c.value = jnp.zeros(5)
+        return b.value.sum()
+
+    x = jnp.ones(3)
+    for only_write in (True, False):
+        sf = StatefulFunction(f, return_only_write=only_write)
+        key = sf.get_arg_cache_key(x, compile_if_miss=True)
+        states = sf.get_states_by_cache(key)
+        out, state_shapes = sf.get_out_shapes_by_cache(key)
+        assert out.shape == ()
+        assert isinstance(state_shapes, tuple) and len(state_shapes) == len(states)
+        for state, shape in zip(states, state_shapes):
+            if only_write and state is b:
+                assert shape is None
+            else:
+                assert shape.shape == state.value.shape
+        closed = sf.get_jaxpr_by_cache(key)
+        assert len(closed.out_avals) == 1 + sum(s is not None for s in state_shapes)
+        assert sf.get_out_treedef_by_cache(key) == jax.tree.structure((out, state_shapes))
+
+
+def test_calling_a_stateful_function_with_a_static_keyword_argument():
+    # sf(x, mode='mul') outside any trace runs as one compiled program: `mode` is static there
+    # too (it was refused as "not an array"), by name or by position, and inside a jit.
+    acc = brainstate.State(jnp.ones(3))
+
+    def f(x, mode='add'):
+        acc.value = acc.value + x if mode == 'add' else acc.value * x
+        return acc.value.sum()
+
+    sf = StatefulFunction(f, static_argnames='mode')
+    x = jnp.full(3, 2.)
+    assert float(sf(x, mode='mul')) == 6.
+    np.testing.assert_array_equal(acc.value, jnp.full(3, 2.))
+    assert float(sf(x, mode='add')) == 12.
+    assert float(sf(x, 'mul')) == 24.
+    assert float(brainstate.transform.jit(lambda y: sf(y, mode='mul'))(x)) == 48.
+    np.testing.assert_array_equal(acc.value, jnp.full(3, 16.))
