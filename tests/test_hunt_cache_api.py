@@ -112,3 +112,22 @@ def test_calling_a_stateful_function_with_a_static_keyword_argument():
     assert float(sf(x, 'mul')) == 24.
     assert float(brainstate.transform.jit(lambda y: sf(y, mode='mul'))(x)) == 48.
     np.testing.assert_array_equal(acc.value, jnp.full(3, 16.))
+
+
+def test_static_values_equal_in_python_but_of_other_types_get_their_own_programs():
+    # 1, 1.0 and True are equal (and hash alike) in Python; JAX keys static arguments by type
+    # too, and so must the cache: `jnp.full(3, n)` is int32, float32 or bool.
+    def f(x, n):
+        return jnp.full(x.shape, n)
+
+    sf = StatefulFunction(f, static_argnums=1)
+    x = jnp.ones(3)
+    for n, dtype in ((1, jnp.int32), (1.0, jnp.float32), (True, jnp.bool_)):
+        assert sf.get_out_shapes(x, n)[0].dtype == dtype
+        assert sf(x, n).dtype == dtype
+    assert len(sf._compilation_cache) == 3
+    key = sf.get_arg_cache_key(x, 1)
+    assert key.static_args == (1,)  # (still compares as the plain tuple of values)
+    sf2 = StatefulFunction(lambda x, n=1: jnp.full(3, n), static_argnames='n')
+    assert sf2.get_out_shapes(x, n=1.0)[0].dtype == jnp.float32
+    assert sf2.get_out_shapes(x, n=1)[0].dtype == jnp.int32

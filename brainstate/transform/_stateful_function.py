@@ -111,6 +111,31 @@ def _check_leaves(dyn_args, dyn_kwargs, fn_to_check):
 _NO_KWARGS = jax.tree.structure({})
 
 
+def _types(obj):
+    if isinstance(obj, tuple):
+        return tuple(_types(item) for item in obj)
+    return type(obj)
+
+
+class _StaticValues(tuple):
+    """The static values of a cache key: equal to another key's when the values are equal and
+    of the same types (as JAX keys static arguments: ``1``, ``1.0`` and ``True`` are equal in
+    Python, but a trace may give each its own program, e.g. ``jnp.full(3, n)``). Equal to a
+    plain tuple of equal values."""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        if not tuple.__eq__(self, other):
+            return False
+        return not isinstance(other, _StaticValues) or _types(self) == _types(other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = tuple.__hash__
+
+
 def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict,
                       fn_to_check: Callable | None = _refuse_state) -> CacheKey:
     """The :class:`CacheKey` of a call: static values as given, dynamic ones by abstract value.
@@ -134,9 +159,9 @@ def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict
             _check_leaves(dyn_args, dyn_kwargs, fn_to_check)
     elif fn_to_check is not None:
         _check_leaves(dyn_args, dyn_kwargs, fn_to_check)
-    return CacheKey(static_args=make_hashable(tuple(static_args)),
+    return CacheKey(static_args=_StaticValues(make_hashable(tuple(static_args))),
                     dyn_args=(arg_tree, tuple(_abstract(x) for x in arg_leaves)),
-                    static_kwargs=make_hashable(static_kwargs),
+                    static_kwargs=_StaticValues(make_hashable(static_kwargs)),
                     dyn_kwargs=(kw_tree, tuple(_abstract(x) for x in kw_leaves)))
 
 
