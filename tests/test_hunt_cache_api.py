@@ -5,6 +5,7 @@ layout of the result shapes."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import brainstate
 from brainstate.transform import StatefulFunction
@@ -131,3 +132,11 @@ def test_static_values_equal_in_python_but_of_other_types_get_their_own_programs
     sf2 = StatefulFunction(lambda x, n=1: jnp.full(3, n), static_argnames='n')
     assert sf2.get_out_shapes(x, n=1.0)[0].dtype == jnp.float32
     assert sf2.get_out_shapes(x, n=1)[0].dtype == jnp.int32
+
+
+def test_a_static_argnum_given_by_keyword_is_refused_by_the_compile():
+    # (The key must not treat it as static: an array there is no unhashable-static TypeError
+    # but the compile's ValueError saying what is wrong.)
+    sf = StatefulFunction(lambda x, n=2: x ** n, static_argnums=0)
+    with pytest.raises(ValueError, match='static_argnums contains index 0'):
+        sf.make_jaxpr(x=jnp.ones(2), n=3)

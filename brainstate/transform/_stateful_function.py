@@ -486,16 +486,17 @@ class StatefulFunction:
 
     def _key_statics(self) -> tuple:
         """``(static_argnums, static_argnames)`` as the trace splits the arguments (the
-        argument spec: a static argument named by position or by name is the same argument,
+        argument spec: a static argument named in ``static_argnames`` may come by position,
         negative positions count from the end), so the cache key keys exactly the values the
-        trace baked in."""
+        trace baked in. (A ``static_argnums`` argument given by keyword is refused by the
+        compile, as published: its name is not added.)"""
         statics = self._statics
         if statics is None:
             statics = (self.static_argnums, self.static_argnames)
             if statics != ((), ()):
                 try:
                     spec = self._argument_spec(0)
-                    statics = (spec.static_argnums, spec.static_argnames)
+                    statics = (spec.static_argnums, self.static_argnames)
                 except ValueError:
                     pass  # (a bad static_argnums: the compile reports it)
             self._statics = statics
