@@ -140,3 +140,12 @@ def test_a_static_argnum_given_by_keyword_is_refused_by_the_compile():
     sf = StatefulFunction(lambda x, n=2: x ** n, static_argnums=0)
     with pytest.raises(ValueError, match='static_argnums contains index 0'):
         sf.make_jaxpr(x=jnp.ones(2), n=3)
+
+
+def test_a_state_passed_as_an_argument_is_named_by_its_place_in_the_call():
+    s = brainstate.State(jnp.ones(3))
+    sf = StatefulFunction(lambda n, tree: 0., static_argnums=0)
+    with pytest.raises(ValueError, match=r"positional argument 1\['q'\]\[1\] is State"):
+        sf.get_jaxpr(3, {'q': [1., s]})
+    with pytest.raises(ValueError, match=r"keyword argument 'k'\[0\] is State"):
+        StatefulFunction(lambda x, k=None: 0.).get_jaxpr(1., k=(s,))

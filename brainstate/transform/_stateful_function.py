@@ -102,10 +102,20 @@ def _is_state(x) -> bool:
     return isinstance(x, State)
 
 
-def _check_leaves(dyn_args, dyn_kwargs, fn_to_check):
-    for path, leaf in jax.tree_util.tree_flatten_with_path((dyn_args, dyn_kwargs),
+def _check_leaves(dyn_args, dyn_kwargs, fn_to_check, positions=None):
+    """``fn_to_check(leaf, where)`` on every leaf; ``where`` names it as the user wrote the
+    call ("positional argument 1['w']", "keyword argument 'scale'"); ``positions``: the
+    position of each of ``dyn_args`` in the call (static ones left out)."""
+    keystr = jax.tree_util.keystr
+    for path, leaf in jax.tree_util.tree_flatten_with_path((tuple(dyn_args), dict(dyn_kwargs)),
                                                            is_leaf=_is_state)[0]:
-        fn_to_check(leaf, f'argument {jax.tree_util.keystr(path)}')
+        head, rest = path[1], keystr(path[2:])
+        if path[0].idx == 0:
+            index = head.idx if positions is None else positions[head.idx]
+            where = f'positional argument {index}{rest}'
+        else:
+            where = f'keyword argument {head.key!r}{rest}'
+        fn_to_check(leaf, where)
 
 
 _NO_KWARGS = jax.tree.structure({})
@@ -143,9 +153,13 @@ def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict
     ``fn_to_check(leaf, where)`` is run on every dynamic leaf first (by default it refuses
     States with a ValueError); ``None`` skips it.
     """
-    static_args, dyn_args = [], []
+    static_args, dyn_args, positions = [], [], []
     for i, arg in enumerate(args):
-        (static_args if i in static_argnums else dyn_args).append(arg)
+        if i in static_argnums:
+            static_args.append(arg)
+        else:
+            dyn_args.append(arg)
+            positions.append(i)
     static_kwargs, dyn_kwargs = [], []
     for k, v in sorted(kwargs.items()):
         (static_kwargs if k in static_argnames else dyn_kwargs).append((k, v))
@@ -156,9 +170,9 @@ def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict
         # is no pytree: it is one of the leaves.)
         if any(isinstance(leaf, State) for leaf in arg_leaves) or \
                 any(isinstance(leaf, State) for leaf in kw_leaves):
-            _check_leaves(dyn_args, dyn_kwargs, fn_to_check)
+            _check_leaves(dyn_args, dyn_kwargs, fn_to_check, positions)
     elif fn_to_check is not None:
-        _check_leaves(dyn_args, dyn_kwargs, fn_to_check)
+        _check_leaves(dyn_args, dyn_kwargs, fn_to_check, positions)
     return CacheKey(static_args=_StaticValues(make_hashable(tuple(static_args))),
                     dyn_args=(arg_tree, tuple(_abstract(x) for x in arg_leaves)),
                     static_kwargs=_StaticValues(make_hashable(static_kwargs)),
