@@ -149,3 +149,12 @@ def test_a_state_passed_as_an_argument_is_named_by_its_place_in_the_call():
         sf.get_jaxpr(3, {'q': [1., s]})
     with pytest.raises(ValueError, match=r"keyword argument 'k'\[0\] is State"):
         StatefulFunction(lambda x, k=None: 0.).get_jaxpr(1., k=(s,))
+
+
+def test_an_unhashable_static_argument_is_named():
+    sf = StatefulFunction(lambda x, c: x, static_argnums=1)
+    with pytest.raises(TypeError, match=r'got a ArrayImpl .*\(At static positional argument 1\.\)'):
+        sf.get_jaxpr(jnp.ones(2), jnp.ones(2))
+    sf = StatefulFunction(lambda x, c=1: x, static_argnames='c')
+    with pytest.raises(TypeError, match=r"\(At static keyword argument 'c'\.\)"):
+        sf.get_jaxpr(jnp.ones(2), c={'a': jnp.ones(2)})

@@ -75,6 +75,11 @@ def make_hashable(obj):
         try:
             hash(leaf)
         except TypeError:
+            if leaf is obj:  # (an array: one leaf, itself)
+                raise TypeError(
+                    f'Static arguments must be hashable, but got a {type(obj).__name__} '
+                    f'({obj!r}). Pass arrays as dynamic arguments, or convert the value to a '
+                    f'hashable form (e.g. a tuple).') from None
             raise TypeError(
                 f'Static arguments must be hashable, but a {type(obj).__name__} holds a '
                 f'{type(leaf).__name__} leaf ({leaf!r}). Pass arrays as dynamic arguments, '
@@ -119,6 +124,17 @@ def _check_leaves(dyn_args, dyn_kwargs, fn_to_check, positions=None):
 
 
 _NO_KWARGS = jax.tree.structure({})
+
+
+def _name_unhashable(static_argnums, args, static_kwargs, error):
+    """Raise make_hashable's TypeError again, naming the static argument at fault."""
+    named = [(f'positional argument {i}', a) for i, a in enumerate(args) if i in static_argnums]
+    named += [(f'keyword argument {k!r}', v) for k, v in static_kwargs]
+    for where, value in named:
+        try:
+            make_hashable(value)
+        except TypeError as inner:
+            raise TypeError(f'{inner} (At static {where}.)') from None
 
 
 def _types(obj):
@@ -173,9 +189,15 @@ def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict
             _check_leaves(dyn_args, dyn_kwargs, fn_to_check, positions)
     elif fn_to_check is not None:
         _check_leaves(dyn_args, dyn_kwargs, fn_to_check, positions)
-    return CacheKey(static_args=_StaticValues(make_hashable(tuple(static_args))),
+    try:
+        hashable_args = make_hashable(tuple(static_args))
+        hashable_kwargs = make_hashable(static_kwargs)
+    except TypeError as error:
+        _name_unhashable(static_argnums, args, static_kwargs, error)
+        raise
+    return CacheKey(static_args=_StaticValues(hashable_args),
                     dyn_args=(arg_tree, tuple(_abstract(x) for x in arg_leaves)),
-                    static_kwargs=_StaticValues(make_hashable(static_kwargs)),
+                    static_kwargs=_StaticValues(hashable_kwargs),
                     dyn_kwargs=(kw_tree, tuple(_abstract(x) for x in kw_leaves)))
 
 
