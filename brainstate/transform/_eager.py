@@ -88,7 +88,8 @@ def jax_typeof(x):
 
 
 def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = None,
-                static_argnums=(), passes=None, inside_raw_jax: bool = False,
+                static_argnums=(), static_argnames=(), passes=None,
+                inside_raw_jax: bool = False,
                 key: Any = None, direct_first: bool = False) -> Any:
     """Run ``fun(*args, **kwargs)`` as one compiled program, with state I/O, outside any trace.
 
@@ -96,7 +97,8 @@ def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = 
     transform's options (e.g. ``('grad', loss, argnums, has_aux)``); it is described by
     :func:`~._fun_key.function_key` so that a later call with an equal description runs the
     compiled program without tracing (see the module's rule). None: trace every call.
-    ``static_argnums``: positional arguments that are Python values (they key the trace).
+    ``static_argnums`` / ``static_argnames``: positional / keyword arguments that are Python
+    values (they key the trace).
     ``passes``: the pipeline (None: the default). ``inside_raw_jax``: under a raw JAX transform
     (``jax.vmap(brainstate.transform.grad(f))``) run ``fun`` in that trace instead (for
     transforms that need no region); otherwise such a call is refused with a TracerLeakError by
@@ -119,20 +121,26 @@ def run_eagerly(fun: Callable, args: tuple, kwargs: dict, *, name: str | None = 
             return fun(*args, **kwargs)
         # Loops and branches under a raw JAX transform: evaluate the lowered program there.
         return run_in_foreign_trace(fun, args, kwargs, static_argnums=static_argnums,
+                                    static_argnames=static_argnames,
                                     passes=passes)
     try:
-        return _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name, direct_first)
+        return _run_eagerly(fun, args, kwargs, (static_argnums, static_argnames), passes, key,
+                            name, direct_first)
     except Exception as error:
         # As JAX does for its own: the traceback shows the user's frames, not ours.
         hide_brainstate_frames(error)
         raise
 
 
-def _run_eagerly(fun, args, kwargs, static_argnums, passes, key, name, direct_first=False):
+def _run_eagerly(fun, args, kwargs, statics, passes, key, name, direct_first=False):
     from ._jit import JittedFunction, _Entry, _StateSetChanged
-    owner = JittedFunction(fun, static_argnums=static_argnums, passes=passes, name=name)
+    static_argnums, static_argnames = statics
+    owner = JittedFunction(fun, static_argnums=static_argnums,
+                           static_argnames=static_argnames, passes=passes, name=name)
     sig = owner.args.signature(args, kwargs)
-    described = None if key is None else function_key((key, static_argnums, passes))
+    described = None if key is None else function_key(
+        (key, static_argnums, passes) if not static_argnames else
+        (key, static_argnums, static_argnames, passes))
     fast = None if described is None else _Key((described, sig.key))
     if fast is not None:
         found = _by_key.get(fast)
@@ -224,7 +232,7 @@ def _remember(cache: OrderedDict, key, value):
 
 
 def run_in_foreign_trace(fun: Callable, args: tuple, kwargs: dict, *, static_argnums=(),
-                         passes=None) -> Any:
+                         static_argnames=(), passes=None) -> Any:
     """Run ``fun`` inside a raw JAX transform (``jax.vmap``/``jax.grad``/``jax.jit`` of a
     function calling a brainstate loop or branch): trace it through the one pipeline at the
     tracers' avals and evaluate the lowered program in that JAX trace. States are read as
@@ -233,7 +241,7 @@ def run_in_foreign_trace(fun: Callable, args: tuple, kwargs: dict, *, static_arg
     from ._arguments import ArgumentSpec
     from ._program import trace_program
     from ._state_io import write_back_leaves
-    spec = ArgumentSpec(fun, static_argnums)
+    spec = ArgumentSpec(fun, static_argnums, static_argnames)
     sig = spec.signature(args, kwargs, allow_tracers=True)
     program = trace_program(fun, spec, sig, passes=passes)
     lowered = program.lowered

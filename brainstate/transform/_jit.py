@@ -448,6 +448,8 @@ class _Entry:
                 raise _StateSetChanged()
             self.last_program = program
             self.add_environ_reads(program.environ_reads)
+            # (Static arguments come as they are, the others as tracers keyed by aval.)
+            owner._record(args, kwargs, program)
         lowered = program.lowered
         by_state = {}
         for states, leaves in ((self.donated_states, donated), (self.kept_states, kept)):
@@ -755,7 +757,8 @@ class JittedFunction:
         return self._stateful
 
     def _record(self, args, kwargs, program: StatefulProgram):
-        """Keep a traced program in ``stateful_fun``'s cache (slow path only)."""
+        """Keep a traced program in ``stateful_fun``'s cache (slow paths only: a trace of
+        ours, or JAX retracing an entry for new argument shapes or static values)."""
         self.stateful_fun.record(args, kwargs, program)
 
     @property

@@ -75,6 +75,11 @@ def make_hashable(obj):
         try:
             hash(leaf)
         except TypeError:
+            if leaf is obj:  # (an array: one leaf, itself)
+                raise TypeError(
+                    f'Static arguments must be hashable, but got a {type(obj).__name__} '
+                    f'({obj!r}). Pass arrays as dynamic arguments, or convert the value to a '
+                    f'hashable form (e.g. a tuple).') from None
             raise TypeError(
                 f'Static arguments must be hashable, but a {type(obj).__name__} holds a '
                 f'{type(leaf).__name__} leaf ({leaf!r}). Pass arrays as dynamic arguments, '
@@ -102,13 +107,59 @@ def _is_state(x) -> bool:
     return isinstance(x, State)
 
 
-def _check_leaves(dyn_args, dyn_kwargs, fn_to_check):
-    for path, leaf in jax.tree_util.tree_flatten_with_path((dyn_args, dyn_kwargs),
+def _check_leaves(dyn_args, dyn_kwargs, fn_to_check, positions=None):
+    """``fn_to_check(leaf, where)`` on every leaf; ``where`` names it as the user wrote the
+    call ("positional argument 1['w']", "keyword argument 'scale'"); ``positions``: the
+    position of each of ``dyn_args`` in the call (static ones left out)."""
+    keystr = jax.tree_util.keystr
+    for path, leaf in jax.tree_util.tree_flatten_with_path((tuple(dyn_args), dict(dyn_kwargs)),
                                                            is_leaf=_is_state)[0]:
-        fn_to_check(leaf, f'argument {jax.tree_util.keystr(path)}')
+        head, rest = path[1], keystr(path[2:])
+        if path[0].idx == 0:
+            index = head.idx if positions is None else positions[head.idx]
+            where = f'positional argument {index}{rest}'
+        else:
+            where = f'keyword argument {head.key!r}{rest}'
+        fn_to_check(leaf, where)
 
 
 _NO_KWARGS = jax.tree.structure({})
+
+
+def _name_unhashable(static_argnums, args, static_kwargs, error):
+    """Raise make_hashable's TypeError again, naming the static argument at fault."""
+    named = [(f'positional argument {i}', a) for i, a in enumerate(args) if i in static_argnums]
+    named += [(f'keyword argument {k!r}', v) for k, v in static_kwargs]
+    for where, value in named:
+        try:
+            make_hashable(value)
+        except TypeError as inner:
+            raise TypeError(f'{inner} (At static {where}.)') from None
+
+
+def _types(obj):
+    if isinstance(obj, tuple):
+        return tuple(_types(item) for item in obj)
+    return type(obj)
+
+
+class _StaticValues(tuple):
+    """The static values of a cache key: equal to another key's when the values are equal and
+    of the same types (as JAX keys static arguments: ``1``, ``1.0`` and ``True`` are equal in
+    Python, but a trace may give each its own program, e.g. ``jnp.full(3, n)``). Equal to a
+    plain tuple of equal values."""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        if not tuple.__eq__(self, other):
+            return False
+        return not isinstance(other, _StaticValues) or _types(self) == _types(other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = tuple.__hash__
 
 
 def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict,
@@ -118,9 +169,13 @@ def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict
     ``fn_to_check(leaf, where)`` is run on every dynamic leaf first (by default it refuses
     States with a ValueError); ``None`` skips it.
     """
-    static_args, dyn_args = [], []
+    static_args, dyn_args, positions = [], [], []
     for i, arg in enumerate(args):
-        (static_args if i in static_argnums else dyn_args).append(arg)
+        if i in static_argnums:
+            static_args.append(arg)
+        else:
+            dyn_args.append(arg)
+            positions.append(i)
     static_kwargs, dyn_kwargs = [], []
     for k, v in sorted(kwargs.items()):
         (static_kwargs if k in static_argnames else dyn_kwargs).append((k, v))
@@ -131,12 +186,18 @@ def get_arg_cache_key(static_argnums, static_argnames, args: tuple, kwargs: dict
         # is no pytree: it is one of the leaves.)
         if any(isinstance(leaf, State) for leaf in arg_leaves) or \
                 any(isinstance(leaf, State) for leaf in kw_leaves):
-            _check_leaves(dyn_args, dyn_kwargs, fn_to_check)
+            _check_leaves(dyn_args, dyn_kwargs, fn_to_check, positions)
     elif fn_to_check is not None:
-        _check_leaves(dyn_args, dyn_kwargs, fn_to_check)
-    return CacheKey(static_args=make_hashable(tuple(static_args)),
+        _check_leaves(dyn_args, dyn_kwargs, fn_to_check, positions)
+    try:
+        hashable_args = make_hashable(tuple(static_args))
+        hashable_kwargs = make_hashable(static_kwargs)
+    except TypeError as error:
+        _name_unhashable(static_argnums, args, static_kwargs, error)
+        raise
+    return CacheKey(static_args=_StaticValues(hashable_args),
                     dyn_args=(arg_tree, tuple(_abstract(x) for x in arg_leaves)),
-                    static_kwargs=make_hashable(static_kwargs),
+                    static_kwargs=_StaticValues(hashable_kwargs),
                     dyn_kwargs=(kw_tree, tuple(_abstract(x) for x in kw_leaves)))
 
 
@@ -259,7 +320,9 @@ class _Compilation:
 
     @property
     def out_shapes(self):
-        """``(result shapes, [shapes of each out state])`` as ShapeDtypeStructs."""
+        """``(result shapes, state shapes)`` as ShapeDtypeStructs: the latter a tuple with one
+        entry per state of ``state_trace.states``, None for a state the jaxpr does not return
+        (one only read, with ``return_only_write``)."""
         closed, out_states, shapes = self._built()
         if shapes is None:
             shapes = self._out_shapes()
@@ -325,13 +388,15 @@ class _Compilation:
             [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals[:n]])
         treedefs = {s: treedef for s, (treedef, _) in zip(self.state_trace.states,
                                                            self.state_avals)}
-        state_shapes, offset = [], n
+        by_state, offset = {}, n
         for state in out_states:
             count = treedefs[state].num_leaves
-            state_shapes.append(treedefs[state].unflatten(
-                [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals[offset:offset + count]]))
+            by_state[state] = treedefs[state].unflatten(
+                [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals[offset:offset + count]])
             offset += count
-        return out, state_shapes
+        # One entry per state, in `state_trace.states` order (None: a state the jaxpr does not
+        # return, i.e. not written, with return_only_write), as published.
+        return out, tuple(by_state.get(s) for s in self.state_trace.states)
 
     def stale(self) -> bool:
         if not self.program.environ_reads.hold():  # a brainstate.environ setting it read changed
@@ -443,6 +508,7 @@ class StatefulFunction:
         self._compilation_cache = _BoundedCache(128)
         self._cache_lock = threading.RLock()
         self._spec = None
+        self._statics = None
         # Read and write packed states through their buffer, as jit does (make_jaxpr sets it:
         # the jaxpr shown is the one jit compiles; see brainstate.pack_states).
         self.packed = False
@@ -454,9 +520,27 @@ class StatefulFunction:
 
     # -- keys and compilation ------------------------------------------------------------------
 
+    def _key_statics(self) -> tuple:
+        """``(static_argnums, static_argnames)`` as the trace splits the arguments (the
+        argument spec: a static argument named in ``static_argnames`` may come by position,
+        negative positions count from the end), so the cache key keys exactly the values the
+        trace baked in. (A ``static_argnums`` argument given by keyword is refused by the
+        compile, as published: its name is not added.)"""
+        statics = self._statics
+        if statics is None:
+            statics = (self.static_argnums, self.static_argnames)
+            if statics != ((), ()):
+                try:
+                    spec = self._argument_spec(0)
+                    statics = (spec.static_argnums, self.static_argnames)
+                except ValueError:
+                    pass  # (a bad static_argnums: the compile reports it)
+            self._statics = statics
+        return statics
+
     def get_arg_cache_key(self, *args, compile_if_miss: bool = False, **kwargs) -> CacheKey:
         """The :class:`CacheKey` of a call; with ``compile_if_miss`` also compile it."""
-        key = get_arg_cache_key(self.static_argnums, self.static_argnames, args, kwargs)
+        key = get_arg_cache_key(*self._key_statics(), args, kwargs)
         if compile_if_miss:
             entry = self._compilation_cache.data.get(key)
             if entry is None or entry.stale():
@@ -535,8 +619,7 @@ class StatefulFunction:
     def record(self, args, kwargs, program: StatefulProgram):
         """Keep a program another transform traced for these arguments (``jit`` shares its
         traces this way)."""
-        key = get_arg_cache_key(self.static_argnums, self.static_argnames, args, kwargs,
-                                fn_to_check=None)
+        key = get_arg_cache_key(*self._key_statics(), args, kwargs, fn_to_check=None)
         with self._cache_lock:
             self._compilation_cache.set(key, _Compilation(program, self.return_only_write))
 
@@ -576,7 +659,9 @@ class StatefulFunction:
         return self._by_call(args, kwargs, compile_if_miss).jaxpr
 
     def get_out_shapes_by_cache(self, cache_key: Hashable):
-        """``(result shapes, state shapes)`` as ShapeDtypeStructs."""
+        """``(result shapes, state shapes)`` as ShapeDtypeStructs; the state shapes have one
+        entry per state of :meth:`get_states_by_cache` (None for a state only read, with
+        ``return_only_write``)."""
         return self._get(cache_key).out_shapes
 
     def get_out_shapes(self, *args, compile_if_miss: bool = True, **kwargs):
@@ -705,7 +790,8 @@ class StatefulFunction:
             from ._eager import run_eagerly
             return run_eagerly(self._traced_call, args, kwargs,
                                name=getattr(self.fun, '__name__', 'stateful_function'),
-                               static_argnums=self.static_argnums)
+                               static_argnums=self._key_statics()[0],
+                               static_argnames=self._key_statics()[1])
         return self._traced_call(*args, **kwargs)
 
     def _traced_call(self, *args, **kwargs):
