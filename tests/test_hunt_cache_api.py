@@ -158,3 +158,22 @@ def test_an_unhashable_static_argument_is_named():
     sf = StatefulFunction(lambda x, c=1: x, static_argnames='c')
     with pytest.raises(TypeError, match=r"\(At static keyword argument 'c'\.\)"):
         sf.get_jaxpr(jnp.ones(2), c={'a': jnp.ones(2)})
+
+
+def test_make_jaxpr_lists_used_reads_then_only_written_then_unused_reads():
+    # The order the make_jaxpr docstring states (the jaxpr's state inputs follow it).
+    a = brainstate.State(jnp.ones(2), name='a')
+    b = brainstate.State(jnp.ones(2), name='b')
+    c = brainstate.State(jnp.ones(2), name='c')
+
+    def f(x):
+        _ = c.value  # read, value unused
+        b.value = x  # only written
+        return a.value * x
+
+    jaxpr, states = brainstate.transform.make_jaxpr(f)(jnp.full(2, 3.))
+    assert [s.name for s in states] == ['a', 'b', 'c']
+    outs = jax.core.eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, jnp.full(2, 3.), jnp.ones(2) * 2,
+                               jnp.zeros(2), jnp.zeros(2))
+    np.testing.assert_array_equal(outs[0], jnp.full(2, 6.))
+    np.testing.assert_array_equal(outs[2], jnp.full(2, 3.))  # b's new value
