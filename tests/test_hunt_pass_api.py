@@ -520,3 +520,15 @@ def test_replay_says_when_a_large_constant_comes_back_as_zeros(tmp_path, capsys)
             brainstate.ir.trace(lambda x: jnp.asarray(weights) @ x, jnp.ones(100)))
     assert ir_tool.main(['replay', info.value.reproducer, '--passes', 'cse']) == 0
     assert 'is read as zeros' in capsys.readouterr().out
+
+
+def test_a_generator_as_a_pipeline_is_refused_since_a_second_trace_would_run_none_of_it():
+    gen = (name for name in ['cse', 'dce'])
+    with pytest.raises(TypeError, match='iterator.*Give a list'):
+        brainstate.passes.PassManager(gen)
+    f = brainstate.transform.jit(lambda x: x * 2 + 1, passes=(n for n in ['cse']))
+    with pytest.raises(TypeError, match='iterator'):
+        f(jnp.ones(3))
+    g = brainstate.transform.jit(lambda x: x * 2 + 1, passes=['cse', 'dce'])  # a list: fine
+    np.testing.assert_array_equal(g(jnp.ones(3)), jnp.full(3, 3.))
+    np.testing.assert_array_equal(g(jnp.ones(4)), jnp.full(4, 3.))

@@ -90,6 +90,10 @@ def parse_pipeline(pipeline) -> list[Pass]:
         if all(type(p) is FunctionPass for p in passes):  # (shared, stateless instances)
             PARSED_PIPELINES[pipeline] = (generation, tuple(passes))
         return passes
+    if iter(pipeline) is pipeline:  # a generator or iterator: used up by the first trace
+        raise TypeError(f'{pipeline!r} is an iterator: a pipeline is read again at every trace, '
+                        f'and an iterator gives its passes only once. Give a list instead '
+                        f'(list(...)).')
     return [get_pass(p) for p in pipeline]
 
 
