@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import brainstate
-from brainstate import passes
+from brainstate import ir, passes
 
 
 def test_default_pipeline_blocks_in_two_threads_restore_their_own_choice():
@@ -532,3 +532,23 @@ def test_a_generator_as_a_pipeline_is_refused_since_a_second_trace_would_run_non
     g = brainstate.transform.jit(lambda x: x * 2 + 1, passes=['cse', 'dce'])  # a list: fine
     np.testing.assert_array_equal(g(jnp.ones(3)), jnp.full(3, 3.))
     np.testing.assert_array_equal(g(jnp.ones(4)), jnp.full(4, 3.))
+
+
+@pytest.mark.parametrize('name', ['my state', 'odd{name}', 'a "b', "it's [x]", 'tab\there'])
+def test_a_state_label_with_spaces_brackets_or_quotes_prints_quoted_and_parses_back(name):
+    a = brainstate.State(jnp.ones(2), name=name)
+    b = brainstate.State({'x': jnp.ones(2), 'y': jnp.zeros(3)}, name=name + ' 2')
+
+    def f(v):
+        a.value = a.value * v
+        b.value = {'x': b.value['x'] + v, 'y': b.value['y'] * 2}
+        return a.value.sum() + b.value['y'].sum()
+
+    graph = ir.trace(f, jnp.ones(2))
+    text = graph.format(exact=True)
+    assert ir.parse(text).format(exact=True) == text
+    back = ir.parse(text, states=ir.state_labels(graph))
+    assert {n.state for n in back.walk() if n.is_state_op} == {a, b}
+    placeholders = ir.parse(text).meta['parsed_states']  # {label: placeholder State}
+    assert sorted(placeholders) == sorted([name, name + ' 2'])
+    assert sorted(s.name for s in placeholders.values()) == sorted([name, name + ' 2'])

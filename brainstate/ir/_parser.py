@@ -16,6 +16,7 @@ Param values are read by a small evaluator, never by ``eval``: Python literals, 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import sys
 
@@ -229,11 +230,15 @@ def _complete_params(prim, avals, params: dict) -> dict:
 # -- lines ------------------------------------------------------------------------------------
 
 def _split_top(text: str, sep: str = ' ') -> list[str]:
-    """Split at ``sep`` outside brackets and quotes."""
-    parts, depth, quote, start = [], 0, None, 0
+    """Split at ``sep`` outside brackets and quotes (a backslash escapes a quote within)."""
+    parts, depth, quote, start, escaped = [], 0, None, 0, False
     for i, ch in enumerate(text):
         if quote:
-            if ch == quote:
+            if escaped:
+                escaped = False
+            elif ch == '\\':
+                escaped = True
+            elif ch == quote:
                 quote = None
         elif ch in '\'"':
             quote = ch
@@ -250,11 +255,15 @@ def _split_top(text: str, sep: str = ' ') -> list[str]:
 
 def _closing(text: str, start: int) -> int:
     """The index of the bracket closing the one at ``start``."""
-    depth, quote = 0, None
+    depth, quote, escaped = 0, None, False
     for i in range(start, len(text)):
         ch = text[i]
         if quote:
-            if ch == quote:
+            if escaped:
+                escaped = False
+            elif ch == '\\':
+                escaped = True
+            elif ch == quote:
                 quote = None
         elif ch in '\'"':
             quote = ch
@@ -331,7 +340,16 @@ class _Parser:
         return params
 
     def state(self, label_text: str, avals, line: int):
-        label, _, keys = label_text[1:].partition('{')
+        text = label_text[1:]
+        if text.startswith('"'):  # a quoted label (spaces, brackets or quotes in it)
+            try:
+                label, end = json.JSONDecoder().raw_decode(text)
+            except ValueError:
+                raise IRParseError(f'line {line}: the state label {label_text!r} is not closed '
+                                   f'with a quote.') from None
+            keys = text[end:].lstrip('{')
+        else:
+            label, _, keys = text.partition('{')
         state = self.states.get(label) or self.new_states.get(label)
         if state is None:
             from .._state import State

@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import jax
 import numpy as np
 from jax.extend import source_info_util
@@ -58,11 +61,19 @@ def _format_param(value, exact: bool = False) -> str:
     return text
 
 
+# A state label printed as it is: no spaces, brackets or quotes (a module path, ``Net.V#2``).
+# Any other (``State(..., name='my state')``) is printed quoted, ``@"my state"``, so the text
+# splits into tokens, and parses back, unambiguously.
+_PLAIN_LABEL = re.compile(r'[^\s{}()\[\]"\']+')
+
+
 def _state_label(state, namer=None) -> str:
-    """``@Net.w`` (``@Net.V{['a'] ['b']}`` for a structured value): the state as printed, its
-    label made unique within the print by ``namer`` (see ``_Namer.state_label``)."""
+    """``@Net.w`` (``@Net.V{['a'] ['b']}`` for a structured value, ``@"my state"`` for a label
+    with spaces, brackets or quotes): the state as printed, its label made unique within the
+    print by ``namer`` (see ``_Namer.state_label``)."""
     unique = getattr(namer, 'state_label', None)
-    label = '@' + (unique(state) if unique is not None else state.label())
+    label = unique(state) if unique is not None else state.label()
+    label = '@' + (label if _PLAIN_LABEL.fullmatch(label) else json.dumps(label))
     treedef = state.treedef
     if treedef.num_leaves != 1 or treedef.num_nodes != 1:
         paths, _ = jax.tree_util.tree_flatten_with_path(treedef.unflatten(range(treedef.num_leaves)))
