@@ -177,3 +177,11 @@ def test_make_jaxpr_lists_used_reads_then_only_written_then_unused_reads():
                                jnp.zeros(2), jnp.zeros(2))
     np.testing.assert_array_equal(outs[0], jnp.full(2, 6.))
     np.testing.assert_array_equal(outs[2], jnp.full(2, 3.))  # b's new value
+
+
+def test_static_values_of_a_key_compare_with_tuples_only():
+    from brainstate.transform._stateful_function import _StaticValues
+    values = _StaticValues((1,))
+    assert values == (1,) and values == _StaticValues((1,))
+    assert values != _StaticValues((1.0,))
+    assert values != 5 and not (values == [1]) and values != 'x'

@@ -152,6 +152,8 @@ class _StaticValues(tuple):
     __slots__ = ()
 
     def __eq__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
         if not tuple.__eq__(self, other):
             return False
         return not isinstance(other, _StaticValues) or _types(self) == _types(other)
