@@ -152,10 +152,10 @@ class FunctionPass(Pass):
 
 _REGISTRY: dict[str, Callable[[], Pass]] = {}
 # Pipeline strings already parsed into passes whose instances hold no state between runs
-# (registered function passes): ``{string: (registration count, tuple of passes)}``; emptied by
-# every registration. An entry counts only while the registration count is still the one it was
-# parsed under: a string parsed in one thread while another registers a pass may have read the
-# registry before that registration, and must not be kept (see _manager.parse_pipeline).
+# (registered function passes): ``{string: (registration count, tuple of passes)}``. An entry
+# counts only while the registration count is still the one it was parsed under: after any
+# registration a name may mean another pass, and a string parsed in one thread while another
+# registers may have read the registry before that registration (see _manager.parse_pipeline).
 PARSED_PIPELINES: dict[str, tuple] = {}
 REGISTRATIONS = [0]  # how many registrations so far (bumped after each changed the registry)
 _REGISTERED_FROM: dict[str, tuple] = {}  # name -> (module, qualified name) of the definition
@@ -234,8 +234,7 @@ def register(name: str, summary: str | None = None, *, replace: bool = False):
             raise TypeError(f'@register({name!r}) decorates a function or a class, not {obj!r}.')
         _REGISTRY[name] = factory
         _REGISTERED_FROM[name] = origin
-        REGISTRATIONS[0] += 1
-        PARSED_PIPELINES.clear()  # a name may now mean another pass
+        REGISTRATIONS[0] += 1  # every parsed pipeline is stale now (see PARSED_PIPELINES)
         return obj
 
     return decorate
