@@ -552,3 +552,8 @@ def test_a_state_label_with_spaces_brackets_or_quotes_prints_quoted_and_parses_b
     placeholders = ir.parse(text).meta['parsed_states']  # {label: placeholder State}
     assert sorted(placeholders) == sorted([name, name + ' 2'])
     assert sorted(s.name for s in placeholders.values()) == sorted([name, name + ' 2'])
+
+
+def test_state_labels_takes_a_graph_and_says_so():
+    with pytest.raises(TypeError, match='state_labels takes a brainstate.ir.Graph'):
+        ir.state_labels(None)

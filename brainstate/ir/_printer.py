@@ -219,6 +219,10 @@ def state_labels(graph) -> dict:
     """``{label: State}`` with the labels the printed IR of ``graph`` gives its states
     (``Net.V``, and ``Net.V#2`` for a second State of the same label): the ``states=``
     :func:`brainstate.ir.parse` takes to read a print of ``graph`` back onto the same States."""
+    from ._graph import Graph
+    if not isinstance(graph, Graph):
+        raise TypeError(f'state_labels takes a brainstate.ir.Graph (the graph whose print is '
+                        f'read back), not {type(graph).__name__}.')
     namer = name_values(root_graph(graph))
     return {label: state for state, label in namer.state_labels.items()}
 
