@@ -224,13 +224,17 @@ __all__ += ['in_name_scope']
 # ``jax.jit(inline=...)`` and the ``inline`` parameter of JAX's jit primitive: a bool up to JAX
 # 0.11; from 0.12 a ``jax.Inline`` enum, where ``True`` means "inline while lowering to MLIR"
 # (the jit equation stays in the jaxpr) and inlining into the enclosing jaxpr is ``JAX_EARLY``.
+# ``JIT_INLINE_AT_LOWERING``: the jit equation stays in the jaxpr and its body is emitted inline
+# in the caller's MLIR (``JAX_LATE``); JAX 0.10 / 0.11 have no such mode and emit a call.
 if hasattr(jax, 'Inline'):
     JIT_INLINE_AT_TRACE = jax.Inline.JAX_EARLY
     JIT_NO_INLINE = jax.Inline.AUTO
+    JIT_INLINE_AT_LOWERING = getattr(jax.Inline, 'JAX_LATE', JIT_NO_INLINE)
 else:  # pragma: no cover - JAX 0.10 / 0.11
     JIT_INLINE_AT_TRACE = True
     JIT_NO_INLINE = False
-__all__ += ['JIT_INLINE_AT_TRACE', 'JIT_NO_INLINE']
+    JIT_INLINE_AT_LOWERING = False
+__all__ += ['JIT_INLINE_AT_TRACE', 'JIT_NO_INLINE', 'JIT_INLINE_AT_LOWERING']
 
 
 # Tracing a flat function into a ClosedJaxpr. ``jax.make_jaxpr`` goes through ``jax.jit(f).trace``

@@ -339,3 +339,25 @@ def test_a_compilation_built_after_a_state_changed_tree_keeps_the_compiled_layou
     out, (state_shape,) = sf.get_out_shapes_by_cache(key)
     assert out.shape == (1,)
     assert {k: v.shape for k, v in state_shape.items()} == {'a': (2,), 'b': (3,)}
+
+
+def test_the_compiled_program_is_one_function_where_jax_can_inline_while_lowering():
+    """``jit`` hands its lowered program to ``jax.jit``'s trace as one jit equation. Where JAX
+    can emit its body inline in the caller's MLIR (``jax.Inline.JAX_LATE``, JAX 0.12), the
+    StableHLO is one function, as for the hand-written step (XLA compiles a call measurably
+    slower); older JAX emits a call. Either way the results are the same."""
+    w = brainstate.ParamState(jnp.arange(6.).reshape(2, 3))
+
+    @brainstate.transform.jit
+    def step(x):
+        w.value = w.value * 0.5 + x
+        return jnp.tanh(w.value).sum()
+
+    text = step.lower(jnp.float32(1.)).as_text()
+    late = getattr(getattr(jax, 'Inline', None), 'JAX_LATE', None)
+    assert _compat.JIT_INLINE_AT_LOWERING == (late if late is not None else False)
+    functions = text.count('func.func')
+    assert functions == (1 if late is not None else 2), text
+    expected = np.arange(6., dtype=np.float32).reshape(2, 3) * 0.5 + 1.
+    assert np.allclose(step(jnp.float32(1.)), np.tanh(expected).sum(), atol=1e-6)
+    assert np.allclose(w.value, expected)

@@ -337,6 +337,11 @@ class _Entry:
             return
         self._cached_calls = 0
         self._packing = True
+        # Until then its calls do not donate the states: XLA compiles a program with ~200
+        # aliased buffers ~5% slower (mlp100: +15-20 ms of a 350 ms compile), and the packed
+        # program compiled at the pack donates its buffer anyway.
+        self._donates_unpacked = self.may_donate
+        self.may_donate = False
 
     def count_then_pack(self):
         """Count a cached call of a packing candidate; raise ``_StateSetChanged`` when it has
@@ -347,6 +352,7 @@ class _Entry:
                 self._cached_calls -= 1  # under a raw JAX transform: pack at a later call
                 return
             self._packing = False
+            self.may_donate = self._donates_unpacked
             self._fast_calls.clear()
             owner = self.owner
             if auto_pack_enabled(owner.pack_states) and auto_pack(
@@ -707,7 +713,8 @@ class JittedFunction:
                 return pure(*a, **k)
 
             timed.__name__ = timed.__qualname__ = pure.__name__
-            fresh = jax.jit(timed, **dict(entry._options, donate_argnums=entry._donate_argnums))
+            donated = entry._donate_argnums if entry.may_donate else entry._options['donate_argnums']
+            fresh = jax.jit(timed, **dict(entry._options, donate_argnums=donated))
             start = time.perf_counter()
             lowered = fresh.lower(*entry.state_avals(), *args, **kwargs)
             timings['lower_to_hlo'] = time.perf_counter() - start
@@ -770,8 +777,9 @@ class JittedFunction:
     def _staged(self, method: str, args, kwargs):
         args, kwargs = _abstract_tracers((args, kwargs))
         entry = self._entry_for(args, kwargs)
+        jitted = entry.jitted if entry.may_donate else entry.jitted_keep_states
         try:
-            return getattr(entry.jitted, method)(*entry.state_avals(), *args, **kwargs)
+            return getattr(jitted, method)(*entry.state_avals(), *args, **kwargs)
         finally:
             entry.pending = None
 
