@@ -1,5 +1,7 @@
 """Activation functions. They accept arrays and brainunit quantities alike (via
-``brainunit.math``), so a layer can work on values with physical units."""
+``brainunit.math``), so a layer can work on values with physical units. A plain array goes
+straight to ``jax.nn`` / ``jax.numpy`` where brainunit would call the same function
+(:func:`unitless`): the same jaxpr, without brainunit's dispatch (~15 µs a call while tracing)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any, Sequence
 import brainunit as u
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     'tanh', 'relu', 'squareplus', 'softplus', 'soft_sign', 'sigmoid', 'silu', 'swish',
@@ -18,19 +21,25 @@ __all__ = [
 ]
 
 
+def unitless(x) -> bool:
+    """Whether ``x`` is an array without units (a JAX array, a tracer or a NumPy array), which
+    the activations hand to JAX directly."""
+    return isinstance(x, (jax.Array, np.ndarray))
+
+
 def tanh(x):
     """Hyperbolic tangent."""
-    return u.math.tanh(x)
+    return jnp.tanh(x) if unitless(x) else u.math.tanh(x)
 
 
 def relu(x):
     """``max(x, 0)``."""
-    return u.math.relu(x)
+    return jax.nn.relu(x) if unitless(x) else u.math.relu(x)
 
 
 def relu6(x):
     """``min(max(x, 0), 6)``."""
-    return u.math.relu6(x)
+    return jax.nn.relu6(x) if unitless(x) else u.math.relu6(x)
 
 
 def squareplus(x, b=4):
@@ -40,22 +49,22 @@ def squareplus(x, b=4):
 
 def softplus(x):
     """``log(1 + exp(x))``."""
-    return u.math.softplus(x)
+    return jax.nn.softplus(x) if unitless(x) else u.math.softplus(x)
 
 
 def soft_sign(x):
     """``x / (1 + |x|)``."""
-    return u.math.soft_sign(x)
+    return jax.nn.soft_sign(x) if unitless(x) else u.math.soft_sign(x)
 
 
 def sigmoid(x):
     """``1 / (1 + exp(-x))``."""
-    return u.math.sigmoid(x)
+    return jax.nn.sigmoid(x) if unitless(x) else u.math.sigmoid(x)
 
 
 def silu(x):
     """``x * sigmoid(x)`` (also called swish)."""
-    return u.math.silu(x)
+    return jax.nn.silu(x) if unitless(x) else u.math.silu(x)
 
 
 swish = silu
@@ -63,7 +72,7 @@ swish = silu
 
 def log_sigmoid(x):
     """``-softplus(-x)``."""
-    return u.math.log_sigmoid(x)
+    return jax.nn.log_sigmoid(x) if unitless(x) else u.math.log_sigmoid(x)
 
 
 def elu(x, alpha=1.0):
@@ -93,11 +102,13 @@ def celu(x, alpha=1.0):
 
 def selu(x):
     """Scaled ELU (self-normalising)."""
-    return u.math.selu(x)
+    return jax.nn.selu(x) if unitless(x) else u.math.selu(x)
 
 
 def gelu(x, approximate: bool = True):
     """Gaussian error linear unit (the tanh approximation when ``approximate``)."""
+    if unitless(x):
+        return jax.nn.gelu(x, approximate=approximate)
     return u.math.gelu(x, approximate=approximate)
 
 
@@ -139,12 +150,12 @@ def one_hot(x: Any, num_classes: int, *, dtype: Any = jnp.float_, axis: int | Se
 
 def hard_sigmoid(x):
     """``relu6(x + 3) / 6``."""
-    return u.math.hard_sigmoid(x)
+    return jax.nn.hard_sigmoid(x) if unitless(x) else u.math.hard_sigmoid(x)
 
 
 def hard_silu(x):
     """``x * hard_sigmoid(x)``."""
-    return u.math.hard_silu(x)
+    return jax.nn.hard_silu(x) if unitless(x) else u.math.hard_silu(x)
 
 
 hard_swish = hard_silu
@@ -188,9 +199,9 @@ def tanh_shrink(x):
 
 def sparse_plus(x):
     """0 below -1, ``(x + 1)**2 / 4`` on ``[-1, 1]``, ``x`` above 1."""
-    return u.math.sparse_plus(x)
+    return jax.nn.sparse_plus(x) if unitless(x) else u.math.sparse_plus(x)
 
 
 def sparse_sigmoid(x):
     """0 below -1, ``(x + 1) / 2`` on ``[-1, 1]``, 1 above."""
-    return u.math.sparse_sigmoid(x)
+    return jax.nn.sparse_sigmoid(x) if unitless(x) else u.math.sparse_sigmoid(x)

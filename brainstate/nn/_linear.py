@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from .._state import ParamState
 from . import init
+from ._activations import unitless
 from ._module import Module
 
 __all__ = ['Linear', 'ScaledWSLinear', 'SignedWLinear', 'SparseLinear', 'AllToAll', 'OneToOne',
@@ -67,7 +68,7 @@ class Linear(Module):
         w = params['weight']
         if self.w_mask is not None:
             w = w * self.w_mask
-        y = u.linalg.dot(x, w)
+        y = jnp.dot(x, w) if unitless(x) and unitless(w) else u.linalg.dot(x, w)
         if 'bias' in params:
             y = y + params['bias']
         return y
@@ -122,7 +123,7 @@ class ScaledWSLinear(Module):
         w = weight_standardization(params['weight'], self.eps, params.get('gain'))
         if self.w_mask is not None:
             w = w * self.w_mask
-        y = u.linalg.dot(x, w)
+        y = jnp.dot(x, w) if unitless(x) and unitless(w) else u.linalg.dot(x, w)
         if 'bias' in params:
             y = y + params['bias']
         return y

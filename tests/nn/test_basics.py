@@ -146,3 +146,48 @@ def test_repr_of_a_module_holding_a_dtype_class():
     assert "dtype=<class 'numpy.float32'>" in text
     assert 'w=ArrayImpl(shape=(2, 3), dtype=float32)' in text
     assert 'BatchNorm1d' in repr(model.nodes())
+
+
+_DIRECT = ['tanh', 'relu', 'relu6', 'softplus', 'soft_sign', 'sigmoid', 'silu', 'log_sigmoid',
+           'selu', 'hard_sigmoid', 'hard_silu', 'sparse_plus', 'sparse_sigmoid', 'gelu']
+
+
+@pytest.mark.parametrize('name', _DIRECT)
+def test_activations_of_plain_arrays_skip_brainunit_with_the_same_program(name, monkeypatch):
+    """A plain array goes straight to JAX (no brainunit dispatch while tracing), giving the
+    jaxpr brainunit gave; a Quantity still goes through brainunit and keeps its unit."""
+    import brainunit as u
+    ours = getattr(nn, name)
+    x = jnp.linspace(-3., 3., 12).reshape(3, 4)
+    expected = str(jax.make_jaxpr(getattr(u.math, name))(x))
+    assert str(jax.make_jaxpr(ours)(x)) == expected
+    calls = []
+    real = getattr(u.math, name)
+    monkeypatch.setattr(u.math, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    jax.make_jaxpr(ours)(x)
+    ours(np.asarray(x))
+    assert calls == []
+    try:
+        out = ours(x * u.mV)
+    except TypeError:  # brainunit wants most of them dimensionless, and says so
+        out = None
+    assert calls == [1]
+    if name == 'relu':
+        assert u.get_unit(out) == u.mV
+
+
+def test_gelu_exact_and_linear_layers_skip_brainunit_for_plain_arrays(monkeypatch):
+    import brainunit as u
+    x = jnp.linspace(-3., 3., 12).reshape(3, 4)
+    assert str(jax.make_jaxpr(lambda a: nn.gelu(a, approximate=False))(x)) == \
+        str(jax.make_jaxpr(lambda a: u.math.gelu(a, approximate=False))(x))
+    brainstate.random.seed(0)
+    layers = [nn.Linear(4, 2), nn.ScaledWSLinear(4, 2)]
+    expected = [str(jax.make_jaxpr(layer)(x)) for layer in layers]
+    calls = []
+    real = u.linalg.dot
+    monkeypatch.setattr(u.linalg, 'dot', lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert [str(jax.make_jaxpr(layer)(x)) for layer in layers] == expected
+    assert calls == []
+    out = layers[0](x * u.mV)  # a Quantity input: brainunit's dot, with the unit
+    assert calls == [1] and u.get_unit(out) == u.mV
