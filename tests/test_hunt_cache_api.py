@@ -151,6 +151,23 @@ def test_a_state_passed_as_an_argument_is_named_by_its_place_in_the_call():
         StatefulFunction(lambda x, k=None: 0.).get_jaxpr(1., k=(s,))
 
 
+def test_jit_and_vmap_name_a_state_argument_as_the_stateful_function_does():
+    """One describer names argument leaves everywhere: by their place in the call (static
+    arguments counted), keywords by name."""
+    s = brainstate.State(jnp.ones(3))
+
+    def f(n, tree, scale=None):
+        return 0.
+
+    jit = brainstate.transform.jit
+    with pytest.raises(ValueError, match=r"positional argument 1\['q'\]\[1\]\. States"):
+        jit(f, static_argnums=0)(3, {'q': [1., s]})
+    with pytest.raises(ValueError, match=r"keyword argument 'scale'\[0\]\. States"):
+        jit(f)(3, 1., scale=(s,))
+    with pytest.raises(ValueError, match=r"positional argument 1\['q'\]\. States"):
+        brainstate.transform.vmap(f)(jnp.ones(2), {'q': s})
+
+
 def test_an_unhashable_static_argument_is_named():
     sf = StatefulFunction(lambda x, c: x, static_argnums=1)
     with pytest.raises(TypeError, match=r'got a ArrayImpl .*\(At static positional argument 1\.\)'):

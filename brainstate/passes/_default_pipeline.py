@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
+
+from .. import _state
 
 from ._manager import DEFAULTS as _MANAGER_DEFAULTS, PassManager, parse_pipeline
 from ._pass import get_pass
 
 __all__ = ['DEFAULT_PIPELINE', 'set_default_pipeline', 'get_default_pipeline',
-           'default_pipeline', 'set_pass_options', 'optimize']
+           'default_pipeline', 'set_pass_options', 'optimize', 'pipeline_key', 'pipeline_holds']
 
 DEFAULT_PIPELINE = 'hoist-states,dead-writes,fold-constants,cse,dce,read-only-states,donation'
 DEFAULT_PASS_NAMES = tuple(DEFAULT_PIPELINE.split(','))
@@ -27,6 +30,36 @@ _settings = {'pipeline': DEFAULT_PIPELINE, 'verify': False, 'print_ir': None, 's
 # any block: ``_settings['pipeline']`` (set by set_default_pipeline) applies.
 _UNSET = object()
 _scoped_pipeline = contextvars.ContextVar('brainstate_default_pipeline', default=_UNSET)
+
+
+# Bumped (to a value it never had) by every change of the global pipeline or pass options.
+_VERSIONS = itertools.count(1)
+_VERSION = [0]
+
+
+def _changed() -> None:
+    """The passes a trace would run changed: compiled programs retrace at their next call
+    (each cache compares :func:`pipeline_key`; jit's cached calls take the general path once)."""
+    _VERSION[0] = next(_VERSIONS)
+    _state.recheck_cached_calls()
+
+
+def pipeline_key():
+    """What decides the passes a trace runs here, beyond its own ``passes=``: the version of
+    the global pipeline and pass options, and this thread's :func:`default_pipeline` block
+    (None outside any). A compiled program is reused only while this is what it was when it
+    was traced."""
+    scoped = _scoped_pipeline.get()
+    return _VERSION[0], (None if scoped is _UNSET else scoped)
+
+
+def pipeline_holds(key) -> bool:
+    """Whether :func:`pipeline_key` is still ``key`` here (cheaper than comparing a new one)."""
+    if key[0] != _VERSION[0]:
+        return False
+    scoped = _scoped_pipeline.get()
+    scoped = None if scoped is _UNSET else scoped
+    return key[1] is scoped or key[1] == scoped
 
 
 def _current_pipeline():
@@ -43,6 +76,7 @@ def set_default_pipeline(pipeline) -> None:
     the block ends."""
     PassManager(pipeline)  # fail now on an unknown name
     _settings['pipeline'] = pipeline
+    _changed()
 
 
 def get_default_pipeline():
@@ -58,10 +92,12 @@ def default_pipeline(pipeline):
     exception) restores what was in force when it was entered."""
     PassManager(pipeline)  # fail now on an unknown name
     token = _scoped_pipeline.set(pipeline)
+    _state.recheck_cached_calls()  # (programs compare pipeline_key, which changed here)
     try:
         yield
     finally:
         _scoped_pipeline.reset(token)
+        _state.recheck_cached_calls()
 
 
 def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unchanged',
@@ -86,6 +122,7 @@ def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unch
         _settings['print_ir'] = print_ir
     if stream is not None:
         _settings['stream'] = stream
+    _changed()
 
 
 def optimize(graph, passes=None, analyses=()):

@@ -63,17 +63,27 @@ def _slow_leaf_signature(leaf, fun_name: str, where: Callable[[], str],
         f'`static_argnums=` / `static_argnames=`.')
 
 
-def describe_argument_path(path) -> str:
-    """Name a leaf of ``(args, kwargs)`` for a message: 'positional argument 0['w']',
-    'keyword argument ['scale']'."""
-    text = jax.tree_util.keystr(path)
-    if text.startswith('[0]'):
-        rest = text[3:]
-        head = rest.split(']')[0].lstrip('[')
-        return f'positional argument {head}{rest[len(head) + 2:]}'
-    if text.startswith('[1]'):
-        return f'keyword argument {text[3:]}'
-    return text or 'the argument'
+def describe_argument_path(path, positions=None) -> str:
+    """Name a leaf of ``(args, kwargs)`` for a message as the user wrote the call: "positional
+    argument 1['w']", "keyword argument 'scale'". ``positions``: the place in the call of each
+    entry of ``args``, where static arguments were taken out of it. The one describer of
+    argument leaves (jit, make_jaxpr, StatefulFunction, vmap)."""
+    if len(path) < 2:
+        return jax.tree_util.keystr(path) or 'the argument'
+    head, rest = path[1], jax.tree_util.keystr(path[2:])
+    if path[0].idx == 0:
+        index = head.idx if positions is None else positions[head.idx]
+        return f'positional argument {index}{rest}'
+    return f'keyword argument {head.key!r}{rest}'
+
+
+def _describe_leaf(treedef, index: int, positions=None) -> str:
+    """Name the ``index``-th leaf of ``treedef`` (an ``(args, kwargs)`` structure)."""
+    dummy = jax.tree.unflatten(treedef, list(range(treedef.num_leaves)))
+    for path, leaf in jax.tree_util.tree_flatten_with_path(dummy)[0]:
+        if leaf == index:
+            return describe_argument_path(path, positions)
+    return f'leaf {index}'
 
 
 def leaf_aval(leaf):
@@ -153,24 +163,17 @@ class ArgumentSpec:
         return CallSignature((treedef, self._leaf_key(leaves, treedef, allow_tracers)), leaves,
                              treedef, (), ())
 
-    def _leaf_key(self, leaves, treedef, allow_tracers: bool = False) -> tuple:
+    def _leaf_key(self, leaves, treedef, allow_tracers: bool = False, positions=None) -> tuple:
         sig = []
         append = sig.append
         for i, leaf in enumerate(leaves):
             if type(leaf) is _ArrayImpl:
                 append((leaf.shape, leaf.dtype, leaf.weak_type))
             else:
-                append(_slow_leaf_signature(leaf, self.fun_name,
-                                            lambda i=i: self._describe_leaf(treedef, i),
-                                            allow_tracers))
+                append(_slow_leaf_signature(
+                    leaf, self.fun_name, lambda i=i: _describe_leaf(treedef, i, positions),
+                    allow_tracers))
         return tuple(sig)
-
-    def _describe_leaf(self, treedef, index: int) -> str:
-        dummy = jax.tree.unflatten(treedef, list(range(treedef.num_leaves)))
-        for path, leaf in jax.tree_util.tree_flatten_with_path(dummy)[0]:
-            if leaf == index:
-                return describe_argument_path(path)
-        return f'leaf {index}'
 
     def _signature_with_static(self, args, kwargs, allow_tracers=False) -> CallSignature:
         n = len(args)
@@ -194,8 +197,9 @@ class ArgumentSpec:
                     f'{type(value).__name__}; static arguments key the compilation cache and '
                     f'must be hashable (use a tuple instead of a list).') from None
         leaves, treedef = jax.tree.flatten((dyn_args, dyn_kwargs))
-        key = (treedef, self._leaf_key(leaves, treedef, allow_tracers), tuple(static_args),
-               static_kwargs)
+        positions = [i for i in range(n) if i not in static_set]
+        key = (treedef, self._leaf_key(leaves, treedef, allow_tracers, positions),
+               tuple(static_args), static_kwargs)
         return CallSignature(key, leaves, treedef, tuple(static_args), static_kwargs)
 
     def trace_signature(self, args: tuple, kwargs: dict) -> CallSignature:

@@ -5,7 +5,9 @@ dropout layer, ``environ.dftype()``...) bakes the values it read into its trace,
 semantics require. So a transform reuses a compiled program only while the settings its trace
 read still have the values they had then: change one (``environ.set(dt=...)``, a
 ``with environ.context(fit=False):`` block) and the next call traces again; change a setting
-the function never read and nothing is retraced.
+the function never read and nothing is retraced. The same holds for the pass pipeline
+(``brainstate.passes.set_default_pipeline``, a ``default_pipeline`` block,
+``set_pass_options``): a program traced under another one is traced again.
 
 :func:`recording_reads` wraps the trace (``_program.trace_program``, the one pipeline) and
 gives each program an :class:`EnvironReads`; the caches (jit's entries, the eager runner's
@@ -21,6 +23,7 @@ import contextlib
 import numpy as np
 
 from .. import environ
+from ..passes._default_pipeline import pipeline_holds, pipeline_key
 
 __all__ = ['EnvironReads', 'recording_reads']
 
@@ -43,18 +46,24 @@ def _same(a, b) -> bool:
 
 class EnvironReads:
     """The settings one or more traces read, with their values then (``environ._MISSING`` for a
-    setting that was not set), and the view stamp at which they were last seen to hold."""
+    setting that was not set), the view stamp at which they were last seen to hold, and the
+    pass pipeline in force when they were traced (:func:`brainstate.passes.pipeline_key`;
+    None: any)."""
 
-    __slots__ = ('values', 'stamp')
+    __slots__ = ('values', 'stamp', 'pipeline')
 
-    def __init__(self, values: dict | None = None, stamp=None):
+    def __init__(self, values: dict | None = None, stamp=None, pipeline=None):
         self.values = dict(values or {})
         self.stamp = stamp
+        self.pipeline = pipeline
 
     def hold(self) -> bool:
-        """Whether every setting read still has its value (in this thread). Cheap when no
-        setting changed since the last check; counts the settings as read by the traces
-        running in this thread."""
+        """Whether every setting read still has its value (in this thread), and the pass
+        pipeline is the one traced with. Cheap when no setting changed since the last check;
+        counts the settings as read by the traces running in this thread."""
+        pipeline = self.pipeline
+        if pipeline is not None and not pipeline_holds(pipeline):
+            return False
         values = self.values
         if not values:
             return True
@@ -74,7 +83,7 @@ class EnvironReads:
             self.values.setdefault(key, value)
 
     def copy(self) -> 'EnvironReads':
-        return EnvironReads(self.values, self.stamp)
+        return EnvironReads(self.values, self.stamp, self.pipeline)
 
     def __repr__(self):
         shown = {k: ('<unset>' if v is environ._MISSING else v) for k, v in self.values.items()}
@@ -85,7 +94,7 @@ class EnvironReads:
 def recording_reads():
     """Record the settings read while the block runs; yields the :class:`EnvironReads`, filled
     when the block ends."""
-    reads = EnvironReads()
+    reads = EnvironReads(pipeline=pipeline_key())
     with environ._recording() as recorder:
         try:
             yield reads

@@ -564,8 +564,7 @@ class JittedFunction:
                 # Inside another brainstate transform: become part of its trace.
                 return self.fun(*args, **kwargs)
             entry = self._last
-            if entry is not None and entry.environ_reads.values and \
-                    not entry.environ_reads.hold():
+            if entry is not None and not entry.environ_reads.hold():
                 entry = self._entry_for_environ()
             if entry is not None:
                 if entry is not self._last or (not kwargs and self.__dict__.get('_call') is not

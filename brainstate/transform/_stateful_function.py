@@ -27,7 +27,7 @@ from .. import _state
 from .._errors import StateArgumentError
 from .._state import State
 from .._state_pack import pack_analyses, packed_slots
-from ._arguments import ArgumentSpec
+from ._arguments import ArgumentSpec, describe_argument_path
 from ._program import StatefulProgram, trace_program
 from ._state_io import write_back
 
@@ -111,16 +111,9 @@ def _check_leaves(dyn_args, dyn_kwargs, fn_to_check, positions=None):
     """``fn_to_check(leaf, where)`` on every leaf; ``where`` names it as the user wrote the
     call ("positional argument 1['w']", "keyword argument 'scale'"); ``positions``: the
     position of each of ``dyn_args`` in the call (static ones left out)."""
-    keystr = jax.tree_util.keystr
     for path, leaf in jax.tree_util.tree_flatten_with_path((tuple(dyn_args), dict(dyn_kwargs)),
                                                            is_leaf=_is_state)[0]:
-        head, rest = path[1], keystr(path[2:])
-        if path[0].idx == 0:
-            index = head.idx if positions is None else positions[head.idx]
-            where = f'positional argument {index}{rest}'
-        else:
-            where = f'keyword argument {head.key!r}{rest}'
-        fn_to_check(leaf, where)
+        fn_to_check(leaf, describe_argument_path(path, positions))
 
 
 _NO_KWARGS = jax.tree.structure({})
