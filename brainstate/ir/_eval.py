@@ -123,8 +123,8 @@ def bind_as_call(closed_no_consts, consts, args, name: str):
     trace as one ``jit`` equation, instead of re-binding its equations one by one: what
     ``jax.jit`` does with a nested jitted function. The outer program's lowering emits its body
     inline where JAX can (``JIT_INLINE_AT_LOWERING``, JAX 0.12: XLA compiles a 100-layer MLP
-    step ~25 ms (7%) faster than with a call), else as a call that XLA inlines. Returns the outputs, or None where this JAX has no such route (the
-    caller then evaluates the jaxpr)."""
+    step ~25 ms (7%) faster than with a call), else as a call that XLA inlines. Returns the
+    outputs, or None where this JAX has no such route (the caller then evaluates the jaxpr)."""
     global _BIND_CALL
     if _BIND_CALL is None:
         return None

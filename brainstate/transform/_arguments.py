@@ -164,6 +164,8 @@ class ArgumentSpec:
                              treedef, (), ())
 
     def _leaf_key(self, leaves, treedef, allow_tracers: bool = False, positions=None) -> tuple:
+        """``positions``: None, or a function giving the place in the call of each dynamic
+        positional argument (asked only to name a leaf in an error)."""
         sig = []
         append = sig.append
         for i, leaf in enumerate(leaves):
@@ -171,7 +173,8 @@ class ArgumentSpec:
                 append((leaf.shape, leaf.dtype, leaf.weak_type))
             else:
                 append(_slow_leaf_signature(
-                    leaf, self.fun_name, lambda i=i: _describe_leaf(treedef, i, positions),
+                    leaf, self.fun_name,
+                    lambda i=i: _describe_leaf(treedef, i, positions and positions()),
                     allow_tracers))
         return tuple(sig)
 
@@ -197,7 +200,9 @@ class ArgumentSpec:
                     f'{type(value).__name__}; static arguments key the compilation cache and '
                     f'must be hashable (use a tuple instead of a list).') from None
         leaves, treedef = jax.tree.flatten((dyn_args, dyn_kwargs))
-        positions = [i for i in range(n) if i not in static_set]
+        def positions():
+            return [i for i in range(n) if i not in static_set]
+
         key = (treedef, self._leaf_key(leaves, treedef, allow_tracers, positions),
                tuple(static_args), static_kwargs)
         return CallSignature(key, leaves, treedef, tuple(static_args), static_kwargs)
