@@ -80,3 +80,53 @@ def test_a_pipeline_set_back_reuses_its_program_and_entries_do_not_pile_up(resto
         grad(jnp.ones(3))
     assert len(grad_traces) <= 4  # (a first call may run directly, then trace)
     assert sum(len(v) for v in grad._cache.values()) <= 2
+
+
+def _count_runs(entry):
+    """Count the runs of a jit entry's compiled program (an entry that donates its state runs
+    ``jitted`` on both paths)."""
+    assert entry.may_donate
+    runs = []
+    compiled = entry.jitted
+
+    def counted(*args, **kwargs):
+        runs.append(1)
+        return compiled(*args, **kwargs)
+
+    entry.jitted = counted
+    entry._fast_calls.clear()
+    entry.owner.__dict__.pop('_call', None)  # (the general path makes it anew)
+    return runs
+
+
+def test_each_thread_runs_the_program_of_its_own_pipeline(restore_pipeline):
+    """While one thread is in a ``default_pipeline`` block, a call of the same jitted function
+    in another thread runs the program traced under the global pipeline, and a call in the
+    block runs the block's, whichever thread called last (jit's cached call included)."""
+    step, w, traces = _counted_step()
+    x = jnp.float32(1.)
+    step(x)
+    step(x)
+    global_runs = _count_runs(step._last)
+
+    def other_thread():
+        step(x)
+        step(x)
+
+    with passes.default_pipeline([]):
+        step(x)
+        step(x)
+        block_entry = step._last
+        assert len(traces) == 2 and not global_runs
+        block_runs = _count_runs(block_entry)
+        step(x)
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        assert len(global_runs) == 2 and len(block_runs) == 1
+        step(x)
+        step(x)
+        assert len(global_runs) == 2 and len(block_runs) == 3
+    step(x)
+    assert len(global_runs) == 3 and len(traces) == 2
+    np.testing.assert_allclose(w.value, np.full(3, 11.))  # ten calls

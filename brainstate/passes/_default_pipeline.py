@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 
 from .. import _state
 
@@ -29,6 +30,12 @@ _settings = {'pipeline': DEFAULT_PIPELINE, 'verify': False, 'print_ir': None, 's
 # any block: ``_settings['pipeline']`` (set by set_default_pipeline) applies.
 _UNSET = object()
 _scoped_pipeline = contextvars.ContextVar('brainstate_default_pipeline', default=_UNSET)
+
+#: How many ``default_pipeline`` blocks are open, in all threads together. While any is, threads
+#: may see different pipelines: jit's cached calls, which do not look at the thread, are not
+#: armed (``transform/_jit.py``: ``_Entry.arm``), and every call checks its thread's pipeline.
+OPEN_BLOCKS = [0]
+_OPEN_LOCK = threading.Lock()
 
 
 def _global_choice() -> tuple:
@@ -113,12 +120,17 @@ def default_pipeline(pipeline):
     running it: other threads keep theirs, blocks nest, and leaving a block (also by an
     exception) restores what was in force when it was entered."""
     PassManager(pipeline)  # fail now on an unknown name
+    with _OPEN_LOCK:
+        OPEN_BLOCKS[0] += 1
     token = _scoped_pipeline.set(pipeline)
+    # (Counted before the bump: a cached call armed before it was counted runs no more.)
     _state.recheck_cached_calls()  # (programs compare pipeline_key, which changed here)
     try:
         yield
     finally:
         _scoped_pipeline.reset(token)
+        with _OPEN_LOCK:
+            OPEN_BLOCKS[0] -= 1
         _state.recheck_cached_calls()
 
 
