@@ -130,3 +130,31 @@ def test_each_thread_runs_the_program_of_its_own_pipeline(restore_pipeline):
     step(x)
     assert len(global_runs) == 3 and len(traces) == 2
     np.testing.assert_allclose(w.value, np.full(3, 11.))  # ten calls
+
+
+def test_a_grad_inside_jit_retraces_its_function_once_after_a_pipeline_change(restore_pipeline):
+    """A grad run directly inside a jit's trace, then traced into a program when the pipeline
+    changes (a user pipeline cannot run directly), traces the function once for that, not a
+    second time for the same signature (the direct call it remembered for ``stateful_target``
+    is the one just traced)."""
+    w = brainstate.ParamState(jnp.ones(3))
+    traces = []
+
+    def loss(x):
+        traces.append(1)
+        return (w.value * x).sum()
+
+    grad = brainstate.transform.grad(loss, {'w': w})
+
+    @brainstate.transform.jit
+    def outer(x):
+        return grad(x)['w'].sum()
+
+    x = jnp.ones(3)
+    outer(x)
+    assert len(traces) == 1
+    passes.set_default_pipeline(['dce'])
+    np.testing.assert_allclose(outer(x), 3.)
+    assert len(traces) == 2
+    assert grad.stateful_target.get_jaxpr(x) is not None
+    assert len(traces) == 2
