@@ -158,3 +158,43 @@ def test_a_grad_inside_jit_retraces_its_function_once_after_a_pipeline_change(re
     assert len(traces) == 2
     assert grad.stateful_target.get_jaxpr(x) is not None
     assert len(traces) == 2
+
+
+def test_make_jaxpr_in_two_threads_under_two_pipelines_traces_each_once(restore_pipeline):
+    """While one thread is in a ``default_pipeline`` block, a StatefulFunction called in turn
+    by that thread and another keeps one compilation for each pipeline: each thread traces once,
+    gets the jaxpr of its own pipeline, and then retraces no more (it retraced at every call,
+    each thread replacing the other's compilation)."""
+    w = brainstate.ParamState(jnp.ones(3))
+    traces = []
+
+    def f(x):
+        traces.append(1)
+        unused = jnp.sin(x) * 3.  # dead: the default pipeline removes it
+        return (w.value * x).sum()
+
+    sf = brainstate.transform.StatefulFunction(f)
+    x = jnp.ones(3)
+    sf.get_jaxpr(x)
+    go, done = threading.Event(), threading.Event()
+    seen = []
+
+    def in_block():
+        with passes.default_pipeline([]):
+            for _ in range(4):
+                go.wait()
+                go.clear()
+                seen.append('sin' in str(sf.get_jaxpr(x)))
+                done.set()
+
+    thread = threading.Thread(target=in_block)
+    thread.start()
+    mine = []
+    for _ in range(4):
+        mine.append('sin' in str(sf.get_jaxpr(x)))
+        go.set()
+        done.wait()
+        done.clear()
+    thread.join()
+    assert seen == [True] * 4 and mine == [False] * 4
+    assert len(traces) == 2
