@@ -198,3 +198,40 @@ def test_make_jaxpr_in_two_threads_under_two_pipelines_traces_each_once(restore_
     thread.join()
     assert seen == [True] * 4 and mine == [False] * 4
     assert len(traces) == 2
+
+
+def test_an_eager_grad_called_in_turn_under_two_pipelines_stops_tracing(restore_pipeline):
+    """An eager grad called in turn by a thread in a ``default_pipeline`` block and by another
+    thread keeps a compiled program for each: after each thread's first calls, calls run it
+    untraced (the eager runner kept one program per function and signature, so each thread
+    replaced the other's and every call traced again or ran op by op)."""
+    w = brainstate.ParamState(jnp.ones(3))
+    grad = brainstate.transform.grad(lambda x: (w.value * x).sum(), {'w': w})
+    x = jnp.ones(3)
+    go, done = threading.Event(), threading.Event()
+    results = []
+
+    def in_block():
+        with passes.default_pipeline(['dce']):
+            for _ in range(6):
+                go.wait()
+                go.clear()
+                results.append(grad(x)['w'])
+                done.set()
+
+    thread = threading.Thread(target=in_block)
+    thread.start()
+    info = None
+    for i in range(6):
+        if i == 3:
+            info = brainstate.transform.eager_cache_info()
+        results.append(grad(x)['w'])
+        go.set()
+        done.wait()
+        done.clear()
+    thread.join()
+    after = brainstate.transform.eager_cache_info()
+    assert after['traces'] == info['traces'] and after['direct'] == info['direct']
+    assert after['untraced_hits'] == info['untraced_hits'] + 6
+    for r in results:
+        np.testing.assert_allclose(r, np.ones(3))
