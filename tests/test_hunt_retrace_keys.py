@@ -235,3 +235,52 @@ def test_an_eager_grad_called_in_turn_under_two_pipelines_stops_tracing(restore_
     assert after['untraced_hits'] == info['untraced_hits'] + 6
     for r in results:
         np.testing.assert_allclose(r, np.ones(3))
+
+
+def test_a_jit_given_a_pass_manager_does_not_retrace_for_the_default_pipeline(restore_pipeline):
+    """``jit(passes=PassManager(...))`` runs its manager, with the manager's own options,
+    whatever the default pipeline and pass options are: changing them (globally, or in a
+    ``default_pipeline`` block) retraces nothing, and its cached call stays armed. A function
+    that calls a grad with the default passes inside it still retraces: that inner program
+    follows the default pipeline."""
+    w = brainstate.ParamState(jnp.ones(3))
+    traces = []
+
+    @brainstate.transform.jit(passes=passes.PassManager(['dce']))
+    def step(x):
+        traces.append(1)
+        w.value = w.value + x
+        return w.value.sum()
+
+    x = jnp.float32(1.)
+    step(x)
+    step(x)
+    passes.set_default_pipeline([])
+    passes.set_pass_options(verify=True)
+    step(x)
+    with passes.default_pipeline(['cse']):
+        step(x)
+    step(x)
+    step(x)
+    assert len(traces) == 1 and len(step._entries) == 1
+    assert step.__call__ is step._last.fast_call(1)
+    np.testing.assert_allclose(w.value, np.full(3, 7.))
+
+    inner = []
+
+    def loss(x):
+        inner.append(1)
+        return (w.value * x).sum()
+
+    grad = brainstate.transform.grad(loss, {'w': w})
+
+    @brainstate.transform.jit(passes=passes.PassManager(['dce']))
+    def outer(x):
+        return grad(x)['w'].sum()
+
+    outer(jnp.ones(3))
+    outer(jnp.ones(3))
+    assert len(inner) == 1
+    passes.set_default_pipeline(passes.DEFAULT_PIPELINE)
+    outer(jnp.ones(3))
+    assert len(inner) == 2
