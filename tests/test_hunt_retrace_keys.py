@@ -284,3 +284,36 @@ def test_a_jit_given_a_pass_manager_does_not_retrace_for_the_default_pipeline(re
     passes.set_default_pipeline(passes.DEFAULT_PIPELINE)
     outer(jnp.ones(3))
     assert len(inner) == 2
+
+
+def test_a_pass_manager_jit_keeps_its_cached_call_while_a_block_is_open(restore_pipeline):
+    """A jit whose programs do not follow the default pipeline (``passes=PassManager``) runs
+    its cached call also while a ``default_pipeline`` block is open in another thread."""
+    w = brainstate.ParamState(jnp.ones(3))
+
+    @brainstate.transform.jit(passes=passes.PassManager(['dce']))
+    def step(x):
+        w.value = w.value + x
+        return w.value.sum()
+
+    x = jnp.float32(1.)
+    step(x)
+    entered, leave = threading.Event(), threading.Event()
+
+    def in_block():
+        with passes.default_pipeline([]):
+            entered.set()
+            leave.wait()
+
+    thread = threading.Thread(target=in_block)
+    thread.start()
+    entered.wait()
+    try:
+        step(x)
+        step(x)
+        assert step._last.armed == brainstate._state.CALL_EPOCH[0]
+        assert step.__call__ is step._last.fast_call(1)
+    finally:
+        leave.set()
+        thread.join()
+    np.testing.assert_allclose(w.value, np.full(3, 4.))

@@ -206,10 +206,11 @@ class _Entry:
         this entry was checked: a state's structure, class or sharding, the set of States, a
         brainstate trace starting, JAX's debug checks switched on). Only while no brainstate
         trace runs in any thread, no ``passes.default_pipeline`` block is open in any thread
-        (threads may then see different pipelines; the cached call does not look at the
-        thread) and, for an entry that donates, while JAX's NaN/Inf checks were never on (then
-        each call asks whether it may donate)."""
-        if not _state._TRACES_ACTIVE and not _OPEN_BLOCKS[0] and \
+        unless the entry's programs do not follow the pipeline (threads may then see different
+        pipelines; the cached call does not look at the thread) and, for an entry that donates,
+        while JAX's NaN/Inf checks were never on (then each call asks whether it may donate)."""
+        if not _state._TRACES_ACTIVE and not (
+                _OPEN_BLOCKS[0] and self.environ_reads.pipeline is not None) and \
                 not (self.may_donate and DEBUG_CHECKS_SEEN[0]):
             self.armed = epoch
 
@@ -217,6 +218,8 @@ class _Entry:
         """Count the settings another trace of this entry read as read by the entry. An entry
         that read none until now gets a cached call that checks them (made anew)."""
         had = bool(self.environ_reads.values)
+        if self.environ_reads.pipeline is None and reads.pipeline is not None:
+            self.armed = None  # (it now follows the pipeline: see arm)
         self.environ_reads.merge(reads)
         if not had and self.environ_reads.values:
             self._fast_calls.clear()
