@@ -317,3 +317,23 @@ def test_a_pass_manager_jit_keeps_its_cached_call_while_a_block_is_open(restore_
         leave.set()
         thread.join()
     np.testing.assert_allclose(w.value, np.full(3, 4.))
+
+
+def test_the_global_pipeline_set_inside_a_block_does_not_retrace_the_blocks_programs(
+        restore_pipeline):
+    """Inside a ``default_pipeline`` block the block's pipeline is the one in force: setting
+    the global pipeline there retraces nothing traced in the block (the pass options, global
+    also there, still do); the global one applies again after the block."""
+    step, w, traces = _counted_step()
+    x = jnp.float32(1.)
+    with passes.default_pipeline([]):
+        step(x)
+        passes.set_default_pipeline(['dce'])
+        step(x)
+        assert len(traces) == 1
+        passes.set_pass_options(verify=True)
+        step(x)
+        assert len(traces) == 2
+    step(x)
+    assert len(traces) == 3 and 'sin' not in str(step._last.last_program.graph)
+    np.testing.assert_allclose(w.value, np.full(3, 5.))

@@ -39,13 +39,14 @@ _OPEN_LOCK = threading.Lock()
 
 
 def _global_choice() -> tuple:
-    """What the global settings choose for a trace's passes: the default pipeline (a list as a
-    tuple of its entries at the time) and the pass options a PassManager is made with."""
+    """What the global settings choose for a trace's passes: ``(pipeline, options)``, the
+    default pipeline (a list as a tuple of its entries at the time) and the pass options a
+    PassManager is made with."""
     pipeline = _settings['pipeline']
     if isinstance(pipeline, list):
         pipeline = tuple(pipeline)
-    return (pipeline, _settings['verify'], _settings['print_ir'], _settings['stream'],
-            _settings['capture_reproducer'])
+    return pipeline, (_settings['verify'], _settings['print_ir'], _settings['stream'],
+                      _settings['capture_reproducer'])
 
 
 def _same_choice(a, b) -> bool:
@@ -76,19 +77,22 @@ def _changed() -> None:
 
 def pipeline_key():
     """What decides the passes a trace runs here, beyond its own ``passes=``: the global
-    pipeline and pass options, and this thread's :func:`default_pipeline` block (None outside
-    any). A compiled program is reused only while this is what it was when it was traced."""
+    pipeline and pass options, with None; inside a :func:`default_pipeline` block of this
+    thread, the global pass options and the block's pipeline. A compiled program is reused
+    only while this is what it was when it was traced."""
     scoped = _scoped_pipeline.get()
-    return _GLOBAL[0], (None if scoped is _UNSET else scoped)
+    if scoped is _UNSET:
+        return _GLOBAL[0], None
+    return _GLOBAL[0][1], scoped
 
 
 def pipeline_holds(key) -> bool:
     """Whether :func:`pipeline_key` is still ``key`` here (cheaper than comparing a new one)."""
-    if not _same_choice(key[0], _GLOBAL[0]):
-        return False
     scoped = _scoped_pipeline.get()
-    scoped = None if scoped is _UNSET else scoped
-    return key[1] is scoped or _same_choice(key[1], scoped)
+    if scoped is _UNSET:
+        return key[1] is None and _same_choice(key[0], _GLOBAL[0])
+    return (key[1] is scoped or key[1] is not None and _same_choice(key[1], scoped)) and \
+        _same_choice(key[0], _GLOBAL[0][1])
 
 
 def _current_pipeline():
