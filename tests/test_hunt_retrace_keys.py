@@ -337,3 +337,32 @@ def test_the_global_pipeline_set_inside_a_block_does_not_retrace_the_blocks_prog
     step(x)
     assert len(traces) == 3 and 'sin' not in str(step._last.last_program.graph)
     np.testing.assert_allclose(w.value, np.full(3, 5.))
+
+
+def test_stateful_function_getters_give_each_thread_its_own_compilation(restore_pipeline):
+    """After a thread in a ``default_pipeline`` block compiled a key that another thread
+    compiled under the global pipeline, the ``*_by_cache`` getters (and the calls that use
+    them) give each thread the compilation of its own pipeline, not the latest of either."""
+    w = brainstate.ParamState(jnp.ones(3))
+
+    def f(x):
+        unused = jnp.sin(x) * 3.  # dead: the default pipeline removes it
+        return (w.value * x).sum()
+
+    sf = brainstate.transform.StatefulFunction(f)
+    x = jnp.ones(3)
+    key = sf.get_arg_cache_key(x, compile_if_miss=True)
+    seen = []
+
+    def in_block():
+        with passes.default_pipeline([]):
+            sf.make_jaxpr(x)
+            seen.append('sin' in str(sf.get_jaxpr_by_cache(key)))
+
+    thread = threading.Thread(target=in_block)
+    thread.start()
+    thread.join()
+    assert seen == [True]
+    assert 'sin' not in str(sf.get_jaxpr_by_cache(key))
+    assert 'sin' not in str(sf.get_jaxpr(x))
+    np.testing.assert_allclose(sf(x), 3.)

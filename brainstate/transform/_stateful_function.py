@@ -632,6 +632,10 @@ class StatefulFunction:
                 f'Available keys ({len(available)}): {available}\nCall make_jaxpr() with '
                 f'these arguments first (or use the *_by_call getters, which compile on a '
                 f'miss).')
+        if entry.earlier and not entry.program.environ_reads.hold():
+            # Compiled under other environ settings or another pipeline than this thread's
+            # (another thread's latest): the one of this thread's, where kept.
+            entry = next((c for c in entry.earlier if c.program.environ_reads.hold()), entry)
         return entry
 
     _get_compilation = _get
