@@ -366,3 +366,29 @@ def test_stateful_function_getters_give_each_thread_its_own_compilation(restore_
     assert 'sin' not in str(sf.get_jaxpr_by_cache(key))
     assert 'sin' not in str(sf.get_jaxpr(x))
     np.testing.assert_allclose(sf(x), 3.)
+
+
+def test_a_block_entered_inside_the_traced_function_keys_on_the_pipeline_outside(
+        restore_pipeline):
+    """A ``default_pipeline`` block the traced function enters itself is part of the function:
+    a jit given a PassManager, calling a grad inside such a block, keys its program on the
+    pipeline in force outside, and is not traced again at each call that takes the general
+    path."""
+    w = brainstate.ParamState(jnp.ones(3))
+    traces = []
+    grad = brainstate.transform.grad(lambda x: (w.value * x).sum(), {'w': w})
+
+    @brainstate.transform.jit(passes=passes.PassManager(['dce']))
+    def outer(x):
+        traces.append(1)
+        with passes.default_pipeline(['cse']):
+            return grad(x)['w'].sum()
+
+    x = jnp.ones(3)
+    for _ in range(3):
+        outer(x)
+        brainstate._state.recheck_cached_calls()  # (the next call takes the general path)
+    assert len(traces) == 1
+    passes.set_pass_options(verify=True)  # global, in force in the block too: retrace
+    np.testing.assert_allclose(outer(x), 3.)
+    assert len(traces) == 2

@@ -36,7 +36,9 @@ _current = environ._current
 
 class _Recording(threading.local):
     """The EnvironReads being recorded in this thread (:func:`recording_reads`), outermost
-    first."""
+    first, each with the :func:`~brainstate.passes.pipeline_key` in force where its trace
+    began (a ``default_pipeline`` block the traced function enters itself is part of the
+    function: a pipeline read under it counts as a read of the one outside)."""
 
     def __init__(self):
         self.stack = []
@@ -45,22 +47,21 @@ class _Recording(threading.local):
 _RECORDING = _Recording()
 
 
-def _note_pipeline(key) -> None:
-    """Count the pipeline ``key`` as read by the traces recording in this thread."""
-    for reads in _RECORDING.stack:
+def _note_pipeline() -> None:
+    """Count the pipeline as read by the traces recording in this thread."""
+    for reads, outside in _RECORDING.stack:
         if reads.pipeline is None:
-            reads.pipeline = key
+            reads.pipeline = outside
 
 
 def read_pipeline(reads: 'EnvironReads | None' = None) -> None:
     """A trace runs passes that follow the default pipeline and pass options (or decides by
     them, as a direct run does): the program (``reads``) and every trace enclosing it in this
     thread are valid only under the :func:`~brainstate.passes.pipeline_key` in force now."""
-    key = pipeline_key()
     if reads is not None:
-        reads.pipeline = key
+        reads.pipeline = pipeline_key()
     if _RECORDING.stack:
-        _note_pipeline(key)
+        _note_pipeline()
 
 
 def _same(a, b) -> bool:
@@ -98,7 +99,7 @@ class EnvironReads:
             if not pipeline_holds(pipeline):
                 return False
             if _state._TRACES_ACTIVE and _RECORDING.stack:
-                _note_pipeline(pipeline)  # (reused inside a trace: that trace follows it too)
+                _note_pipeline()  # (reused inside a trace: that trace follows it too)
         values = self.values
         if not values:
             return True
@@ -133,7 +134,8 @@ def recording_reads():
     when the block ends."""
     reads = EnvironReads()
     stack = _RECORDING.stack
-    stack.append(reads)
+    recording = (reads, pipeline_key())
+    stack.append(recording)
     try:
         with environ._recording() as recorder:
             try:
@@ -142,4 +144,4 @@ def recording_reads():
                 reads.values = dict(recorder.reads)
                 reads.stamp = recorder.stamp
     finally:
-        stack.remove(reads)
+        stack.remove(recording)
