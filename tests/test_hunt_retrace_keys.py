@@ -392,3 +392,38 @@ def test_a_block_entered_inside_the_traced_function_keys_on_the_pipeline_outside
     passes.set_pass_options(verify=True)  # global, in force in the block too: retrace
     np.testing.assert_allclose(outer(x), 3.)
     assert len(traces) == 2
+
+
+def test_the_cached_call_arms_again_after_each_kind_of_change(restore_pipeline):
+    """After the pipeline or the options change, or a ``default_pipeline`` block closes, the
+    next call takes the general path (retracing where the choice changed) and the one after
+    runs jit's cached call again."""
+    step, w, traces = _counted_step()
+    x = jnp.float32(1.)
+
+    def armed():
+        entry = step._last
+        return entry.armed == brainstate._state.CALL_EPOCH[0] and \
+            step.__call__ is entry.fast_call(1)
+
+    step(x)
+    step(x)
+    assert armed()
+    for change, changes in ((lambda: passes.set_default_pipeline([]), True),
+                            (lambda: passes.set_pass_options(verify=True), True),
+                            (lambda: passes.set_pass_options(verify=True), False),
+                            (lambda: passes.set_default_pipeline(passes.DEFAULT_PIPELINE), True)):
+        change()
+        assert armed() is not changes
+        step(x)
+        step(x)
+        assert armed()
+    with passes.default_pipeline(['dce']):
+        step(x)
+        step(x)
+        assert not armed()  # (a block is open: see _Entry.arm)
+    step(x)
+    step(x)
+    assert armed()
+    assert len(traces) == 5
+    np.testing.assert_allclose(w.value, np.full(3, 15.))  # fourteen calls
