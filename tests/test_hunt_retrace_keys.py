@@ -427,3 +427,17 @@ def test_the_cached_call_arms_again_after_each_kind_of_change(restore_pipeline):
     assert armed()
     assert len(traces) == 5
     np.testing.assert_allclose(w.value, np.full(3, 15.))  # fourteen calls
+
+
+def test_a_block_left_in_another_context_still_counts_as_closed(restore_pipeline):
+    """A ``default_pipeline`` block whose exit fails (left from another context than it was
+    entered in: the context variable refuses the reset) still counts as closed: jit's cached
+    calls arm again afterwards."""
+    import contextvars
+    from brainstate.passes._default_pipeline import OPEN_BLOCKS
+    open_before = OPEN_BLOCKS[0]
+    block = passes.default_pipeline([])
+    contextvars.copy_context().run(block.__enter__)
+    with pytest.raises(ValueError):
+        block.__exit__(None, None, None)
+    assert OPEN_BLOCKS[0] == open_before

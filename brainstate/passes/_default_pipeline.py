@@ -132,10 +132,12 @@ def default_pipeline(pipeline):
     try:
         yield
     finally:
-        _scoped_pipeline.reset(token)
-        with _OPEN_LOCK:
-            OPEN_BLOCKS[0] -= 1
-        _state.recheck_cached_calls()
+        try:
+            _scoped_pipeline.reset(token)
+        finally:  # (closed also where the reset fails: left from another context)
+            with _OPEN_LOCK:
+                OPEN_BLOCKS[0] -= 1
+            _state.recheck_cached_calls()
 
 
 def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unchanged',
