@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import itertools
+import threading
 
 from .. import _state
 
@@ -31,35 +31,68 @@ _settings = {'pipeline': DEFAULT_PIPELINE, 'verify': False, 'print_ir': None, 's
 _UNSET = object()
 _scoped_pipeline = contextvars.ContextVar('brainstate_default_pipeline', default=_UNSET)
 
+#: How many ``default_pipeline`` blocks are open, in all threads together. While any is, threads
+#: may see different pipelines: jit's cached calls, which do not look at the thread, are not
+#: armed (``transform/_jit.py``: ``_Entry.arm``), and every call checks its thread's pipeline.
+OPEN_BLOCKS = [0]
+_OPEN_LOCK = threading.Lock()
 
-# Bumped (to a value it never had) by every change of the global pipeline or pass options.
-_VERSIONS = itertools.count(1)
-_VERSION = [0]
+
+def _global_choice() -> tuple:
+    """What the global settings choose for a trace's passes: ``(pipeline, options)``, the
+    default pipeline (a list as a tuple of its entries at the time) and the pass options a
+    PassManager is made with."""
+    pipeline = _settings['pipeline']
+    if isinstance(pipeline, list):
+        pipeline = tuple(pipeline)
+    return pipeline, (_settings['verify'], _settings['print_ir'], _settings['stream'],
+                      _settings['capture_reproducer'])
+
+
+def _same_choice(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # an entry that cannot be compared: treat as changed
+        return False
+
+
+# The global choice in force (replaced only by a different one, so an unchanged choice keeps
+# its object and ``pipeline_holds`` answers by identity).
+_GLOBAL = [_global_choice()]
 
 
 def _changed() -> None:
-    """The passes a trace would run changed: compiled programs retrace at their next call
-    (each cache compares :func:`pipeline_key`; jit's cached calls take the general path once)."""
-    _VERSION[0] = next(_VERSIONS)
-    _state.recheck_cached_calls()
+    """The global pipeline or pass options were set: if that changed the choice, compiled
+    programs traced under another one retrace at their next call (each cache compares
+    :func:`pipeline_key`; jit's cached calls take the general path once). Setting them to what
+    they are changes nothing; setting them back to an earlier choice makes the programs
+    traced under it valid again."""
+    choice = _global_choice()
+    if not _same_choice(choice, _GLOBAL[0]):
+        _GLOBAL[0] = choice
+        _state.recheck_cached_calls()
 
 
 def pipeline_key():
-    """What decides the passes a trace runs here, beyond its own ``passes=``: the version of
-    the global pipeline and pass options, and this thread's :func:`default_pipeline` block
-    (None outside any). A compiled program is reused only while this is what it was when it
-    was traced."""
+    """What decides the passes a trace runs here, beyond its own ``passes=``: the global
+    pipeline and pass options, with None; inside a :func:`default_pipeline` block of this
+    thread, the global pass options and the block's pipeline. A compiled program is reused
+    only while this is what it was when it was traced."""
     scoped = _scoped_pipeline.get()
-    return _VERSION[0], (None if scoped is _UNSET else scoped)
+    if scoped is _UNSET:
+        return _GLOBAL[0], None
+    return _GLOBAL[0][1], scoped
 
 
 def pipeline_holds(key) -> bool:
     """Whether :func:`pipeline_key` is still ``key`` here (cheaper than comparing a new one)."""
-    if key[0] != _VERSION[0]:
-        return False
     scoped = _scoped_pipeline.get()
-    scoped = None if scoped is _UNSET else scoped
-    return key[1] is scoped or key[1] == scoped
+    if scoped is _UNSET:
+        return key[1] is None and _same_choice(key[0], _GLOBAL[0])
+    return (key[1] is scoped or key[1] is not None and _same_choice(key[1], scoped)) and \
+        _same_choice(key[0], _GLOBAL[0][1])
 
 
 def _current_pipeline():
@@ -91,13 +124,20 @@ def default_pipeline(pipeline):
     running it: other threads keep theirs, blocks nest, and leaving a block (also by an
     exception) restores what was in force when it was entered."""
     PassManager(pipeline)  # fail now on an unknown name
+    with _OPEN_LOCK:
+        OPEN_BLOCKS[0] += 1
     token = _scoped_pipeline.set(pipeline)
+    # (Counted before the bump: a cached call armed before it was counted runs no more.)
     _state.recheck_cached_calls()  # (programs compare pipeline_key, which changed here)
     try:
         yield
     finally:
-        _scoped_pipeline.reset(token)
-        _state.recheck_cached_calls()
+        try:
+            _scoped_pipeline.reset(token)
+        finally:  # (closed also where the reset fails: left from another context)
+            with _OPEN_LOCK:
+                OPEN_BLOCKS[0] -= 1
+            _state.recheck_cached_calls()
 
 
 def set_pass_options(*, verify: bool | None = None, print_ir: str | None = 'unchanged',

@@ -285,12 +285,14 @@ class _StatefulTransform(TransformedFunction):
                     return entry
         program = trace_program(self.fun, self._spec, sig, passes=self.passes)
         self._last_program = program
-        if args is not None:
-            self.stateful_target.record(args, kwargs, program)
         entry = _Program(program, self.grad.states, self.kind, frozenset(program.traced_reads),
                          getattr(self, 'check_states', True))
         if entry.cacheable:
             self._cache.setdefault(sig.key, []).append(entry)
+        if args is not None:
+            # (After caching it: a direct call remembered for this signature, which
+            # stateful_target traces first, finds it instead of tracing the function again.)
+            self.stateful_target.record(args, kwargs, program)
         return entry
 
     def _remember_direct_call(self, args: tuple, kwargs: dict):

@@ -174,6 +174,9 @@ def can_run_directly(passes) -> bool:
     from ..passes._default_pipeline import (DEFAULT_PASS_NAMES, DEFAULT_PIPELINE,
                                             _current_pipeline, _settings)
     from ..passes._pass import names_builtin_passes
+    from ._environ_key import read_pipeline
+    if passes is None:
+        read_pipeline()  # (an enclosing trace's program depends on the choice made here)
     return (passes is None and _current_pipeline() == DEFAULT_PIPELINE and
             not _settings['print_ir'] and not _settings['verify'] and
             not _settings['capture_reproducer'] and not _state._observed and

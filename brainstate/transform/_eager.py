@@ -48,7 +48,11 @@ __all__ = ['run_eagerly', 'call_eagerly', 'eager_cache_info', 'clear_eager_cache
 
 _MAX_CACHED = 256
 _cache: OrderedDict = OrderedDict()   # traced program's fingerprint -> _Entry
-_by_key: OrderedDict = OrderedDict()  # (function key, signature) -> (_Entry, consts)
+# (function key, signature) -> ((_Entry, consts, program), ...), latest first: one per
+# brainstate.environ settings / pass pipeline it was traced under (two threads under two
+# pipelines each reuse theirs), at most _PER_KEY.
+_by_key: OrderedDict = OrderedDict()
+_PER_KEY = 3
 _ran_directly: OrderedDict = OrderedDict()  # (function key, signature) -> the transform run
 _stats = {'traces': 0, 'compiled_programs': 0, 'hits': 0, 'untraced_hits': 0,
           'op_by_op': 0, 'direct': 0, 'direct_fallbacks': 0}
@@ -143,13 +147,15 @@ def _run_eagerly(fun, args, kwargs, statics, passes, key, name, direct_first=Fal
         (key, static_argnums, static_argnames, passes))
     fast = None if described is None else _Key((described, sig.key))
     if fast is not None:
-        found = _by_key.get(fast)
-        if found is not None and (found[0].epoch != _state.STRUCTURE_EPOCH[0]
-                                  or not found[2].environ_reads.hold()):
-            # Some state changed shape or was replaced since, or a brainstate.environ setting
-            # the program read changed: the program may no longer fit. Trace below.
-            del _by_key[fast]
-            found = None
+        found = None
+        for candidate in _by_key.get(fast, ()):
+            # Not one where some state changed shape or was replaced since, or a
+            # brainstate.environ setting or the pipeline it was traced under changed here:
+            # the program may no longer fit. None: trace below.
+            if candidate[0].epoch == _state.STRUCTURE_EPOCH[0] and \
+                    candidate[2].environ_reads.hold():
+                found = candidate
+                break
         if found is not None:
             entry, consts, program = found
             # (Its first compiled run: JAX traces the program this key traced to.)
@@ -221,7 +227,11 @@ def _run_eagerly(fun, args, kwargs, statics, passes, key, name, direct_first=Fal
         entry.pending = None
     if fast is not None and not program.new_states:
         # (A program that creates States must run its Python each time: not reused untraced.)
-        _remember(_by_key, fast, (entry, consts, program))
+        # (Those kept: still fit for the states, traced under other settings or pipelines.)
+        earlier = tuple(c for c in _by_key.get(fast, ()) if c[2] is not program and
+                        c[0].epoch == _state.STRUCTURE_EPOCH[0] and
+                        not c[2].environ_reads.hold())
+        _remember(_by_key, fast, ((entry, consts, program),) + earlier[:_PER_KEY - 1])
     return result
 
 

@@ -34,6 +34,7 @@ from .._compat import DEBUG_CHECKS_SEEN, hide_brainstate_frames, outside_any_jax
 from ..environ import _view_stamp
 from .._errors import ArgumentTypeError, TracerLeakError
 from ..ir import Graph
+from ..passes._default_pipeline import OPEN_BLOCKS as _OPEN_BLOCKS
 from ..ir._eval import bind_as_call
 from ..ir._gc import paused_gc
 from ._arguments import ArgumentSpec, CallSignature
@@ -204,15 +205,21 @@ class _Entry:
         unfit (:data:`brainstate._state.CALL_EPOCH` moves past ``epoch``, the value read before
         this entry was checked: a state's structure, class or sharding, the set of States, a
         brainstate trace starting, JAX's debug checks switched on). Only while no brainstate
-        trace runs in any thread and, for an entry that donates, while JAX's NaN/Inf checks were
-        never on (then each call asks whether it may donate)."""
-        if not _state._TRACES_ACTIVE and not (self.may_donate and DEBUG_CHECKS_SEEN[0]):
+        trace runs in any thread, no ``passes.default_pipeline`` block is open in any thread
+        unless the entry's programs do not follow the pipeline (threads may then see different
+        pipelines; the cached call does not look at the thread) and, for an entry that donates,
+        while JAX's NaN/Inf checks were never on (then each call asks whether it may donate)."""
+        if not _state._TRACES_ACTIVE and not (
+                _OPEN_BLOCKS[0] and self.environ_reads.pipeline is not None) and \
+                not (self.may_donate and DEBUG_CHECKS_SEEN[0]):
             self.armed = epoch
 
     def add_environ_reads(self, reads):
         """Count the settings another trace of this entry read as read by the entry. An entry
         that read none until now gets a cached call that checks them (made anew)."""
         had = bool(self.environ_reads.values)
+        if self.environ_reads.pipeline is None and reads.pipeline is not None:
+            self.armed = None  # (it now follows the pipeline: see arm)
         self.environ_reads.merge(reads)
         if not had and self.environ_reads.values:
             self._fast_calls.clear()

@@ -29,7 +29,7 @@ from ..ir import LoweredGraph, lower_to_jaxpr, trace_flat
 from ..ir._gc import paused_gc
 from ..passes._manager import fixed_signature
 from ._arguments import ArgumentSpec, CallSignature, leaf_aval
-from ._environ_key import EnvironReads, recording_reads
+from ._environ_key import EnvironReads, read_pipeline, recording_reads
 
 __all__ = ['trace_program', 'StatefulProgram', 'check_outputs', 'argument_names']
 
@@ -261,6 +261,9 @@ def _trace_program(fun, spec, sig, *, passes, lower, in_avals, lanes, analyses, 
     # The compiled function takes the traced function's arguments and gives its results: no
     # pass may change the top-level graph's signature (the PassManager names one that does).
     graph.meta['fixed_signature'] = fixed_signature(graph)
+    if not isinstance(passes, passes_lib.PassManager):
+        # (The default pipeline, or the given one with the global pass options.)
+        read_pipeline(environ_reads)
     start = time.perf_counter()
     manager = passes_lib.optimize(graph, passes, analyses=analyses)
     timings['passes'] = time.perf_counter() - start

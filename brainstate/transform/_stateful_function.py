@@ -278,7 +278,7 @@ class _Compilation:
     asked for them (their cost grows with the number of states)."""
 
     __slots__ = ('program', 'return_only_write', 'state_trace', 'state_avals', 'state_types',
-                 '_layout')
+                 '_layout', 'earlier')
 
     def __init__(self, program: StatefulProgram, return_only_write: bool):
         lowered = program.lowered
@@ -296,6 +296,10 @@ class _Compilation:
         # (Packing or unpacking a state swaps its class: see brainstate/_state_pack.py.)
         self.state_types = tuple((type(s), s.__dict__.get('_pack_version')) for s in states)
         self._layout = None
+        # The compilations of the same key it replaced, latest first (at most _EARLIER_KEPT):
+        # traced under other brainstate.environ settings or another pass pipeline, which
+        # another thread may still be using (see StatefulFunction._keep).
+        self.earlier = ()
 
     @property
     def num_outputs(self) -> int:
@@ -408,6 +412,10 @@ class _Compilation:
                 if np.shape(leaf) != shape or jax.numpy.result_type(leaf) != dtype:
                     return True
         return False
+
+
+#: How many replaced compilations of one key a StatefulFunction keeps (see ``_keep``).
+_EARLIER_KEPT = 3
 
 
 class _BoundedCache:
@@ -564,6 +572,12 @@ class StatefulFunction:
             if entry is not None and not entry.stale():
                 self._read_in_enclosing_trace(key)
                 return key
+            current = None if entry is None else next(
+                (c for c in entry.earlier if not c.stale()), None)
+            if current is not None:  # traced before under what is in force here
+                self._keep(key, current)
+                self._read_in_enclosing_trace(key)
+                return key
             if entry is not None:
                 for state in entry.state_trace.states:  # resync avals after `_value` edits
                     if state.has_value():  # (not a retired pack buffer)
@@ -583,9 +597,20 @@ class StatefulFunction:
             except BaseException:
                 self._compilation_cache.data.pop(key, None)
                 raise
-            self._compilation_cache.set(key, _Compilation(program, self.return_only_write))
+            self._keep(key, _Compilation(program, self.return_only_write))
         self._read_in_enclosing_trace(key)
         return key
+
+    def _keep(self, key, compilation: _Compilation) -> None:
+        """Make ``compilation`` the one of ``key``; the one it replaces and that one's earlier
+        ones stay as its ``earlier`` (two threads under two pipelines or environ contexts then
+        reuse theirs in turn instead of retracing at every call)."""
+        old = self._compilation_cache.data.get(key)
+        if old is not None and old is not compilation:
+            chain = (old,) + old.earlier
+            compilation.earlier = tuple(c for c in chain if c is not compilation)[:_EARLIER_KEPT]
+            old.earlier = ()  # (its list moved: no chain of compilations, no cycle)
+        self._compilation_cache.set(key, compilation)
 
     def _read_in_enclosing_trace(self, key) -> None:
         """Inside another brainstate trace (``make_jaxpr`` of a function that itself calls
@@ -607,6 +632,10 @@ class StatefulFunction:
                 f'Available keys ({len(available)}): {available}\nCall make_jaxpr() with '
                 f'these arguments first (or use the *_by_call getters, which compile on a '
                 f'miss).')
+        if entry.earlier and not entry.program.environ_reads.hold():
+            # Compiled under other environ settings or another pipeline than this thread's
+            # (another thread's latest): the one of this thread's, where kept.
+            entry = next((c for c in entry.earlier if c.program.environ_reads.hold()), entry)
         return entry
 
     _get_compilation = _get
@@ -616,7 +645,7 @@ class StatefulFunction:
         traces this way)."""
         key = get_arg_cache_key(*self._key_statics(), args, kwargs, fn_to_check=None)
         with self._cache_lock:
-            self._compilation_cache.set(key, _Compilation(program, self.return_only_write))
+            self._keep(key, _Compilation(program, self.return_only_write))
 
     def _compilation_is_stale(self, compilation: _Compilation) -> bool:
         """Whether a tracked state's tree, shape or dtype changed since ``compilation``."""
