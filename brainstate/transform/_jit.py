@@ -50,6 +50,8 @@ _TRACE_STACK = _state.TRACE_STACK
 _STRUCTURE_EPOCH = _state.STRUCTURE_EPOCH
 _CALL_EPOCH = _state.CALL_EPOCH
 _Tracer = jax.core.Tracer
+_stored_value = operator.attrgetter('_value')
+_current_value = operator.attrgetter('value')
 _acquire = STATE_LOCK.acquire
 _release = STATE_LOCK.release
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -382,20 +384,16 @@ class _Entry:
         if self.owner.args.donate_argnums:
             self.owner.check_donation(args, self.read_states)
         _acquire()
+        borrowed = False
         try:
-            exposed = False
-            if self.single_leaf:
-                donated = []
-                for s in self.donated_states:
-                    exposed |= s._exposed
-                    donated.append(s._value)
-                kept = [s._value for s in self.kept_states]
-            else:
-                donated = []
-                for s in self.donated_states:
-                    exposed |= s._exposed
-                    donated.extend(jax.tree.leaves(s._value))
-                kept = [leaf for s in self.kept_states for leaf in jax.tree.leaves(s._value)]
+            try:
+                exposed, donated, kept = self._state_leaves(_stored_value)
+            except AttributeError:
+                # A state born under a raw JAX transform that still runs keeps its tracer
+                # apart (State._missing_value): read it as `.value` does (a write is refused
+                # below), and arm no cached call, which reads stored values.
+                exposed, donated, kept = self._state_leaves(_current_value)
+                borrowed = True
             jitted = self.jitted
             if not compiled:
                 jitted = self._pure_fn
@@ -430,8 +428,25 @@ class _Entry:
                 state.restore_value(state._value)  # records the new avals
         finally:
             _release()
-        self.arm(epoch)
+        if not borrowed:
+            self.arm(epoch)
         return results
+
+    def _state_leaves(self, value_of) -> tuple:
+        """``(exposed, donated leaves, kept leaves)`` of the read states, each state's value
+        given by ``value_of``; ``exposed``: whether someone may hold a buffer to donate."""
+        exposed = False
+        donated = []
+        if self.single_leaf:
+            for s in self.donated_states:
+                exposed |= s._exposed
+                donated.append(value_of(s))
+            return exposed, donated, [value_of(s) for s in self.kept_states]
+        for s in self.donated_states:
+            exposed |= s._exposed
+            donated.extend(jax.tree.leaves(value_of(s)))
+        return exposed, donated, [leaf for s in self.kept_states
+                                  for leaf in jax.tree.leaves(value_of(s))]
 
     # -- what JAX traces -----------------------------------------------------------------------
 
