@@ -381,8 +381,8 @@ class _Entry:
         epoch = _CALL_EPOCH[0]  # (read before anything is checked: an event after shows next)
         if self.epoch != _STRUCTURE_EPOCH[0]:
             self.refresh_layout()
-        if self.owner.args.donate_argnums:
-            self.owner.check_donation(args, self.read_states)
+        if self.owner.args.donate_argnums or self.owner.args.donate_argnames:
+            self.owner.check_donation(args, kwargs, self.read_states)
         _acquire()
         borrowed = False
         try:
@@ -543,7 +543,8 @@ class JittedFunction:
         self.jit_options = dict(jit_options or {})
         self.name = name
         self._stateful = None
-        self.args = ArgumentSpec(fun, static_argnums, static_argnames, donate_argnums)
+        self.args = ArgumentSpec(fun, static_argnums, static_argnames, donate_argnums,
+                                 self.jit_options.get('donate_argnames'))
         if name is not None:
             self.args.fun_name = name  # what errors and the IR call the function
         self.passes = passes
@@ -655,13 +656,17 @@ class JittedFunction:
             return 2, 1
         return AUTO_PACK['min_states'], AUTO_PACK['after_calls']
 
-    def check_donation(self, args, states):
+    def check_donation(self, args, kwargs, states):
         """Refuse to donate an argument that is also a state's current value."""
         donated = []
         for i in self.args.donate_argnums:
             if i < len(args):
                 donated += [(f'positional argument {i}', leaf)
                             for leaf in jax.tree.leaves(args[i])]
+        for name in self.args.donate_argnames:
+            if name in kwargs:
+                donated += [(f'keyword argument {name!r}', leaf)
+                            for leaf in jax.tree.leaves(kwargs[name])]
         check_donated_arguments(donated, states, self.args.fun_name)
 
     def _entry_for(self, args, kwargs) -> _Entry:
