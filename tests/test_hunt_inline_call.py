@@ -98,3 +98,25 @@ def test_donate_argnames_donates_the_argument_by_position_too():
             np.testing.assert_array_equal(f(jnp.ones(3), y=y), np.arange(3.0) * 2.0)
             assert y.is_deleted()
     np.testing.assert_array_equal(s.value, np.full(3, 7.0))
+
+
+def test_jitted_method_static_argnames_names_the_right_argument():
+    """On a jitted method, ``static_argnames`` makes static the argument it names, not the one
+    after it (the bound method's signature was read through ``__wrapped__``, with ``self``
+    counted: ``y`` became static and an array argument was refused as unhashable)."""
+    class Net(brainstate.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = brainstate.State(jnp.ones(3))
+
+        @bt.jit(static_argnames='n')
+        def step(self, x, n, y):
+            self.w.value = self.w.value + x * n
+            return y * n
+
+    net = Net()
+    for n in (2, 3):
+        np.testing.assert_array_equal(net.step(jnp.ones(3), n, jnp.arange(3.0)),
+                                      np.arange(3.0) * n)
+    np.testing.assert_array_equal(net.w.value, np.full(3, 6.0))
+    assert net.step.args.static_argnums == (1,)

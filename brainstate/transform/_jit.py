@@ -17,6 +17,7 @@ states the function reads and writes; it is then reused, not repeated.
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 import os
 import sys
@@ -827,7 +828,13 @@ class JittedFunction:
         jitted = bound.get(id(self))
         if jitted is None:
             method = functools.partial(self.fun, obj)
+            try:  # (without `self`: update_wrapper's __wrapped__ would lead to the function's)
+                signature = inspect.signature(method)
+            except (TypeError, ValueError):
+                signature = None
             functools.update_wrapper(method, self.fun)
+            if signature is not None:
+                method.__signature__ = signature
             spec = self.args
             jitted = bound[id(self)] = JittedFunction(
                 method, tuple(i - 1 for i in spec.static_argnums if i > 0),
