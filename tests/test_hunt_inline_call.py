@@ -120,3 +120,38 @@ def test_jitted_method_static_argnames_names_the_right_argument():
                                       np.arange(3.0) * n)
     np.testing.assert_array_equal(net.w.value, np.full(3, 6.0))
     assert net.step.args.static_argnums == (1,)
+
+
+def test_jitted_method_keeps_its_jit_options():
+    """A method decorated with ``jit(name=..., keep_unused=True, donate_argnames=...,
+    in_shardings=...)`` compiles with those options (they were all dropped: the program was
+    named after the function, the unused argument pruned, nothing donated). ``in_shardings``
+    counts ``self`` as the first positional argument, as the decorated function has it."""
+    import warnings
+    from jax.sharding import SingleDeviceSharding
+    sh = SingleDeviceSharding(jax.devices()[0])
+
+    class Net(brainstate.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = brainstate.State(jnp.ones(3))
+
+        @bt.jit(name='net_step', keep_unused=True, donate_argnames='y',
+                in_shardings=(None, sh, sh, sh))
+        def step(self, x, y, unused):
+            self.w.value = self.w.value + x
+            return y * 2.0
+
+    net = Net()
+    text = net.step.lower(jnp.ones(3), jnp.ones(3), jnp.zeros(5)).as_text()
+    assert 'net_step' in text
+    main = next(line for line in text.splitlines() if 'func.func public @main' in line)
+    assert 'tensor<5xf32>' in main  # the unused argument is kept
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        for _ in range(2):
+            y = jnp.arange(3.0)
+            np.testing.assert_array_equal(net.step(jnp.ones(3), y, jnp.zeros(5)),
+                                          np.arange(3.0) * 2.0)
+            assert y.is_deleted()
+    np.testing.assert_array_equal(net.w.value, np.full(3, 3.0))

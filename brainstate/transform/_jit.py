@@ -836,10 +836,13 @@ class JittedFunction:
             if signature is not None:
                 method.__signature__ = signature
             spec = self.args
+            options = dict(self.jit_options)
+            if 'in_shardings' in options:  # (one per positional argument, `self` first)
+                options['in_shardings'] = tuple(options['in_shardings'])[1:]
             jitted = bound[id(self)] = JittedFunction(
                 method, tuple(i - 1 for i in spec.static_argnums if i > 0),
                 spec.static_argnames, tuple(i - 1 for i in spec.donate_argnums if i > 0),
-                self.passes, pack_states=self.pack_states)
+                self.passes, jit_options=options, name=self.name, pack_states=self.pack_states)
         return jitted
 
     def __repr__(self):
