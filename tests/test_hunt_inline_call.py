@@ -155,3 +155,39 @@ def test_jitted_method_keeps_its_jit_options():
                                           np.arange(3.0) * 2.0)
             assert y.is_deleted()
     np.testing.assert_array_equal(net.w.value, np.full(3, 3.0))
+
+
+@pytest.mark.parametrize('warm', [False, True])
+def test_raw_jax_transforms_around_a_jit_that_only_reads_states(warm):
+    """Raw ``jax.jit`` / ``jax.grad`` / ``jax.vmap`` around a brainstate ``jit`` that writes no
+    State work on the first call as on later ones, and match the same math in pure JAX (the
+    first call was refused with "would lose its state updates", a later one, after an eager
+    call, ran)."""
+    s = brainstate.State(jnp.array([0.5, 1.0, 2.0]))
+    f = bt.jit(lambda x: jnp.sin(x) * s.value)
+    x = jnp.array([0.1, 0.2, 0.3])
+    if warm:
+        for _ in range(3):
+            f(x)
+    w = s.value
+    np.testing.assert_allclose(jax.jit(lambda a: f(a))(x), jnp.sin(x) * w, rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda a: f(a).sum())(x), jnp.cos(x) * w, rtol=1e-6)
+    np.testing.assert_allclose(jax.vmap(f)(jnp.stack([x, 2 * x])),
+                               jnp.sin(jnp.stack([x, 2 * x])) * w, rtol=1e-6)
+
+
+@pytest.mark.parametrize('warm', [False, True])
+def test_raw_jax_jit_around_a_jit_that_writes_a_state_is_refused_naming_it(warm):
+    """A brainstate ``jit`` that writes a State, called inside raw ``jax.jit``: a
+    TracerLeakError naming the state, cold or warm, and the state keeps its value (no
+    tracer)."""
+    s = brainstate.State(jnp.ones(3))
+    g = bt.jit(lambda x: (setattr(s, 'value', s.value + x), s.value.sum())[1])
+    if warm:
+        for _ in range(3):
+            g(jnp.ones(3))
+    before = np.asarray(s.value)
+    with pytest.raises(TracerLeakError, match=rf'writes State {s.label()}\b'):
+        jax.jit(lambda a: g(a))(jnp.ones(3))
+    assert not isinstance(s.value, jax.core.Tracer)
+    np.testing.assert_array_equal(s.value, before)

@@ -618,7 +618,7 @@ class JittedFunction:
         the user's frames, not ours."""
         if isinstance(error, (TypeError, ValueError)):
             try:
-                self.args.signature(args, kwargs)
+                self.args.signature(args, kwargs, allow_tracers=True)
                 check_concrete_states(entry.read_states, self.args.fun_name)
             except Exception as ours:
                 hide_brainstate_frames(ours)
@@ -671,8 +671,11 @@ class JittedFunction:
         check_donated_arguments(donated, states, self.args.fun_name)
 
     def _entry_for(self, args, kwargs) -> _Entry:
-        """Trace the call once and find (or make) the entry for the states it touches."""
-        sig = self.args.signature(args, kwargs)
+        """Trace the call once and find (or make) the entry for the states it touches.
+        Arguments may be tracers of a raw JAX transform around the call: a program that reads
+        states runs there as one call, one that writes any is refused when it runs (its
+        update would be lost), as a cached call does."""
+        sig = self.args.signature(args, kwargs, allow_tracers=True)
         program = self.trace(sig)
         self._record(args, kwargs, program)
         for entry in self._entries:
