@@ -191,3 +191,15 @@ def test_raw_jax_jit_around_a_jit_that_writes_a_state_is_refused_naming_it(warm)
         jax.jit(lambda a: g(a))(jnp.ones(3))
     assert not isinstance(s.value, jax.core.Tracer)
     np.testing.assert_array_equal(s.value, before)
+
+
+def test_tracer_in_a_static_argument_is_explained():
+    """A raw ``jax.jit`` value passed where a brainstate ``jit`` takes a static argument: an
+    ArgumentTypeError saying the static argument is a JAX tracer and what to do (it said the
+    tracer type was unhashable and to use a tuple instead of a list); a Python value there
+    works."""
+    from brainstate._errors import ArgumentTypeError
+    f = bt.jit(lambda x, n: x * n, static_argnums=1)
+    with pytest.raises(ArgumentTypeError, match=r'static argument 1 is a JAX tracer.*static_argnums'):
+        jax.jit(lambda a: f(a, a))(jnp.ones(3))
+    np.testing.assert_array_equal(jax.jit(lambda a: f(a, 3))(jnp.ones(3)), np.full(3, 3.0))

@@ -199,6 +199,12 @@ class ArgumentSpec:
         dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
         for label, value in [(f'argument {i}', v) for i, v in static_args] + \
                             [(f'keyword argument {k!r}', v) for k, v in static_kwargs]:
+            if isinstance(value, _Tracer):
+                raise ArgumentTypeError(
+                    f'{self.fun_name}: static {label} is a JAX tracer (a value of an '
+                    f'enclosing JAX transform such as jax.jit or jax.vmap), but a static '
+                    f'argument must be a concrete Python value: pass a Python value there, or '
+                    f'make that argument dynamic (drop it from static_argnums/static_argnames).')
             try:
                 hash(value)
             except TypeError:
