@@ -106,7 +106,8 @@ class CallSignature(NamedTuple):
 class ArgumentSpec:
     """How a transform treats its function's arguments: which are static, which donated."""
 
-    def __init__(self, fun: Callable, static_argnums=(), static_argnames=(), donate_argnums=()):
+    def __init__(self, fun: Callable, static_argnums=(), static_argnames=(), donate_argnums=(),
+                 donate_argnames=()):
         self.fun = fun
         self.fun_name = getattr(fun, '__name__', type(fun).__name__)
         self.static_argnums = normalize_argnums(static_argnums, 'static_argnums')
@@ -114,8 +115,12 @@ class ArgumentSpec:
             static_argnames = (static_argnames,)
         self.static_argnames = tuple(static_argnames or ())
         self.donate_argnums = normalize_argnums(donate_argnums, 'donate_argnums')
+        if isinstance(donate_argnames, str):
+            donate_argnames = (donate_argnames,)
+        self.donate_argnames = tuple(donate_argnames or ())
         self.has_static = bool(self.static_argnums or self.static_argnames)
-        if not (self.static_argnums or self.static_argnames or self.donate_argnums):
+        if not (self.static_argnums or self.static_argnames or self.donate_argnums or
+                self.donate_argnames):
             return  # nothing to check against the signature (and inspect is slow)
         try:
             params = dict(inspect.signature(fun).parameters)
@@ -151,6 +156,11 @@ class ArgumentSpec:
             if index < len(positional) and positional[index] not in self.static_argnames:
                 self.static_argnames += (positional[index],)
         self.has_static = bool(self.static_argnums or self.static_argnames)
+        # A donated argument given by name is donated, and checked, by position too (as in
+        # jax.jit); by keyword it is donated under its name.
+        for name in self.donate_argnames:
+            if name in positional and positional.index(name) not in self.donate_argnums:
+                self.donate_argnums += (positional.index(name),)
 
     def signature(self, args: tuple, kwargs: dict, allow_tracers: bool = False) -> CallSignature:
         """Split the arguments and compute the cache key. Fast for the common case.
@@ -192,6 +202,12 @@ class ArgumentSpec:
         dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
         for label, value in [(f'argument {i}', v) for i, v in static_args] + \
                             [(f'keyword argument {k!r}', v) for k, v in static_kwargs]:
+            if isinstance(value, _Tracer):
+                raise ArgumentTypeError(
+                    f'{self.fun_name}: static {label} is a JAX tracer (a value of an '
+                    f'enclosing JAX transform such as jax.jit or jax.vmap), but a static '
+                    f'argument must be a concrete Python value: pass a Python value there, or '
+                    f'make that argument dynamic (drop it from static_argnums/static_argnames).')
             try:
                 hash(value)
             except TypeError:

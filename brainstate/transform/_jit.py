@@ -17,6 +17,7 @@ states the function reads and writes; it is then reused, not repeated.
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 import os
 import sys
@@ -51,6 +52,8 @@ _TRACE_STACK = _state.TRACE_STACK
 _STRUCTURE_EPOCH = _state.STRUCTURE_EPOCH
 _CALL_EPOCH = _state.CALL_EPOCH
 _Tracer = jax.core.Tracer
+_stored_value = operator.attrgetter('_value')
+_current_value = operator.attrgetter('value')
 _acquire = STATE_LOCK.acquire
 _release = STATE_LOCK.release
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -386,23 +389,19 @@ class _Entry:
         epoch = _CALL_EPOCH[0]  # (read before anything is checked: an event after shows next)
         if self.epoch != _STRUCTURE_EPOCH[0]:
             self.refresh_layout()
-        if self.owner.args.donate_argnums:
-            self.owner.check_donation(args, self.read_states)
+        if self.owner.args.donate_argnums or self.owner.args.donate_argnames:
+            self.owner.check_donation(args, kwargs, self.read_states)
         _acquire()
+        borrowed = False
         try:
-            exposed = False
-            if self.single_leaf:
-                donated = []
-                for s in self.donated_states:
-                    exposed |= s._exposed
-                    donated.append(s._value)
-                kept = [s._value for s in self.kept_states]
-            else:
-                donated = []
-                for s in self.donated_states:
-                    exposed |= s._exposed
-                    donated.extend(jax.tree.leaves(s._value))
-                kept = [leaf for s in self.kept_states for leaf in jax.tree.leaves(s._value)]
+            try:
+                exposed, donated, kept = self._state_leaves(_stored_value)
+            except AttributeError:
+                # A state born under a raw JAX transform that still runs keeps its tracer
+                # apart (State._missing_value): read it as `.value` does (a write is refused
+                # below), and arm no cached call, which reads stored values.
+                exposed, donated, kept = self._state_leaves(_current_value)
+                borrowed = True
             jitted = self.jitted
             if not compiled:
                 jitted = self._pure_fn
@@ -437,8 +436,25 @@ class _Entry:
                 state.restore_value(state._value)  # records the new avals
         finally:
             _release()
-        self.arm(epoch)
+        if not borrowed:
+            self.arm(epoch)
         return results
+
+    def _state_leaves(self, value_of) -> tuple:
+        """``(exposed, donated leaves, kept leaves)`` of the read states, each state's value
+        given by ``value_of``; ``exposed``: whether someone may hold a buffer to donate."""
+        exposed = False
+        donated = []
+        if self.single_leaf:
+            for s in self.donated_states:
+                exposed |= s._exposed
+                donated.append(value_of(s))
+            return exposed, donated, [value_of(s) for s in self.kept_states]
+        for s in self.donated_states:
+            exposed |= s._exposed
+            donated.extend(jax.tree.leaves(value_of(s)))
+        return exposed, donated, [leaf for s in self.kept_states
+                                  for leaf in jax.tree.leaves(value_of(s))]
 
     # -- what JAX traces -----------------------------------------------------------------------
 
@@ -535,7 +551,8 @@ class JittedFunction:
         self.jit_options = dict(jit_options or {})
         self.name = name
         self._stateful = None
-        self.args = ArgumentSpec(fun, static_argnums, static_argnames, donate_argnums)
+        self.args = ArgumentSpec(fun, static_argnums, static_argnames, donate_argnums,
+                                 self.jit_options.get('donate_argnames'))
         if name is not None:
             self.args.fun_name = name  # what errors and the IR call the function
         self.passes = passes
@@ -608,7 +625,7 @@ class JittedFunction:
         the user's frames, not ours."""
         if isinstance(error, (TypeError, ValueError)):
             try:
-                self.args.signature(args, kwargs)
+                self.args.signature(args, kwargs, allow_tracers=True)
                 check_concrete_states(entry.read_states, self.args.fun_name)
             except Exception as ours:
                 hide_brainstate_frames(ours)
@@ -647,18 +664,25 @@ class JittedFunction:
             return 2, 1
         return AUTO_PACK['min_states'], AUTO_PACK['after_calls']
 
-    def check_donation(self, args, states):
+    def check_donation(self, args, kwargs, states):
         """Refuse to donate an argument that is also a state's current value."""
         donated = []
         for i in self.args.donate_argnums:
             if i < len(args):
                 donated += [(f'positional argument {i}', leaf)
                             for leaf in jax.tree.leaves(args[i])]
+        for name in self.args.donate_argnames:
+            if name in kwargs:
+                donated += [(f'keyword argument {name!r}', leaf)
+                            for leaf in jax.tree.leaves(kwargs[name])]
         check_donated_arguments(donated, states, self.args.fun_name)
 
     def _entry_for(self, args, kwargs) -> _Entry:
-        """Trace the call once and find (or make) the entry for the states it touches."""
-        sig = self.args.signature(args, kwargs)
+        """Trace the call once and find (or make) the entry for the states it touches.
+        Arguments may be tracers of a raw JAX transform around the call: a program that reads
+        states runs there as one call, one that writes any is refused when it runs (its
+        update would be lost), as a cached call does."""
+        sig = self.args.signature(args, kwargs, allow_tracers=True)
         program = self.trace(sig)
         self._record(args, kwargs, program)
         for entry in self._entries:
@@ -814,12 +838,21 @@ class JittedFunction:
         jitted = bound.get(id(self))
         if jitted is None:
             method = functools.partial(self.fun, obj)
+            try:  # (without `self`: update_wrapper's __wrapped__ would lead to the function's)
+                signature = inspect.signature(method)
+            except (TypeError, ValueError):
+                signature = None
             functools.update_wrapper(method, self.fun)
+            if signature is not None:
+                method.__signature__ = signature
             spec = self.args
+            options = dict(self.jit_options)
+            if 'in_shardings' in options:  # (one per positional argument, `self` first)
+                options['in_shardings'] = tuple(options['in_shardings'])[1:]
             jitted = bound[id(self)] = JittedFunction(
                 method, tuple(i - 1 for i in spec.static_argnums if i > 0),
                 spec.static_argnames, tuple(i - 1 for i in spec.donate_argnums if i > 0),
-                self.passes, pack_states=self.pack_states)
+                self.passes, jit_options=options, name=self.name, pack_states=self.pack_states)
         return jitted
 
     def __repr__(self):

@@ -141,7 +141,9 @@ def check_concrete_states(states, fun_name: str):
     ShapeDtypeStructs ``eval_shape`` leaves in a module it creates): such a state can be
     traced, not run."""
     for state in states:
-        if any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in jax.tree.leaves(state._value)):
+        # (A state born under a raw JAX transform stores no value: its tracer is not abstract.)
+        if any(isinstance(leaf, jax.ShapeDtypeStruct)
+               for leaf in jax.tree.leaves(state.__dict__.get('_value'))):
             raise StateArgumentError(
                 f'{fun_name} reads State {state.label()}, whose value is abstract (shapes '
                 f'only, as `eval_shape` builds modules). Give it a real value first: build the '
@@ -153,7 +155,8 @@ def check_donated_arguments(donated_leaves, states, fun_name: str):
     explain instead of letting XLA fail."""
     held = {}
     for state in states:
-        for leaf in jax.tree.leaves(state._value):
+        # (A state born under a raw JAX transform stores no value: its tracer is no argument.)
+        for leaf in jax.tree.leaves(state.__dict__.get('_value')):
             held[id(leaf)] = state
     for where, leaf in donated_leaves:
         state = held.get(id(leaf))
