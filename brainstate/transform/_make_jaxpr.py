@@ -25,10 +25,10 @@ def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = (),
 
     ``states`` lists every state the function touches: first the states whose values it uses,
     then those it only writes, then those it reads without using the value (a read the passes
-    removed: the state is still one of the jaxpr's inputs, as published). The jaxpr's inputs are the argument leaves followed by the leaves of every
-    state in ``states``; its outputs are the result leaves followed by the new values of every
-    state (a state only read is passed through), or of the written states only with
-    ``return_only_write=True``.
+    removed: the state is still one of the jaxpr's inputs, as published). The jaxpr's inputs
+    are the argument leaves followed by the leaves of every state in ``states``; its outputs
+    are the result leaves followed by the new values of every state (a state only read is
+    passed through), or of the written states only with ``return_only_write=True``.
 
     ``passes``: the pipeline the jaxpr is optimized with (None: the default; ``[]``: only what
     lowering needs), as for ``jit``.
