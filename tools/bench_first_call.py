@@ -268,7 +268,9 @@ def stages(name, side) -> dict:
     t_front = time.perf_counter() - start
     timings = dict(entry.pending.timings)
     try:
-        t_bind, traced = _timed(lambda: entry.jitted.trace(*entry.state_avals(), *args))
+        # (The program calls compile: without state donation for a step that will be packed.)
+        jitted = entry.jitted if entry.may_donate else entry.jitted_keep_states
+        t_bind, traced = _timed(lambda: jitted.trace(*entry.state_avals(), *args))
     finally:
         entry.pending = None
     t_hlo, lowered = _timed(traced.lower)
