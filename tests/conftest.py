@@ -102,3 +102,37 @@ def armed_doubling_step(restore_debug_flag):
     for _ in range(3):
         step(jnp.full(3, 2.))
     return s, step
+
+
+@pytest.fixture
+def restore_pipeline():
+    """Put back the default pass pipeline and the pass options a test changes."""
+    from brainstate import passes
+    saved = passes.get_default_pipeline()
+    yield
+    passes.set_default_pipeline(saved)
+    passes.set_pass_options(print_ir=None, verify=False)
+
+
+@pytest.fixture
+def counted_step():
+    """A maker of ``(step, w, traces)``: a jitted step adding its input to ``w`` (ones(3)),
+    with a dead computation the default pipeline removes (``sin``), and the list it appends
+    to at each trace."""
+    import jax.numpy as jnp
+
+    import brainstate
+
+    def make():
+        w = brainstate.ParamState(jnp.ones(3))
+        traces = []
+
+        @brainstate.transform.jit
+        def step(x):
+            traces.append(1)
+            unused = jnp.sin(x) * 3.  # dead: dce removes it  # noqa: F841
+            w.value = w.value + x
+            return w.value.sum()
+
+        return step, w, traces
+    return make

@@ -13,33 +13,12 @@ import brainstate
 from brainstate import passes
 
 
-@pytest.fixture
-def restore_pipeline():
-    saved = passes.get_default_pipeline()
-    yield
-    passes.set_default_pipeline(saved)
-    passes.set_pass_options(print_ir=None, verify=False)
-
-
-def _counted_step():
-    w = brainstate.ParamState(jnp.ones(3))
-    traces = []
-
-    @brainstate.transform.jit
-    def step(x):
-        traces.append(1)
-        unused = jnp.sin(x) * 3.  # dead: dce removes it
-        w.value = w.value + x
-        return w.value.sum()
-
-    return step, w, traces
-
-
-def test_setting_the_pipeline_or_options_to_what_they_are_retraces_nothing(restore_pipeline):
+def test_setting_the_pipeline_or_options_to_what_they_are_retraces_nothing(
+        restore_pipeline, counted_step):
     """``set_pass_options()`` with nothing to change, or ``set_default_pipeline`` of the
     pipeline already in force, changes no program: nothing retraces (docs/writing-a-pass.md:
     'while nothing changes, nothing retraces')."""
-    step, w, traces = _counted_step()
+    step, w, traces = counted_step()
     x = jnp.float32(1.)
     step(x)
     passes.set_pass_options()
@@ -52,11 +31,12 @@ def test_setting_the_pipeline_or_options_to_what_they_are_retraces_nothing(resto
     np.testing.assert_allclose(w.value, np.full(3, 5.))
 
 
-def test_a_pipeline_set_back_reuses_its_program_and_entries_do_not_pile_up(restore_pipeline):
+def test_a_pipeline_set_back_reuses_its_program_and_entries_do_not_pile_up(
+        restore_pipeline, counted_step):
     """Switching the global pipeline back and forth traces once per pipeline; the programs
     compiled under each are reused when it comes back (one jit entry per pipeline, not one per
     switch), and the grad family's cache does the same."""
-    step, w, traces = _counted_step()
+    step, w, traces = counted_step()
     x = jnp.float32(1.)
     for _ in range(4):
         passes.set_default_pipeline([])
@@ -99,11 +79,11 @@ def _count_runs(entry):
     return runs
 
 
-def test_each_thread_runs_the_program_of_its_own_pipeline(restore_pipeline):
+def test_each_thread_runs_the_program_of_its_own_pipeline(restore_pipeline, counted_step):
     """While one thread is in a ``default_pipeline`` block, a call of the same jitted function
     in another thread runs the program traced under the global pipeline, and a call in the
     block runs the block's, whichever thread called last (jit's cached call included)."""
-    step, w, traces = _counted_step()
+    step, w, traces = counted_step()
     x = jnp.float32(1.)
     step(x)
     step(x)
@@ -320,11 +300,11 @@ def test_a_pass_manager_jit_keeps_its_cached_call_while_a_block_is_open(restore_
 
 
 def test_the_global_pipeline_set_inside_a_block_does_not_retrace_the_blocks_programs(
-        restore_pipeline):
+        restore_pipeline, counted_step):
     """Inside a ``default_pipeline`` block the block's pipeline is the one in force: setting
     the global pipeline there retraces nothing traced in the block (the pass options, global
     also there, still do); the global one applies again after the block."""
-    step, w, traces = _counted_step()
+    step, w, traces = counted_step()
     x = jnp.float32(1.)
     with passes.default_pipeline([]):
         step(x)
@@ -394,11 +374,11 @@ def test_a_block_entered_inside_the_traced_function_keys_on_the_pipeline_outside
     assert len(traces) == 2
 
 
-def test_the_cached_call_arms_again_after_each_kind_of_change(restore_pipeline):
+def test_the_cached_call_arms_again_after_each_kind_of_change(restore_pipeline, counted_step):
     """After the pipeline or the options change, or a ``default_pipeline`` block closes, the
     next call takes the general path (retracing where the choice changed) and the one after
     runs jit's cached call again."""
-    step, w, traces = _counted_step()
+    step, w, traces = counted_step()
     x = jnp.float32(1.)
 
     def armed():

@@ -9,41 +9,14 @@ import threading
 
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import brainstate
 from brainstate import passes
 
 
-@pytest.fixture
-def restore_pipeline():
-    saved = passes.get_default_pipeline()
-    yield
-    passes.set_default_pipeline(saved)
-    passes.set_pass_options(print_ir=None, verify=False)
-
-
-def _counted_step():
-    """A jitted step with a dead computation the default pipeline removes, and a trace count."""
-    w = brainstate.ParamState(jnp.ones(3))
-    traces = []
-
-    @brainstate.transform.jit
-    def step(x):
-        traces.append(1)
-        unused = jnp.sin(x) * 3.  # dead: dce removes it
-        w.value = w.value + x
-        return w.value.sum()
-
-    return step, w, traces
-
-
-def _ops(step, x):
-    return str(step.optimized_ir(x)).count('sin')
-
-
-def test_set_default_pipeline_after_a_call_retraces_under_the_new_one(restore_pipeline):
-    step, w, traces = _counted_step()
+def test_set_default_pipeline_after_a_call_retraces_under_the_new_one(
+        restore_pipeline, counted_step):
+    step, w, traces = counted_step()
     x = jnp.float32(1.)
     step(x)
     step(x)
@@ -61,8 +34,8 @@ def test_set_default_pipeline_after_a_call_retraces_under_the_new_one(restore_pi
     np.testing.assert_allclose(w.value, np.full(3, 6.))
 
 
-def test_print_ir_set_after_the_first_call_prints_at_the_next(restore_pipeline):
-    step, w, traces = _counted_step()
+def test_print_ir_set_after_the_first_call_prints_at_the_next(restore_pipeline, counted_step):
+    step, w, traces = counted_step()
     step(jnp.float32(1.))
     out = io.StringIO()
     passes.set_pass_options(print_ir='after', stream=out)
@@ -75,8 +48,9 @@ def test_print_ir_set_after_the_first_call_prints_at_the_next(restore_pipeline):
     assert len(traces) == 3 and out.getvalue() == printed  # traced once more, printing nothing
 
 
-def test_a_default_pipeline_block_retraces_inside_and_after_in_its_thread_only(restore_pipeline):
-    step, w, traces = _counted_step()
+def test_a_default_pipeline_block_retraces_inside_and_after_in_its_thread_only(
+        restore_pipeline, counted_step):
+    step, w, traces = counted_step()
     x = jnp.float32(1.)
     step(x)
     seen = {}
