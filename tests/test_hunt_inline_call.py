@@ -203,3 +203,12 @@ def test_tracer_in_a_static_argument_is_explained():
     with pytest.raises(ArgumentTypeError, match=r'static argument 1 is a JAX tracer.*static_argnums'):
         jax.jit(lambda a: f(a, a))(jnp.ones(3))
     np.testing.assert_array_equal(jax.jit(lambda a: f(a, 3))(jnp.ones(3)), np.full(3, 3.0))
+
+
+def test_donate_argnames_of_another_type_is_refused_naming_the_option():
+    """``donate_argnames`` takes argument names; an int (meant for donate_argnums) is an
+    ArgumentTypeError (a TypeError) saying so, not Python's 'int object is not iterable'."""
+    with pytest.raises(brainstate.ArgumentTypeError, match='donate_argnames must be a str'):
+        brainstate.transform.jit(lambda x, y: x + y, donate_argnames=3)
+    with pytest.raises(TypeError, match=r"donate_argnames must be .*\[1\]"):
+        brainstate.transform.jit(lambda x, y: x + y, donate_argnames=[1])

@@ -32,6 +32,21 @@ def normalize_argnums(argnums, name: str) -> tuple[int, ...]:
     return out
 
 
+def _normalize_argnames(argnames, name: str) -> tuple[str, ...]:
+    if argnames is None:
+        return ()
+    if isinstance(argnames, str):
+        return (argnames,)
+    try:
+        out = tuple(argnames)
+    except TypeError:
+        out = None
+    if out is None or not all(isinstance(n, str) for n in out):
+        raise ArgumentTypeError(f'{name} must be a str or a sequence of str (argument names), '
+                                f'got {argnames!r}.')
+    return out
+
+
 def _slow_leaf_signature(leaf, fun_name: str, where: Callable[[], str],
                          allow_tracers: bool = False):
     if isinstance(leaf, _Tracer):
@@ -115,9 +130,7 @@ class ArgumentSpec:
             static_argnames = (static_argnames,)
         self.static_argnames = tuple(static_argnames or ())
         self.donate_argnums = normalize_argnums(donate_argnums, 'donate_argnums')
-        if isinstance(donate_argnames, str):
-            donate_argnames = (donate_argnames,)
-        self.donate_argnames = tuple(donate_argnames or ())
+        self.donate_argnames = _normalize_argnames(donate_argnames, 'donate_argnames')
         self.has_static = bool(self.static_argnums or self.static_argnames)
         if not (self.static_argnums or self.static_argnames or self.donate_argnums or
                 self.donate_argnames):
